@@ -194,11 +194,14 @@ def classify(exc: BaseException) -> FeedError:
         return HttpStatusError(
             f"upstream answered HTTP {resp.status_code}", status_code=resp.status_code
         )
+    if any(isinstance(e, httpx.ConnectError | ConnectionRefusedError) for e in chain):
+        # The connection was never made: the request did not reach the upstream.
+        return ConnectError("could not connect to the upstream", detail="refused")
     if any(
         isinstance(e, httpx.TransportError | ConnectionError | OSError | EOFError) for e in chain
     ):
-        # ConnectError, ReadError, RemoteProtocolError (closed early), resets, refusals.
-        return ConnectError("could not connect to the upstream or the connection dropped")
+        # ReadError, RemoteProtocolError (closed early, truncated), resets mid-answer.
+        return ConnectError("the connection dropped before a whole answer", detail="dropped")
     # Anything else is a bug of ours met while handling an answer; it is still recorded
     # under one of the seven kinds so health never shows an unknown class.
     return InvalidPayloadError("unexpected failure while handling the answer", detail="internal")

@@ -1,0 +1,429 @@
+"""Configuration: a TOML file (read with tomllib) turned into frozen, typed settings.
+
+Lookup order: ``--config PATH``; else ``config/portal-feeds.toml`` under the working
+directory; else ``/etc/portal-feeds/portal-feeds.toml``; else the embedded defaults
+(``DEFAULT_TOML``, the same text as the shipped sample).  Relative paths inside a file
+resolve against that file's own folder; the embedded defaults resolve against the working
+directory (``./cache``, ``./snapshots``).
+
+Every mistake raises ``ConfigError`` naming the key and what was expected; the CLI turns it
+into one line and exit code 78 (EX_CONFIG), never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from feeds.models import Location
+
+__all__ = [
+    "CONFIG_SEARCH_PATH",
+    "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_USER_AGENT",
+    "Config",
+    "ConfigError",
+    "DnsConfig",
+    "FeedConfig",
+    "SourceConfig",
+    "default_config_text",
+    "find_config",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "parse_size",
+]
+
+KINDS = ("vietcombank", "open-meteo", "met-no")
+DATA_KIND = {"vietcombank": "exchange_rates", "open-meteo": "weather", "met-no": "weather"}
+DEFAULT_URLS = {
+    "vietcombank": "https://portal.vietcombank.com.vn/Usercontrols/TVPortal.TyGia/pXML.aspx?b=10",
+    "open-meteo": "https://api.open-meteo.com/v1/forecast",
+    "met-no": "https://api.met.no/weatherapi/locationforecast/2.0/compact",
+}
+#: Vietcombank's own XML says "Only one request every 5 minutes!".
+DEFAULT_MIN_INTERVAL = {"vietcombank": 300.0, "open-meteo": 0.0, "met-no": 0.0}
+DEFAULT_USER_AGENT = "portal-feeds/0.1 (+https://github.com/portal-feeds; webmaster@localhost)"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_DEADLINE = 20.0
+DEFAULT_MAX_BODY = 2_000_000
+DEFAULT_MAX_CHANGE = 0.20
+CONFIG_SEARCH_PATH = (Path("config/portal-feeds.toml"), Path("/etc/portal-feeds/portal-feeds.toml"))
+BUILTIN_LOCATIONS = ("vietnam-provinces",)
+EX_CONFIG = 78
+
+
+class ConfigError(Exception):
+    """A configuration mistake, phrased for the admin: ``key: expected ..., got ...``."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One upstream a feed can read: its kind and endpoint."""
+
+    kind: str
+    url: str
+
+    @property
+    def data_kind(self) -> str:
+        return DATA_KIND[self.kind]
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One ``[feeds.NAME]`` table."""
+
+    name: str
+    source: SourceConfig
+    every: float
+    max_stale: float
+    timeout: float
+    deadline: float
+    min_interval: float
+    max_change: float
+    locations: tuple[Location, ...] = ()
+    fallback: tuple[SourceConfig, ...] = ()
+    at: str | None = None
+    batch_size: int = 100
+
+    @property
+    def kind(self) -> str:
+        return self.source.kind
+
+    @property
+    def data_kind(self) -> str:
+        return self.source.data_kind
+
+    @property
+    def sources(self) -> tuple[SourceConfig, ...]:
+        """The primary source then its fallbacks, in the order they are tried."""
+        return (self.source, *self.fallback)
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """``[dns]``: the resolver seam's settings."""
+
+    nameservers: tuple[str, ...] = ()
+    timeout: float = 5.0
+    stale_max: float = 7 * 86400.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration."""
+
+    path: Path | None
+    cache_dir: Path
+    snapshot_dir: Path
+    feeds: Mapping[str, FeedConfig]
+    user_agent: str = DEFAULT_USER_AGENT
+    max_body: int = DEFAULT_MAX_BODY
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    metrics_file: Path | None = None
+    check_stale_warning: bool = True
+    check_missed_intervals: float = 3.0
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+def parse_duration(value: object, key: str) -> float:
+    """Parse ``"90s"``, ``"15m"``, ``"48h"``, ``"7d"`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(key, f'expected a duration like "30m", got {_show(value)}')
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError(key, f"expected a positive duration, got {value}")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ConfigError(key, f'expected a duration like "30m", got {_show(value)}')
+
+
+def parse_size(value: object, key: str) -> int:
+    """Parse ``"2MB"``, ``"512KiB"`` or a bare number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        m = _SIZE.match(value)
+        if m:
+            return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+    raise ConfigError(key, f'expected a size like "2MB", got {_show(value)}')
+
+
+def _show(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _table(value: object, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"expected a table, got {_show(value)}")
+    return value
+
+
+def _str(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(key, f"expected a non-empty string, got {_show(value)}")
+    return value.strip()
+
+
+def _number(value: object, key: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise ConfigError(key, f"expected a number from {lo:g} to {hi:g}, got {_show(value)}")
+    return float(value)
+
+
+def _url(value: object, key: str) -> str:
+    url = _str(value, key)
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(key, f"expected an http:// or https:// URL, got {_show(value)}")
+    return url
+
+
+def _unknown(table: Mapping[str, object], allowed: set[str], prefix: str) -> None:
+    for k in table:
+        if k not in allowed:
+            raise ConfigError(f"{prefix}.{k}" if prefix else k, "unknown key")
+
+
+def _source(table: Mapping[str, Any], key: str) -> SourceConfig:
+    kind = table.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"{key}.kind", f"expected one of {', '.join(KINDS)}, got {_show(kind)}")
+    url = _url(table["url"], f"{key}.url") if "url" in table else DEFAULT_URLS[kind]
+    return SourceConfig(kind=kind, url=url)
+
+
+def _locations(value: object, key: str) -> tuple[Location, ...]:
+    if value == "vietnam-provinces":
+        from feeds.sources.provinces import VIETNAM_PROVINCES
+
+        return VIETNAM_PROVINCES
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            key, f'expected "vietnam-provinces" or a list of {{id, name, lat, lon}}, got {_show(value)}'
+        )
+    out: list[Location] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        k = f"{key}[{i}]"
+        t = _table(item, k)
+        _unknown(t, {"id", "name", "lat", "lon"}, k)
+        for req in ("id", "name", "lat", "lon"):
+            if req not in t:
+                raise ConfigError(f"{k}.{req}", "missing")
+        loc = Location(
+            id=_str(t["id"], f"{k}.id"),
+            name=_str(t["name"], f"{k}.name"),
+            lat=_number(t["lat"], f"{k}.lat", -90, 90),
+            lon=_number(t["lon"], f"{k}.lon", -180, 180),
+        )
+        if loc.id in seen:
+            raise ConfigError(f"{k}.id", f'duplicate location id "{loc.id}"')
+        seen.add(loc.id)
+        out.append(loc)
+    return tuple(out)
+
+
+_FEED_KEYS = {
+    "kind",
+    "url",
+    "every",
+    "at",
+    "max_stale",
+    "timeout",
+    "deadline",
+    "min_interval",
+    "max_change",
+    "locations",
+    "fallback",
+    "batch_size",
+}
+
+
+def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
+    key = f"feeds.{name}"
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
+        raise ConfigError(key, "a feed name may hold only letters, digits, '.', '_' and '-'")
+    _unknown(table, _FEED_KEYS, key)
+    source = _source(table, key)
+    every = parse_duration(table.get("every", "15m"), f"{key}.every")
+    if every < 1:
+        raise ConfigError(f"{key}.every", "expected at least 1s")
+    at = table.get("at")
+    if at is not None:
+        at = _str(at, f"{key}.at")
+        if len(at.split()) != 5:
+            raise ConfigError(f"{key}.at", f'expected a 5-field cron expression like "*/15 7-18 * * 1-6", got {_show(at)}')
+    timeout = parse_duration(table.get("timeout", DEFAULT_TIMEOUT), f"{key}.timeout")
+    deadline = parse_duration(table.get("deadline", DEFAULT_DEADLINE), f"{key}.deadline")
+    if timeout <= 0:
+        raise ConfigError(f"{key}.timeout", "expected a duration above 0")
+    if deadline < timeout:
+        raise ConfigError(f"{key}.deadline", "expected a duration no shorter than timeout")
+    fallback: list[SourceConfig] = []
+    raw_fb = table.get("fallback", [])
+    if not isinstance(raw_fb, list):
+        raise ConfigError(f"{key}.fallback", f"expected a list of {{kind, url}}, got {_show(raw_fb)}")
+    for i, item in enumerate(raw_fb):
+        k = f"{key}.fallback[{i}]"
+        t = _table(item, k)
+        _unknown(t, {"kind", "url"}, k)
+        fb = _source(t, k)
+        if fb.data_kind != source.data_kind:
+            raise ConfigError(f"{k}.kind", f"expected a {source.data_kind} source, got {_show(fb.kind)}")
+        fallback.append(fb)
+    locations: tuple[Location, ...] = ()
+    if source.data_kind == "weather":
+        if "locations" not in table:
+            raise ConfigError(f"{key}.locations", 'missing: "vietnam-provinces" or a list of {id, name, lat, lon}')
+        locations = _locations(table["locations"], f"{key}.locations")
+    elif "locations" in table:
+        raise ConfigError(f"{key}.locations", f"not used by kind {source.kind}")
+    batch = table.get("batch_size", 100)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
+        raise ConfigError(f"{key}.batch_size", f"expected a whole number from 1 to 1000, got {_show(batch)}")
+    return FeedConfig(
+        name=name,
+        source=source,
+        every=every,
+        at=at,
+        max_stale=parse_duration(table.get("max_stale", "48h"), f"{key}.max_stale"),
+        timeout=timeout,
+        deadline=deadline,
+        min_interval=parse_duration(
+            table.get("min_interval", DEFAULT_MIN_INTERVAL[source.kind]), f"{key}.min_interval"
+        ),
+        max_change=_number(table.get("max_change", DEFAULT_MAX_CHANGE), f"{key}.max_change", 0, 100),
+        locations=locations,
+        fallback=tuple(fallback),
+        batch_size=batch,
+    )
+
+
+def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = None) -> Config:
+    """Validate a decoded TOML document; relative paths resolve against ``base_dir``."""
+    _unknown(data, {"paths", "http", "dns", "feeds", "monitoring"}, "")
+    paths = _table(data.get("paths", {}), "paths")
+    _unknown(paths, {"cache_dir", "snapshot_dir"}, "paths")
+    cache_dir = base_dir / _str(paths.get("cache_dir", "cache"), "paths.cache_dir")
+    snapshot_dir = base_dir / _str(paths.get("snapshot_dir", "snapshots"), "paths.snapshot_dir")
+
+    http = _table(data.get("http", {}), "http")
+    _unknown(http, {"user_agent", "max_body"}, "http")
+    user_agent = _str(http.get("user_agent", DEFAULT_USER_AGENT), "http.user_agent")
+    max_body = parse_size(http.get("max_body", DEFAULT_MAX_BODY), "http.max_body")
+
+    dns_t = _table(data.get("dns", {}), "dns")
+    _unknown(dns_t, {"nameservers", "timeout", "stale_max"}, "dns")
+    ns = dns_t.get("nameservers", [])
+    if not isinstance(ns, list) or not all(isinstance(x, str) and x.strip() for x in ns):
+        raise ConfigError("dns.nameservers", f'expected a list of addresses like ["1.1.1.1"], got {_show(ns)}')
+    dns = DnsConfig(
+        nameservers=tuple(x.strip() for x in ns),
+        timeout=parse_duration(dns_t.get("timeout", "5s"), "dns.timeout"),
+        stale_max=parse_duration(dns_t.get("stale_max", "7d"), "dns.stale_max"),
+    )
+
+    mon = _table(data.get("monitoring", {}), "monitoring")
+    _unknown(mon, {"metrics_file", "check_stale_warning", "check_missed_intervals"}, "monitoring")
+    metrics_file = (
+        base_dir / _str(mon["metrics_file"], "monitoring.metrics_file") if "metrics_file" in mon else None
+    )
+    stale_warning = mon.get("check_stale_warning", True)
+    if not isinstance(stale_warning, bool):
+        raise ConfigError("monitoring.check_stale_warning", f"expected true or false, got {_show(stale_warning)}")
+    missed = _number(mon.get("check_missed_intervals", 3), "monitoring.check_missed_intervals", 1, 1000)
+
+    feeds_t = _table(data.get("feeds", {}), "feeds")
+    if not feeds_t:
+        raise ConfigError("feeds", "expected at least one [feeds.NAME] table")
+    feeds = {name: _feed(name, _table(t, f"feeds.{name}")) for name, t in feeds_t.items()}
+    return Config(
+        path=path,
+        cache_dir=cache_dir,
+        snapshot_dir=snapshot_dir,
+        feeds=feeds,
+        user_agent=user_agent,
+        max_body=max_body,
+        dns=dns,
+        metrics_file=metrics_file,
+        check_stale_warning=stale_warning,
+        check_missed_intervals=missed,
+    )
+
+
+def default_config_text() -> str:
+    """The embedded default configuration (the shipped sample, packaged with the code)."""
+    from importlib.resources import files
+
+    return files("feeds").joinpath("data/portal-feeds.toml").read_text(encoding="utf-8")
+
+
+def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path | None:
+    """Return the config file to read, or None for the embedded defaults."""
+    if explicit is not None:
+        return Path(explicit)
+    cwd = cwd or Path.cwd()
+    for candidate in CONFIG_SEARCH_PATH:
+        p = candidate if candidate.is_absolute() else cwd / candidate
+        if p.is_file():
+            return p
+    return None
+
+
+def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> Config:
+    """Find, read and validate the configuration."""
+    path = find_config(explicit, cwd)
+    if path is None:
+        text, base, origin = default_config_text(), (cwd or Path.cwd()), None
+        # The sample's paths point from config/ to the project folder; the embedded
+        # defaults use the same names under the working directory.
+        base = base / "config"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError("", f"config file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("", f"config file {path} cannot be read ({type(exc).__name__})") from None
+        base, origin = path.absolute().parent, path
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = origin or "embedded defaults"
+        raise ConfigError("", f"{where}: not valid TOML ({exc})") from None
+    cfg = parse_config(data, base, origin)
+    return Config(
+        **{**cfg.__dict__, "cache_dir": _norm(cfg.cache_dir), "snapshot_dir": _norm(cfg.snapshot_dir)}
+    )
+
+
+def _norm(p: Path) -> Path:
+    """Collapse ``..`` without touching the disk (the folders may not exist yet)."""
+    import os.path
+
+    return Path(os.path.normpath(p))

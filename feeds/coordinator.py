@@ -1,0 +1,536 @@
+"""One refresh of one feed: request -> parse -> validate -> store last good -> decide -> publish.
+
+The coordinator owns the whole attempt and never lets an exception out: every failure is
+classified (``feeds.errors``), recorded in the feed's health, and the snapshot is
+republished from the last good data with the status ``feeds.freshness`` decides.  A failed
+attempt never overwrites good data.  Logs follow transitions: one WARNING when a feed
+starts failing, one INFO line when it recovers, DEBUG while nothing changes.
+
+Side effects arrive through the seams given to the constructor: the httpx client (its
+transport carries the resolver), the clock and the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import httpx
+
+from feeds import freshness
+from feeds.clock import Clock
+from feeds.config import Config, FeedConfig, SourceConfig
+from feeds.errors import (
+    ConnectError,
+    DnsError,
+    FeedError,
+    FetchTimeoutError,
+    HttpStatusError,
+    InvalidPayloadError,
+    RejectedError,
+    classify,
+)
+from feeds.models import LocationWeather, RequestSpec
+from feeds.politeness import HostGuard
+from feeds.publish import build_snapshot, write_snapshot
+from feeds.resolver import resolution_log
+from feeds.retry import RetryPolicy
+from feeds.store import GoodData, Health, Store
+from feeds.transport import Fetched, fetch
+from feeds.validate import check_rates, check_weather
+
+__all__ = ["AttemptResult", "Coordinator", "HeldBack", "source_module"]
+
+logger = logging.getLogger(__name__)
+
+#: How many refused bodies are kept per feed for inspection.
+KEEP_REJECTED = 5
+#: How much of a refused body is kept.
+KEEP_REJECTED_BYTES = 64 * 1024
+
+
+def source_module(kind: str) -> ModuleType:
+    """Return the source module of a kind (each exposes SOURCE_NAME and a pure ``parse``)."""
+    if kind == "vietcombank":
+        from feeds.sources import vietcombank
+
+        return vietcombank
+    if kind == "open-meteo":
+        from feeds.sources import open_meteo
+
+        return open_meteo
+    if kind == "met-no":
+        from feeds.sources import met_no
+
+        return met_no
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+class HeldBack(Exception):
+    """Politeness (min_interval, Retry-After) or an open circuit kept us from asking."""
+
+    def __init__(self, reason: str, wait: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one refresh did, for the CLI, logs and tests."""
+
+    feed: str
+    status: str
+    outcome: str  # "ok", "held_back" or an error kind
+    detail: str | None
+    duration_s: float
+    snapshot: dict[str, Any]
+    error: FeedError | None = None
+
+    @property
+    def summary(self) -> str:
+        """``20 rates`` / ``34 locations`` / ``no data``."""
+        data = self.snapshot.get("data")
+        if not data:
+            return "no data"
+        if "rates" in data:
+            return f"{len(data['rates'])} rates"
+        return f"{len(data.get('locations', []))} locations"
+
+
+@dataclass
+class _Got:
+    """A successful fetch of one feed, before it is stored."""
+
+    data: dict[str, Any]
+    as_of: datetime | None
+    source: SourceConfig
+    fetched_at: datetime
+    oldest_location_at: datetime | None = None
+    partial_error: FeedError | None = None
+
+
+class Coordinator:
+    """Refreshes feeds; one instance per run, shared by every feed."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client: httpx.AsyncClient,
+        clock: Clock,
+        *,
+        retry: RetryPolicy | None = None,
+        guard: HostGuard | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.retry = retry or RetryPolicy(clock)
+        self.guard = guard or HostGuard(store)
+
+    # -- public ----------------------------------------------------------------------
+    async def refresh(
+        self, feed: FeedConfig, *, next_update_at: datetime | None = None
+    ) -> AttemptResult:
+        """Make one attempt at ``feed`` and publish its snapshot; never raises for upstream faults."""
+        started = self.clock.now()
+        t0 = self.clock.monotonic()
+        error: FeedError | None = None
+        held: HeldBack | None = None
+        got: _Got | None = None
+        with resolution_log() as rlog:
+            try:
+                # The deadline bounds the attempt in real time; the retry policy also stops
+                # before it on the injected clock, so tests with a fake clock never wait.
+                async with asyncio.timeout(feed.deadline):
+                    got = await self._fetch_feed(feed, t0 + feed.deadline)
+            except HeldBack as hb:
+                held = hb
+            except TimeoutError:
+                error = FetchTimeoutError("the attempt's deadline passed", detail="deadline")
+            except FeedError as exc:
+                error = exc
+            except Exception as exc:  # a bug of ours: log it loudly, still publish
+                logger.exception("unexpected error feed=%s", feed.name)
+                error = classify(exc)
+        if next_update_at is None:
+            next_update_at = started + timedelta(seconds=feed.every)
+        return self._finish(feed, started, t0, got, error, held, next_update_at, rlog.stale_hosts)
+
+    def republish(self, feed: FeedConfig, *, next_update_at: datetime | None = None) -> AttemptResult:
+        """Publish the feed's snapshot from the store without fetching (warm start)."""
+        now = self.clock.now()
+        good = self._load_good(feed)
+        state = self.store.get(f"snapshot/{feed.name}") or {}
+        prev_status = state.get("status")
+        if good is None:
+            status: str = "unavailable"
+        elif prev_status == "fresh" and now - good.fetched_at <= timedelta(seconds=feed.every * 2):
+            status = "fresh"
+        else:
+            status = freshness.decide(
+                succeeded=False,
+                last_good_at=good.fetched_at,
+                max_stale=timedelta(seconds=feed.max_stale),
+                now=now,
+            )
+        stale_since = None if status == "fresh" else (state.get("stale_since") or now)
+        snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+        return AttemptResult(feed.name, status, "republished", None, 0.0, snap)
+
+    # -- fetching --------------------------------------------------------------------
+    async def _fetch_feed(self, feed: FeedConfig, deadline_at: float) -> _Got:
+        errors: list[FeedError] = []
+        held: HeldBack | None = None
+        for source in feed.sources:
+            try:
+                if feed.data_kind == "exchange_rates":
+                    return await self._fetch_rates(feed, source, deadline_at)
+                return await self._fetch_weather(feed, source, deadline_at)
+            except HeldBack as hb:
+                held = held or hb
+            except FeedError as exc:
+                errors.append(exc)
+            if self.clock.monotonic() >= deadline_at:
+                break
+        if errors:
+            raise errors[0]
+        assert held is not None
+        raise held
+
+    async def _fetch_rates(self, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> _Got:
+        mod = source_module(source.kind)
+        spec: RequestSpec = mod.build_request(source.url)
+        previous = self._load_good(feed)
+
+        def parse(body: bytes) -> Any:
+            rates = mod.parse(body)
+            check_rates(
+                rates,
+                previous.data if previous and previous.source_name == mod.SOURCE_NAME else None,
+                feed.max_change,
+            )
+            return rates
+
+        rates = await self._get_parsed(feed, spec, deadline_at, parse)
+        now = self.clock.now()
+        return _Got(rates.to_data(), rates.as_of, source, now)
+
+    async def _fetch_weather(self, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> _Got:
+        mod = source_module(source.kind)
+        batches = mod.build_requests(
+            source.url, feed.locations, user_agent=self.config.user_agent, batch_size=feed.batch_size
+        )
+        fresh: dict[str, LocationWeather] = {}
+        first_error: FeedError | HeldBack | None = None
+        for spec, locs in batches:
+            def parse(body: bytes, locs: Sequence[Any] = locs) -> Any:
+                parsed = mod.parse(body, locs)
+                check_weather(parsed, [loc.id for loc in locs])
+                return parsed
+
+            try:
+                parsed = await self._get_parsed(feed, spec, deadline_at, parse)
+            except (FeedError, HeldBack) as exc:
+                first_error = first_error or exc
+                continue
+            for lw in parsed:
+                fresh[lw.location.id] = lw
+        if not fresh:
+            assert first_error is not None
+            raise first_error
+        now = self.clock.now()
+        # Merge with the last good entries: a location missing from this answer keeps its
+        # own last good data and its own fetched_at.
+        previous = self._load_good(feed)
+        old = {loc["id"]: loc for loc in (previous.data["locations"] if previous else [])}
+        merged: list[dict[str, Any]] = []
+        for loc in feed.locations:
+            if loc.id in fresh:
+                merged.append(fresh[loc.id].to_data(now))
+            elif loc.id in old:
+                merged.append(old[loc.id])
+        oldest = min(datetime.fromisoformat(m["fetched_at"]) for m in merged)
+        as_ofs = [lw.as_of for lw in fresh.values() if lw.as_of is not None]
+        partial: FeedError | None = None
+        if len(fresh) < len(feed.locations):
+            # Health keeps the kind of what failed, with detail "partial".
+            partial = (
+                copy.copy(first_error)
+                if isinstance(first_error, FeedError)
+                else InvalidPayloadError("some locations were missing")
+            )
+            partial.detail = "partial"
+        return _Got({"locations": merged}, min(as_ofs) if as_ofs else None, source, now, oldest, partial)
+
+    async def _get_parsed(
+        self,
+        feed: FeedConfig,
+        spec: RequestSpec,
+        deadline_at: float,
+        parse: Callable[[bytes], Any],
+    ) -> Any:
+        """GET with politeness, the breaker, conditional requests and retries; then parse."""
+        host = httpx.URL(spec.url).host
+        cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
+        cached: dict[str, Any] | None = self.store.get(cache_key)
+        now = self.clock.now()
+        # MET Norway: do not ask again before the Expires the server gave.
+        if cached and cached.get("expires") and now < cached["expires"]:
+            return self._parse_or_keep(feed, cached["body"], parse)
+        if not self.guard.breaker_allows(host, now):
+            raise HeldBack("circuit_open", 0.0)
+        tried: list[FeedError] = []
+
+        async def once() -> Fetched:
+            remaining = deadline_at - self.clock.monotonic()
+            wait = self.guard.wait_needed(host, feed.min_interval, self.clock.now())
+            if wait > 0:
+                if wait < remaining - 1:
+                    await self.clock.sleep(wait)
+                elif tried:
+                    raise _Final(tried[-1])
+                else:
+                    raise HeldBack("min_interval", wait)
+            before = self.guard.host_state(host)
+            if not self.guard.claim(host, feed.min_interval, self.clock.now()):
+                raise HeldBack("min_interval", feed.min_interval)
+            try:
+                return await fetch(
+                    self.client,
+                    spec,
+                    timeout=max(0.1, min(feed.timeout, deadline_at - self.clock.monotonic())),
+                    max_body=self.config.max_body,
+                    validators=cached,
+                    now=self.clock.now(),
+                )
+            except FeedError as exc:
+                tried.append(exc)
+                if isinstance(exc, DnsError) or (
+                    isinstance(exc, ConnectError) and exc.detail == "refused"
+                ):
+                    self.guard.release(host, before)  # never reached the host
+                if isinstance(exc, HttpStatusError) and exc.retry_after is not None:
+                    left = deadline_at - self.clock.monotonic()
+                    if exc.retry_after >= left:
+                        self.guard.defer(host, self.clock.now() + timedelta(seconds=exc.retry_after))
+                raise
+
+        try:
+            got: Fetched = await self.retry.call(once, deadline_at=deadline_at, feed=feed.name)
+        except _Final as f:
+            self.guard.record_result(host, False, self.clock.now(), f.error.kind)
+            raise f.error from None
+        except FeedError as exc:
+            self.guard.record_result(host, False, self.clock.now(), exc.kind)
+            raise
+        body = cached["body"] if got.not_modified and cached else got.body
+        try:
+            result = self._parse_or_keep(feed, body, parse)
+        except FeedError as exc:
+            self.guard.record_result(host, False, self.clock.now(), exc.kind)
+            raise
+        self.guard.record_result(host, True, self.clock.now())
+        self._remember_validators(cache_key, got, body)
+        return result
+
+    def _parse_or_keep(self, feed: FeedConfig, body: bytes, parse: Callable[[bytes], Any]) -> Any:
+        try:
+            return parse(body)
+        except (InvalidPayloadError, RejectedError) as exc:
+            self._keep_rejected(feed, body, exc)
+            raise
+        except Exception as exc:  # a parser bug must not take the daemon down
+            logger.exception("parser failed feed=%s", feed.name)
+            err = InvalidPayloadError("the answer could not be parsed", detail="parser_error")
+            self._keep_rejected(feed, body, err)
+            raise err from exc
+
+    def _remember_validators(self, key: str, got: Fetched, body: bytes) -> None:
+        from email.utils import parsedate_to_datetime
+
+        h = {k.lower(): v for k, v in got.headers.items()}
+        etag, lm, exp = h.get("etag"), h.get("last-modified"), h.get("expires")
+        expires = None
+        if exp:
+            try:
+                expires = parsedate_to_datetime(exp)
+            except (TypeError, ValueError, IndexError):
+                expires = None
+            if expires is not None and expires.tzinfo is None:
+                expires = None
+        if etag or lm or expires:
+            self.store.set(key, {"etag": etag, "last_modified": lm, "expires": expires, "body": body})
+        elif not got.not_modified:
+            self.store.delete(key)
+
+    def _keep_rejected(self, feed: FeedConfig, body: bytes, exc: FeedError) -> None:
+        key = f"rejected/{feed.name}"
+        kept: list[dict[str, Any]] = list(self.store.get(key) or [])
+        kept.append(
+            {
+                "at": self.clock.now(),
+                "kind": exc.kind,
+                "detail": exc.detail,
+                "size": len(body),
+                "body": body[:KEEP_REJECTED_BYTES],
+            }
+        )
+        self.store.set(key, kept[-KEEP_REJECTED:])
+
+    # -- storing and publishing ----------------------------------------------------------
+    def _load_good(self, feed: FeedConfig) -> GoodData | None:
+        good = self.store.get(f"good/{feed.name}")
+        return good if isinstance(good, GoodData) else None
+
+    def _finish(
+        self,
+        feed: FeedConfig,
+        started: datetime,
+        t0: float,
+        got: _Got | None,
+        error: FeedError | None,
+        held: HeldBack | None,
+        next_update_at: datetime,
+        stale_hosts: list[str],
+    ) -> AttemptResult:
+        now = self.clock.now()
+        max_stale = timedelta(seconds=feed.max_stale)
+        state: dict[str, Any] = self.store.get(f"snapshot/{feed.name}") or {}
+        if got is not None:
+            src = source_module(got.source.kind)
+            good = GoodData(
+                data=got.data,
+                fetched_at=got.oldest_location_at or got.fetched_at,
+                as_of=got.as_of,
+                source_name=src.SOURCE_NAME,
+                source_url=got.source.url,
+            )
+            self.store.set(f"good/{feed.name}", good)
+            error = got.partial_error
+        good = self._load_good(feed)
+        last_good_at = good.fetched_at if good else None
+        if held is not None and error is None:
+            # Held back by politeness: not a failure; the state stays what it was.
+            if state.get("status") == "fresh" and good is not None:
+                status: str = "fresh"
+            else:
+                status = freshness.decide(
+                    succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now
+                )
+        else:
+            status = freshness.decide(
+                succeeded=error is None, last_good_at=last_good_at, max_stale=max_stale, now=now
+            )
+        stale_since = (
+            None
+            if status == "fresh"
+            else freshness.next_stale_since(
+                succeeded=False, previous=state.get("stale_since"), attempt_started=started
+            )
+        )
+        snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+        outcome = "ok" if error is None and held is None else (error.kind if error else "held_back")
+        detail = error.detail if error else (held.reason if held else None)
+        duration = self.clock.monotonic() - t0
+        self._record_health(feed, started, duration, got, error, held, status, next_update_at, stale_hosts)
+        self._log(feed, outcome, detail, duration, status, state.get("outcome"))
+        self.store.set(
+            f"snapshot/{feed.name}", {"status": status, "stale_since": stale_since, "outcome": outcome}
+        )
+        return AttemptResult(feed.name, status, outcome, detail, duration, snap, error)
+
+    def _publish(
+        self,
+        feed: FeedConfig,
+        status: str,
+        good: GoodData | None,
+        stale_since: datetime | None,
+        next_update_at: datetime | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        snap = build_snapshot(
+            feed=feed.name,
+            kind=feed.data_kind,
+            status=status,
+            generated_at=now,
+            fetched_at=good.fetched_at if good else None,
+            as_of=good.as_of if good else None,
+            stale_since=stale_since,
+            next_update_at=next_update_at,
+            source_name=good.source_name if good else None,
+            source_url=good.source_url if good else None,
+            data=good.data if good else None,
+        )
+        write_snapshot(self.config.snapshot_dir, snap)
+        return snap
+
+    def _record_health(
+        self,
+        feed: FeedConfig,
+        started: datetime,
+        duration: float,
+        got: _Got | None,
+        error: FeedError | None,
+        held: HeldBack | None,
+        status: str,
+        next_update_at: datetime,
+        stale_hosts: list[str],
+    ) -> None:
+        key = f"health/{feed.name}"
+        with self.store.lock():
+            h: Health = self.store.get(key) or Health(feed=feed.name)
+            outcome = "ok" if error is None and held is None else (error.kind if error else "held_back")
+            attempts = dict(h.attempts)
+            attempts[outcome] = attempts.get(outcome, 0) + 1
+            failed = error is not None
+            h = h.evolve(
+                last_attempt_at=started,
+                last_attempt_duration_s=round(duration, 3),
+                last_success_at=got.fetched_at if got is not None else h.last_success_at,
+                outcome=outcome,
+                detail=error.detail if error else (held.reason if held else None),
+                message=error.message if error else (
+                    f"held back ({held.reason}), next request allowed in {held.wait:.0f}s" if held else None
+                ),
+                consecutive_failures=h.consecutive_failures + 1 if failed else (
+                    h.consecutive_failures if held else 0
+                ),
+                status=status,
+                next_attempt_at=next_update_at,
+                source_used=source_module(got.source.kind).SOURCE_NAME if got else h.source_used,
+                fallback_used=bool(got and got.source != feed.source),
+                stale_dns_used=bool(stale_hosts),
+                attempts=attempts,
+            )
+            self.store.set(key, h)
+
+    def _log(
+        self, feed: FeedConfig, outcome: str, detail: str | None, duration: float, status: str,
+        previous: str | None,
+    ) -> None:
+        args = (feed.name, outcome, detail or "-", duration, status)
+        fmt = "attempt feed=%s kind=%s detail=%s duration_s=%.2f status=%s"
+        if outcome not in ("ok", "held_back") and previous in (None, "ok", "held_back"):
+            logger.warning(fmt, *args)  # started failing
+        elif outcome == "ok" and previous not in (None, "ok", "held_back"):
+            logger.info("recovered " + fmt, *args)
+        else:
+            logger.info(fmt, *args)
+
+
+class _Final(Exception):
+    """Stop retrying and fail with an earlier error (politeness forbids another request)."""
+
+    def __init__(self, error: FeedError) -> None:
+        super().__init__(error.message)
+        self.error = error
+

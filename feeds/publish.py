@@ -1,0 +1,148 @@
+"""Snapshot publishing: build the v1 document, serialize it exactly, write it atomically.
+
+The write follows the usual crash-safe recipe: a temporary file in the same folder, write,
+flush, fsync, ``os.replace`` over the old file, fsync of the folder.  A reader (a PHP page,
+nginx) sees either the whole old file or the whole new one, never a mix, and a crash at any
+point leaves the previous snapshot in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from feeds.models import isoformat
+
+__all__ = ["SCHEMA_VERSION", "build_snapshot", "dumps", "write_atomic", "write_snapshot"]
+
+SCHEMA_VERSION = 1
+
+
+def build_snapshot(
+    *,
+    feed: str,
+    kind: str,
+    status: str,
+    generated_at: datetime,
+    fetched_at: datetime | None,
+    as_of: datetime | None,
+    stale_since: datetime | None,
+    next_update_at: datetime | None,
+    source_name: str | None,
+    source_url: str | None,
+    data: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Assemble one snapshot document in the documented key order."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "feed": feed,
+        "kind": kind,
+        "status": status,
+        "generated_at": isoformat(generated_at),
+        "fetched_at": isoformat(fetched_at),
+        "as_of": isoformat(as_of),
+        "stale_since": isoformat(stale_since),
+        "next_update_at": isoformat(next_update_at),
+        "source": (
+            {"name": source_name, "url": source_url} if source_name and source_url else None
+        ),
+        "data": dict(data) if data is not None else None,
+    }
+
+
+def _number(value: Decimal | float) -> str:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("non-finite Decimal in snapshot")
+        # Fixed-point text of the exact value: 26081.50 -> "26081.5", 25850 -> "25850".
+        text = format(value, "f")
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return text
+    if not math.isfinite(value):
+        raise ValueError("non-finite float in snapshot")
+    return repr(value)
+
+
+def _encode(value: Any, out: list[str], indent: str, level: int) -> None:
+    pad = "\n" + indent * (level + 1)
+    end = "\n" + indent * level
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, Decimal | float):
+        out.append(_number(value))
+    elif isinstance(value, datetime):
+        out.append(json.dumps(isoformat(value)))
+    elif isinstance(value, Mapping):
+        if not value:
+            out.append("{}")
+            return
+        out.append("{")
+        for i, (k, v) in enumerate(value.items()):
+            out.append(("," if i else "") + pad + json.dumps(str(k), ensure_ascii=False) + ": ")
+            _encode(v, out, indent, level + 1)
+        out.append(end + "}")
+    elif isinstance(value, list | tuple):
+        if not value:
+            out.append("[]")
+            return
+        out.append("[")
+        for i, v in enumerate(value):
+            out.append(("," if i else "") + pad)
+            _encode(v, out, indent, level + 1)
+        out.append(end + "]")
+    else:
+        raise TypeError(f"cannot serialize {type(value).__name__} in a snapshot")
+
+
+def dumps(document: Any, indent: int = 2) -> bytes:
+    """Serialize to UTF-8 JSON: Vietnamese unescaped, Decimals as their exact value."""
+    out: list[str] = []
+    _encode(document, out, " " * indent, 0)
+    out.append("\n")
+    return "".join(out).encode("utf-8")
+
+
+def write_atomic(path: Path, content: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``content`` so that readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_snapshot(snapshot_dir: Path, document: Mapping[str, Any]) -> Path:
+    """Write ``<snapshot_dir>/<feed>.json`` atomically and return its path."""
+    path = snapshot_dir / f"{document['feed']}.json"
+    write_atomic(path, dumps(document))
+    return path
