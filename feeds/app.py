@@ -1,0 +1,77 @@
+"""Where the seams are built: store, resolver, client, clock -> a Coordinator.
+
+The CLI and the daemon call ``open_runtime``; tests pass their own clock, resolver or
+transport.  Nothing else in the package constructs these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from feeds.clock import Clock, SystemClock
+from feeds.config import Config
+from feeds.coordinator import Coordinator
+from feeds.resolver import NameserverResolver, Resolver, ServeStaleResolver, SystemResolver
+from feeds.store import Store, open_store
+from feeds.transport import build_client
+
+__all__ = ["Runtime", "build_resolver", "open_runtime"]
+
+
+@dataclass
+class Runtime:
+    """Everything one run shares."""
+
+    config: Config
+    store: Store
+    client: httpx.AsyncClient
+    clock: Clock
+    coordinator: Coordinator
+
+
+def build_resolver(config: Config, store: Store, clock: Clock) -> Resolver:
+    """System resolver, configured fallback nameservers, then serve-stale from the store."""
+    fallbacks = (
+        [NameserverResolver(config.dns.nameservers, timeout=config.dns.timeout)]
+        if config.dns.nameservers
+        else []
+    )
+    return ServeStaleResolver(
+        store,
+        clock.now,
+        primary=SystemResolver(timeout=config.dns.timeout),
+        fallbacks=fallbacks,
+        stale_max=config.dns.stale_max,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    store: Store | None = None,
+    resolver: Resolver | None = None,
+    primary_resolver: Resolver | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the store and the client for a run; close them afterwards."""
+    clock = clock or SystemClock()
+    own_store = store is None
+    store = store or open_store(config.cache_dir)
+    if resolver is None:
+        resolver = build_resolver(config, store, clock)
+        if primary_resolver is not None:
+            assert isinstance(resolver, ServeStaleResolver)
+            resolver.primary = primary_resolver
+    client = build_client(user_agent=config.user_agent, resolver=resolver, transport=transport)
+    try:
+        yield Runtime(config, store, client, clock, Coordinator(config, store, client, clock))
+    finally:
+        await client.aclose()
+        if own_store:
+            store.close()

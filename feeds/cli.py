@@ -1,0 +1,130 @@
+"""The ``portal-feeds`` command line.
+
+Exit codes: 0 all feeds fresh / OK, 1 a feed was published degraded, 2 usage error,
+78 (EX_CONFIG) configuration error.  ``check`` follows the Nagios plugin conventions
+(0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).  No traceback is printed for an expected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from feeds import __version__
+from feeds.config import EX_CONFIG, Config, ConfigError, load_config
+
+__all__ = ["main"]
+
+EX_OK = 0
+EX_DEGRADED = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="portal-feeds",
+        description="Fetch exchange rates and weather for public portals and publish JSON snapshots.",
+    )
+    p.add_argument("--version", action="version", version=f"portal-feeds {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.add_argument("--config", metavar="PATH", help="configuration file (default: config/portal-feeds.toml, else /etc/portal-feeds/portal-feeds.toml, else built-in defaults)")
+        sp.add_argument("-v", "--verbose", action="store_true", help="log every step")
+        return sp
+
+    f = add("fetch", "Make one attempt at each feed and publish its snapshot.")
+    f.add_argument("feeds", nargs="*", metavar="NAME", help="feeds to fetch (default: all)")
+    add("check-config", "Validate the configuration without fetching.")
+    add("run", "Run the daemon: scheduled fetches, warm start, systemd notify.")
+    s = add("status", "Show every feed's health.")
+    s.add_argument("--json", action="store_true", help="print a JSON object (docs/cli.md)")
+    c = add("check", "Nagios/Icinga plugin: one status line, exit 0/1/2/3.")
+    c.add_argument("feeds", nargs="*", metavar="NAME", help="feeds to check (default: all)")
+    d = add("demo", "Offline demo: a local upstream simulator, the daemon and a scripted outage.")
+    d.add_argument("--seconds", type=float, default=75.0, help="how long the story runs (default 75)")
+    return p
+
+
+def _setup_logging(verbose: bool) -> None:
+    from feeds.logs import setup_logging
+
+    setup_logging(logging.DEBUG if verbose else logging.WARNING)
+
+
+def _select(config: Config, names: Sequence[str]) -> list[str]:
+    unknown = [n for n in names if n not in config.feeds]
+    if unknown:
+        raise ConfigError("feeds", f"no feed named {', '.join(repr(n) for n in unknown)} (known: {', '.join(config.feeds)})")
+    return list(names) or list(config.feeds)
+
+
+def _short_time(value: datetime | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.isoformat(timespec="minutes")
+
+
+async def _fetch(config: Config, names: list[str]) -> int:
+    from feeds.app import open_runtime
+
+    code = EX_OK
+    async with open_runtime(config) as rt:
+        # Feeds run concurrently: a slow upstream never delays another feed's publish.
+        results = await asyncio.gather(*(rt.coordinator.refresh(config.feeds[n]) for n in names))
+    width = max(len(n) for n in names)
+    for r in results:
+        line = f"{r.feed:<{width}}  {r.status:<11}  {r.summary}"
+        if r.snapshot.get("as_of"):
+            line += f"  as_of {_short_time(r.snapshot['as_of'])}"
+        if r.outcome not in ("ok",):
+            line += f"  ({r.outcome}{': ' + r.detail if r.detail else ''})"
+        print(line)
+        if r.status != "fresh":
+            code = EX_DEGRADED
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    if not args.command:
+        _parser().print_help()
+        return 2
+    _setup_logging(args.verbose)
+    try:
+        config = load_config(args.config)
+        if args.command == "check-config":
+            print(f"configuration OK: {len(config.feeds)} feeds ({', '.join(config.feeds)}); "
+                  f"cache {config.cache_dir}, snapshots {config.snapshot_dir}")
+            return EX_OK
+        if args.command == "fetch":
+            return asyncio.run(_fetch(config, _select(config, args.feeds)))
+        if args.command == "run":
+            from feeds.daemon import run_daemon
+
+            return run_daemon(args.config, config)
+        if args.command == "status":
+            from feeds.health import print_status
+
+            return print_status(config, as_json=args.json)
+        if args.command == "check":
+            from feeds.health import run_check
+
+            return run_check(config, _select(config, args.feeds))
+        if args.command == "demo":
+            from feeds.demo import run_demo
+
+            return run_demo(seconds=args.seconds)
+    except ConfigError as exc:
+        print(f"portal-feeds: configuration error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return 2

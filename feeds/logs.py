@@ -1,0 +1,59 @@
+"""Logging for the journal: plain lines on stdout, ``<N>`` priority prefixes under systemd.
+
+When ``JOURNAL_STREAM`` names the device and inode of our stdout, systemd's journal reads
+``<N>`` at the start of each line as its syslog priority (sd-daemon(3)); elsewhere lines
+are plain.  No timestamps: journald adds them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+
+__all__ = ["JournalFormatter", "setup_logging", "stdout_is_journal"]
+
+_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
+def stdout_is_journal(environ: Mapping[str, str] = os.environ, stream: object = None) -> bool:
+    """Whether stdout is the journal stream systemd connected us to."""
+    value = environ.get("JOURNAL_STREAM", "")
+    if ":" not in value:
+        return False
+    stream = stream or sys.stdout
+    try:
+        st = os.fstat(stream.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+    dev, _, ino = value.partition(":")
+    return f"{st.st_dev}:{st.st_ino}" == f"{dev}:{ino}"
+
+
+class JournalFormatter(logging.Formatter):
+    """``<N>name: message``: the prefix is the syslog priority of the record's level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = max((lv for lv in _PRIORITY if lv <= record.levelno), default=logging.DEBUG)
+        return f"<{_PRIORITY[level]}>" + super().format(record)
+
+
+def setup_logging(level: int = logging.INFO, environ: Mapping[str, str] = os.environ) -> None:
+    """Send ``feeds.*`` logs to stdout, journal-aware."""
+    handler = logging.StreamHandler(sys.stdout)
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if stdout_is_journal(environ):
+        handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger("feeds")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
