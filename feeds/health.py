@@ -1,0 +1,261 @@
+"""Feed health for admins: ``portal-feeds status`` and the ``check`` monitoring plugin.
+
+Both read the shared store (diskcache is safe across processes), so they work while the
+daemon runs and while it is stopped.  ``feed_rows`` is the one place a feed's health row is
+assembled; the status table, its JSON form, ``check``, the systemd STATUS line and the
+Prometheus metrics all use it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+import httpx
+
+from feeds.clock import Clock, SystemClock
+from feeds.config import Config, FeedConfig
+from feeds.models import isoformat
+from feeds.politeness import HostGuard
+from feeds.store import GoodData, Health, Store, open_store
+
+__all__ = [
+    "CheckResult",
+    "FeedRow",
+    "evaluate_check",
+    "feed_rows",
+    "format_table",
+    "print_status",
+    "run_check",
+    "status_line",
+]
+
+NAGIOS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    """One feed's health, as shown to an admin."""
+
+    feed: str
+    kind: str
+    status: str  # published status, or "unknown" when never attempted
+    data_age_s: float | None
+    last_success_at: datetime | None
+    last_attempt_at: datetime | None
+    outcome: str | None
+    detail: str | None
+    consecutive_failures: int
+    circuit: str
+    next_attempt_at: datetime | None
+    every_s: float
+    source_used: str | None
+    fallback_used: bool
+    stale_dns_used: bool
+    attempts: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "feed": self.feed,
+            "kind": self.kind,
+            "status": self.status,
+            "data_age_s": None if self.data_age_s is None else round(self.data_age_s),
+            "last_success_at": isoformat(self.last_success_at),
+            "last_attempt_at": isoformat(self.last_attempt_at),
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "consecutive_failures": self.consecutive_failures,
+            "circuit": self.circuit,
+            "next_attempt_at": isoformat(self.next_attempt_at),
+            "every_s": self.every_s,
+            "source_used": self.source_used,
+            "fallback_used": self.fallback_used,
+            "stale_dns_used": self.stale_dns_used,
+            "attempts": dict(self.attempts),
+        }
+
+
+def _circuit(guard: HostGuard, feed: FeedConfig, now: datetime) -> str:
+    host = httpx.URL(feed.source.url).host
+    return guard.breaker(host, now).state
+
+
+def feed_rows(config: Config, store: Store, now: datetime, names: Sequence[str] | None = None) -> list[FeedRow]:
+    """Assemble the health row of each feed from the store."""
+    guard = HostGuard(store)
+    rows = []
+    for name in names or list(config.feeds):
+        feed = config.feeds[name]
+        h: Health = store.get(f"health/{name}") or Health(feed=name)
+        good = store.get(f"good/{name}")
+        good = good if isinstance(good, GoodData) else None
+        rows.append(
+            FeedRow(
+                feed=name,
+                kind=feed.data_kind,
+                status=h.status or "unknown",
+                data_age_s=(now - good.fetched_at).total_seconds() if good else None,
+                last_success_at=h.last_success_at,
+                last_attempt_at=h.last_attempt_at,
+                outcome=h.outcome,
+                detail=h.detail,
+                consecutive_failures=h.consecutive_failures,
+                circuit=_circuit(guard, feed, now),
+                next_attempt_at=h.next_attempt_at,
+                every_s=feed.every,
+                source_used=h.source_used,
+                fallback_used=h.fallback_used,
+                stale_dns_used=h.stale_dns_used,
+                attempts=dict(h.attempts),
+            )
+        )
+    return rows
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
+def _when(dt: datetime | None, now: datetime) -> str:
+    if dt is None:
+        return "never"
+    delta = (now - dt).total_seconds()
+    return f"{_age(delta)} ago" if delta >= 0 else f"in {_age(-delta)}"
+
+
+def format_table(rows: Sequence[FeedRow], now: datetime) -> str:
+    """An aligned, readable table, one row per feed."""
+    header = ["FEED", "STATUS", "AGE", "LAST SUCCESS", "LAST ATTEMPT", "OUTCOME", "FAILS", "CIRCUIT", "NEXT RUN"]
+    body = []
+    for r in rows:
+        outcome = r.outcome or "-"
+        if r.detail:
+            outcome += f" ({r.detail})"
+        notes = []
+        if r.fallback_used and r.source_used:
+            notes.append(f"via {r.source_used}")
+        if r.stale_dns_used:
+            notes.append("stale dns")
+        if notes:
+            outcome += " [" + ", ".join(notes) + "]"
+        body.append(
+            [
+                r.feed,
+                r.status,
+                _age(r.data_age_s),
+                _when(r.last_success_at, now),
+                _when(r.last_attempt_at, now),
+                outcome,
+                str(r.consecutive_failures),
+                r.circuit,
+                _when(r.next_attempt_at, now),
+            ]
+        )
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *body]]
+    return "\n".join(lines)
+
+
+def status_line(rows: Sequence[FeedRow]) -> str:
+    """One-line summary: ``2 feeds: 1 fresh, 1 stale (exchange-rates: dns)``."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    order = ["fresh", "stale", "expired", "unavailable", "unknown"]
+    parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
+    bad = [f"{r.feed}: {r.outcome}" for r in rows if r.outcome not in (None, "ok", "held_back")]
+    text = f"{len(rows)} feeds: " + ", ".join(parts)
+    if bad:
+        text += " (" + "; ".join(bad) + ")"
+    return text
+
+
+def print_status(config: Config, *, as_json: bool = False, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
+    """``portal-feeds status``: 0 when every feed is fresh, 1 otherwise."""
+    now = (clock or SystemClock()).now()
+    store = open_store(config.cache_dir)
+    try:
+        rows = feed_rows(config, store, now)
+    finally:
+        store.close()
+    if as_json:
+        doc = {"generated_at": isoformat(now), "summary": status_line(rows), "feeds": [r.to_json() for r in rows]}
+        out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    else:
+        out.write(format_table(rows, now) + "\n")
+    return 0 if all(r.status == "fresh" for r in rows) else 1
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A Nagios plugin answer."""
+
+    code: int
+    line: str
+
+
+def evaluate_check(
+    rows: Sequence[FeedRow], now: datetime, *, stale_warning: bool = True, missed_intervals: float = 3.0
+) -> CheckResult:
+    """Apply the plugin thresholds: WARNING stale; CRITICAL expired/unavailable or not attempted."""
+    code = 0
+    problems: list[str] = []
+    perf: list[str] = []
+    for r in rows:
+        level = 0
+        why = ""
+        if r.last_attempt_at is None:
+            level, why = 2, "never attempted"
+        elif (now - r.last_attempt_at).total_seconds() > missed_intervals * r.every_s:
+            level, why = 2, f"not attempted for {_age((now - r.last_attempt_at).total_seconds())}"
+        elif r.status in ("expired", "unavailable"):
+            level, why = 2, r.status
+        elif r.status == "stale" and stale_warning:
+            level, why = 1, "stale"
+        if level:
+            reason = f"{r.feed} {why}"
+            if r.outcome not in (None, "ok", "held_back"):
+                reason += f" ({r.outcome}{'/' + r.detail if r.detail else ''})"
+            problems.append(reason)
+        code = max(code, level)
+        label = r.feed.replace("'", "")
+        age = "U" if r.data_age_s is None else f"{int(r.data_age_s)}s"
+        perf.append(f"'{label}_age'={age}")
+        perf.append(f"'{label}_failures'={r.consecutive_failures}")
+    fresh = sum(1 for r in rows if r.status == "fresh")
+    summary = f"{fresh}/{len(rows)} feeds fresh"
+    if problems:
+        summary += "; " + ", ".join(problems)
+    return CheckResult(code, f"PORTAL-FEEDS {NAGIOS[code]} - {summary} | {' '.join(perf)}")
+
+
+def run_check(config: Config, names: Sequence[str], *, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
+    """``portal-feeds check``: print the plugin line, return its exit code."""
+    now = (clock or SystemClock()).now()
+    try:
+        store = open_store(config.cache_dir)
+    except OSError:
+        out.write("PORTAL-FEEDS UNKNOWN - cannot open the cache folder\n")
+        return 3
+    try:
+        rows = feed_rows(config, store, now, names)
+    finally:
+        store.close()
+    result = evaluate_check(
+        rows, now, stale_warning=config.check_stale_warning, missed_intervals=config.check_missed_intervals
+    )
+    out.write(result.line + "\n")
+    return result.code
