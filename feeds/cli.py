@@ -123,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(seconds=args.seconds)
     except ConfigError as exc:
+        if args.command == "check":  # a monitoring plugin answers UNKNOWN, on stdout
+            print(f"PORTAL-FEEDS UNKNOWN - configuration error: {exc}")
+            return 3
         print(f"portal-feeds: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
     except KeyboardInterrupt:
