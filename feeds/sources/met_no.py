@@ -1,0 +1,199 @@
+"""MET Norway Locationforecast 2.0 ``compact``: the weather fallback, same normalized output.
+
+Format facts (api.met.no docs, shared/upstream-samples/README.md):
+
+- The terms require an identifying ``User-Agent`` (application/domain and contact); a
+  missing or generic one gets 403.  Coordinates: at most 4 decimals (more gives 403).
+- Honour ``Expires`` and revalidate with ``If-Modified-Since`` (the coordinator does both).
+- A GeoJSON Feature: ``geometry.coordinates`` is ``[lon, lat, altitude]``;
+  ``properties.meta.updated_at`` is the model update time; ``properties.timeseries[]`` has
+  ``time`` (UTC, ``Z``), ``data.instant.details`` (the state at that time) and
+  ``next_1_hours`` / ``next_6_hours`` / ``next_12_hours`` blocks with ``summary.symbol_code``
+  and ``details.precipitation_amount``.  The ``next_*`` blocks thin out along the series;
+  the last entry has only ``instant``.
+- Wind speed is in m/s (converted to km/h); there is no apparent temperature (null).
+
+Our rules:
+- ``current`` is the first entry: its instant details, the symbol and precipitation of its
+  ``next_1_hours`` (else ``next_6_hours``).
+- ``daily``: up to 3 local days (Vietnam time), from the first entry's day.  min/max of the
+  instant air temperatures within the day; precipitation = the sum of non-overlapping
+  ``next_1_hours`` blocks, with ``next_6_hours`` blocks where hourly ones have stopped,
+  attributed to the day each block starts in; the day's ``weather_code`` is the most severe
+  (highest) WMO code among its symbols -- the same rule as Open-Meteo's daily code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from feeds.clock import VIETNAM_TZ
+from feeds.errors import InvalidPayloadError
+from feeds.models import CurrentWeather, DailyForecast, Location, LocationWeather, RequestSpec
+from feeds.sources.conditions import metno_to_wmo, wmo_condition
+
+__all__ = ["DATA_KIND", "DEFAULT_URL", "KIND", "SOURCE_NAME", "build_requests", "parse"]
+
+KIND = "met-no"
+DATA_KIND = "weather"
+SOURCE_NAME = "MET Norway"
+DEFAULT_URL = "https://api.met.no/weatherapi/locationforecast/2.0/compact"
+MAX_GRID_OFFSET = 0.5
+FORECAST_DAYS = 3
+
+
+def _coord(x: float) -> str:
+    """At most 4 decimals, as MET's terms require (more gives 403)."""
+    return f"{x:.4f}".rstrip("0").rstrip(".")
+
+
+def build_requests(
+    url: str, locations: Sequence[Location], *, user_agent: str, batch_size: int = 1
+) -> list[tuple[RequestSpec, tuple[Location, ...]]]:
+    """One request per location (the API has no multi-location form)."""
+    del batch_size  # MET Norway answers for one point per request
+    headers = (("Accept", "application/json"), ("User-Agent", user_agent))
+    return [
+        (
+            RequestSpec(
+                url=url,
+                params=(("lat", _coord(loc.lat)), ("lon", _coord(loc.lon))),
+                headers=headers,
+            ),
+            (loc,),
+        )
+        for loc in locations
+    ]
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidPayloadError("a value is not a number", detail="bad_value")
+    return value
+
+
+def _block(data: dict[str, Any], name: str) -> tuple[str | None, float | None]:
+    b = data.get(name)
+    if not isinstance(b, dict):
+        return None, None
+    symbol = (b.get("summary") or {}).get("symbol_code")
+    amount = _num((b.get("details") or {}).get("precipitation_amount"))
+    return (symbol if isinstance(symbol, str) else None), amount
+
+
+def _time(text: Any) -> datetime:
+    if not isinstance(text, str):
+        raise InvalidPayloadError("a time is missing", detail="bad_time")
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidPayloadError("a time is not ISO 8601", detail="bad_time") from None
+    if dt.tzinfo is None:
+        raise InvalidPayloadError("a time has no zone", detail="bad_time")
+    return dt
+
+
+def parse(body: bytes, locations: Sequence[Location]) -> tuple[LocationWeather, ...]:
+    """Parse a compact answer for exactly one location, or raise InvalidPayloadError."""
+    if len(locations) != 1:
+        raise ValueError("MET Norway answers for one location per request")
+    loc = locations[0]
+    if not body.strip():
+        raise InvalidPayloadError("empty body", detail="empty")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidPayloadError("not JSON", detail="malformed") from None
+    if not isinstance(doc, dict) or doc.get("type") != "Feature":
+        raise InvalidPayloadError("not a GeoJSON Feature", detail="shape")
+    coords = (doc.get("geometry") or {}).get("coordinates")
+    if not isinstance(coords, list) or len(coords) < 2 or not all(isinstance(c, int | float) for c in coords[:2]):
+        raise InvalidPayloadError("no coordinates", detail="shape")
+    lon, lat = coords[0], coords[1]
+    if abs(lat - loc.lat) > MAX_GRID_OFFSET or abs(lon - loc.lon) > MAX_GRID_OFFSET:
+        raise InvalidPayloadError("an answer is for another place", detail="location_mismatch")
+    props = doc.get("properties") or {}
+    series = props.get("timeseries")
+    if not isinstance(series, list) or not series:
+        raise InvalidPayloadError("no timeseries", detail="shape")
+    updated = props.get("meta", {}).get("updated_at") if isinstance(props.get("meta"), dict) else None
+    as_of = _time(updated) if updated else None
+
+    entries: list[tuple[datetime, dict[str, Any]]] = []
+    for item in series:
+        if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
+            raise InvalidPayloadError("a timeseries entry is malformed", detail="shape")
+        entries.append((_time(item.get("time")), item["data"]))
+    entries.sort(key=lambda e: e[0])
+
+    t0, d0 = entries[0]
+    inst = (d0.get("instant") or {}).get("details") or {}
+    sym, precip = _block(d0, "next_1_hours")
+    if sym is None:
+        sym, precip = _block(d0, "next_6_hours")
+    code = metno_to_wmo(sym)
+    key, label = wmo_condition(code)
+    wind = _num(inst.get("wind_speed"))
+    current = CurrentWeather(
+        time=t0.astimezone(VIETNAM_TZ),
+        temperature_c=_num(inst.get("air_temperature")),
+        apparent_temperature_c=None,
+        humidity_pct=_num(inst.get("relative_humidity")),
+        wind_speed_kmh=None if wind is None else round(wind * 3.6, 1),
+        wind_direction_deg=_num(inst.get("wind_from_direction")),
+        precipitation_mm=precip,
+        weather_code=code,
+        condition=key,
+        condition_vi=label,
+    )
+    return (LocationWeather(loc, current, _daily(entries), as_of),)
+
+
+def _daily(entries: list[tuple[datetime, dict[str, Any]]]) -> tuple[DailyForecast, ...]:
+    first_day = entries[0][0].astimezone(VIETNAM_TZ).date()
+    days = [first_day + timedelta(days=i) for i in range(FORECAST_DAYS)]
+    temps: dict[date, list[float]] = {d: [] for d in days}
+    rain: dict[date, float | None] = dict.fromkeys(days)
+    codes: dict[date, list[int]] = {d: [] for d in days}
+    covered_until: datetime | None = None
+    for t, data in entries:
+        day = t.astimezone(VIETNAM_TZ).date()
+        if day not in temps:
+            continue
+        temp = _num(((data.get("instant") or {}).get("details") or {}).get("air_temperature"))
+        if temp is not None:
+            temps[day].append(temp)
+        for name, hours in (("next_1_hours", 1), ("next_6_hours", 6)):
+            sym, amount = _block(data, name)
+            if sym is None and amount is None:
+                continue
+            code = metno_to_wmo(sym)
+            if code is not None:
+                codes[day].append(code)
+            if amount is not None and (covered_until is None or t >= covered_until):
+                rain[day] = (rain[day] or 0.0) + amount
+                covered_until = t + timedelta(hours=hours)
+            break  # the finest block present describes this entry
+    out = []
+    for d in days:
+        if not temps[d] and not codes[d]:
+            continue
+        code = max(codes[d]) if codes[d] else None
+        key, label = wmo_condition(code)
+        out.append(
+            DailyForecast(
+                date=d,
+                temperature_min_c=min(temps[d]) if temps[d] else None,
+                temperature_max_c=max(temps[d]) if temps[d] else None,
+                precipitation_mm=None if rain[d] is None else round(rain[d], 1),
+                weather_code=code,
+                condition=key,
+                condition_vi=label,
+            )
+        )
+    return tuple(out)

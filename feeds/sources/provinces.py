@@ -1,0 +1,47 @@
+"""Vietnam's 34 provincial-level units (from 2025-07-01) with their centres' coordinates.
+
+Loaded from the packaged ``feeds/data/vn-provinces-2025.csv`` (a copy of
+shared/upstream-samples/vn-provinces-2025.csv).  Provenance: names and mergers from
+vietaustralia.com and vietnamnews.vn (2025-07-04); administrative centres from the
+Resolution 60-NQ/TW list, verified for the 11 unchanged units and the first 7 merged ones
+only.  **The coordinates are 2-decimal approximations of each centre, not verified against
+a public source** (``coords_verified=no`` in the file) — close enough for a weather grid
+(Open-Meteo snaps to ~0.1°), not for anything else.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from importlib.resources import files
+
+from feeds.models import Location
+
+__all__ = ["VIETNAM_PROVINCES", "slug"]
+
+
+def slug(name: str) -> str:
+    """ASCII id of a Vietnamese name: ``Thành phố Hồ Chí Minh`` -> ``ho-chi-minh``."""
+    name = re.sub(r"^Thành phố\s+", "", name.strip())
+    name = name.replace("Đ", "D").replace("đ", "d")
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+
+
+def _load() -> tuple[Location, ...]:
+    text = files("feeds").joinpath("data/vn-provinces-2025.csv").read_text(encoding="utf-8")
+    return tuple(
+        Location(
+            id=slug(row["name_vi"]),
+            name=row["name_vi"],
+            lat=float(row["lat_approx"]),
+            lon=float(row["lon_approx"]),
+        )
+        for row in csv.DictReader(io.StringIO(text))
+    )
+
+
+#: The 34 units in the file's order (the two big cities and the unchanged units first).
+VIETNAM_PROVINCES: tuple[Location, ...] = _load()
