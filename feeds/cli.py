@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
 def _setup_logging(verbose: bool) -> None:
     from feeds.logs import setup_logging
 
-    setup_logging(logging.DEBUG if verbose else logging.WARNING)
+    # One-shot commands keep stdout for their own output; logs go to stderr.
+    setup_logging(logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr)
 
 
 def _select(config: Config, names: Sequence[str]) -> list[str]:

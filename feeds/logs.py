@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from typing import TextIO
 
 __all__ = ["JournalFormatter", "setup_logging", "stdout_is_journal"]
 
@@ -45,11 +46,13 @@ class JournalFormatter(logging.Formatter):
         return f"<{_PRIORITY[level]}>" + super().format(record)
 
 
-def setup_logging(level: int = logging.INFO, environ: Mapping[str, str] = os.environ) -> None:
-    """Send ``feeds.*`` logs to stdout, journal-aware."""
-    handler = logging.StreamHandler(sys.stdout)
+def setup_logging(
+    level: int = logging.INFO, environ: Mapping[str, str] = os.environ, *, stream: TextIO | None = None
+) -> None:
+    """Send ``feeds.*`` logs to stdout (or ``stream``), journal-aware."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     fmt = "%(levelname)s %(name)s: %(message)s"
-    if stdout_is_journal(environ):
+    if stream is None and stdout_is_journal(environ):
         handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter(fmt))
