@@ -13,7 +13,6 @@ transport carries the resolver), the clock and the store.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -264,11 +263,10 @@ class Coordinator:
         if len(fresh) < len(feed.locations):
             # Health keeps the kind of what failed, with detail "partial".
             partial = (
-                copy.copy(first_error)
+                first_error.with_detail("partial")
                 if isinstance(first_error, FeedError)
-                else InvalidPayloadError("some locations were missing")
+                else InvalidPayloadError("some locations were held back", detail="partial")
             )
-            partial.detail = "partial"
         return _Got({"locations": merged}, min(as_ofs) if as_ofs else None, source, now, oldest, partial)
 
     async def _get_parsed(

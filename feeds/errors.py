@@ -54,6 +54,14 @@ class FeedError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, detail={self.detail!r})"
 
+    def with_detail(self, detail: str | None) -> FeedError:
+        """The same error (same class and fields) with another detail."""
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.args = self.args
+        new.detail = detail
+        return new
+
 
 class DnsError(FeedError):
     """The host name could not be resolved.

@@ -116,6 +116,8 @@ async def fetch(
             async with client.stream(
                 "GET", url, headers=headers, timeout=httpx.Timeout(timeout)
             ) as resp:
+                if resp.status_code == 304:
+                    return Fetched(304, dict(resp.headers), b"", str(url), not_modified=True)
                 if resp.is_redirect:
                     target = resp.next_request.url if resp.next_request else None
                     if target is None or target.scheme != url.scheme:
@@ -126,8 +128,6 @@ async def fetch(
                         )
                     url = target
                     continue
-                if resp.status_code == 304:
-                    return Fetched(304, dict(resp.headers), b"", str(url), not_modified=True)
                 if not 200 <= resp.status_code < 300:
                     raise HttpStatusError(
                         f"upstream answered HTTP {resp.status_code}",
