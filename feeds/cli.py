@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     c = add("check", "Nagios/Icinga plugin: one status line, exit 0/1/2/3.")
     c.add_argument("feeds", nargs="*", metavar="NAME", help="feeds to check (default: all)")
     d = add("demo", "Offline demo: a local upstream simulator, the daemon and a scripted outage.")
-    d.add_argument("--seconds", type=float, default=75.0, help="how long the story runs (default 75)")
+    d.add_argument("--seconds", type=float, default=75.0, help="how long the story runs (default 75, at most 85)")
+    d.add_argument("--keep", action="store_true", help="keep the temporary folder (snapshots, cache)")
     return p
 
 
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from feeds.demo import run_demo
 
-            return run_demo(seconds=args.seconds)
+            return run_demo(seconds=args.seconds, keep=args.keep)
     except ConfigError as exc:
         if args.command == "check":  # a monitoring plugin answers UNKNOWN, on stdout
             print(f"PORTAL-FEEDS UNKNOWN - configuration error: {exc}")

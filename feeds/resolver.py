@@ -220,7 +220,7 @@ class ServeStaleResolver:
             log = _log_var.get()
             if log is not None:
                 log.stale_hosts.append(host)
-            logger.warning(
+            logger.info(
                 "dns failed, using last known addresses host_age_s=%d kind=dns detail=%s",
                 (self.now() - known["resolved_at"]).total_seconds(),
                 first_error.detail,

@@ -51,7 +51,9 @@ class _ResolvingTransport(httpx.AsyncHTTPTransport):
             ssl_context=httpx.create_ssl_context(),
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
+            # Short: connections are reused within an attempt (retries, batches), while every
+            # attempt minutes apart resolves the name again (and so notices DNS trouble).
+            keepalive_expiry=2.0,
             http1=True,
             http2=False,
             network_backend=ResolvingBackend(resolver),
