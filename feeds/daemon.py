@@ -116,16 +116,15 @@ class Daemon:
             finally:
                 self.notifier.stopping()
                 logger.info("stopping inflight=%d", len(self.inflight))
-                self.scheduler.shutdown(wait=False)
-                watchdog.cancel()
+                # Stop scheduling first, let in-flight attempts finish within the grace, and
+                # only then shut the scheduler down (its executor cancels what still runs).
+                self.scheduler.pause()
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
                 if self.inflight:
-                    _, pending = await asyncio.wait(self.inflight, timeout=STOP_GRACE)
-                    for task in pending:
-                        task.cancel()
-                    if pending:
-                        await asyncio.wait(pending, timeout=1.0)
+                    await asyncio.wait(set(self.inflight), timeout=STOP_GRACE)
+                self.scheduler.shutdown(wait=False)
+                watchdog.cancel()
                 self._write_metrics()
         logger.info("stopped")
         return 0
