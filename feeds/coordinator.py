@@ -134,6 +134,8 @@ class Coordinator:
         self.clock = clock
         self.retry = retry or RetryPolicy(clock)
         self.guard = guard or HostGuard(store)
+        #: Failures met during the current attempt of each feed (feeds run concurrently).
+        self._errors: dict[str, list[FeedError]] = {}
 
     # -- public ----------------------------------------------------------------------
     async def refresh(
@@ -145,6 +147,7 @@ class Coordinator:
         error: FeedError | None = None
         held: HeldBack | None = None
         got: _Got | None = None
+        self._errors[feed.name] = []
         with resolution_log() as rlog:
             try:
                 # The deadline bounds the attempt in real time; the retry policy also stops
@@ -154,7 +157,12 @@ class Coordinator:
             except HeldBack as hb:
                 held = hb
             except TimeoutError:
-                error = FetchTimeoutError("the attempt's deadline passed", detail="deadline")
+                # Out of time while retrying: the failure being retried says more than
+                # "timeout" (e.g. dns/timeout while the resolver is down).
+                seen = self._errors.get(feed.name) or []
+                error = seen[-1] if seen else FetchTimeoutError(
+                    "the attempt's deadline passed", detail="deadline"
+                )
             except FeedError as exc:
                 error = exc
             except Exception as exc:  # a bug of ours: log it loudly, still publish
@@ -312,6 +320,7 @@ class Coordinator:
                 )
             except FeedError as exc:
                 tried.append(exc)
+                self._errors.setdefault(feed.name, []).append(exc)
                 if isinstance(exc, DnsError) or (
                     isinstance(exc, ConnectError) and exc.detail == "refused"
                 ):

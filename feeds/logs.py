@@ -46,11 +46,26 @@ class JournalFormatter(logging.Formatter):
         return f"<{_PRIORITY[level]}>" + super().format(record)
 
 
+class _StdHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout``/``sys.stderr`` is at emit time (tests swap them)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(getattr(sys, name))
+        self._name = name
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = getattr(sys, self._name)
+        super().emit(record)
+
+
 def setup_logging(
     level: int = logging.INFO, environ: Mapping[str, str] = os.environ, *, stream: TextIO | None = None
 ) -> None:
     """Send ``feeds.*`` logs to stdout (or ``stream``), journal-aware."""
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream not in (None, sys.stdout, sys.stderr)
+        else _StdHandler("stderr" if stream is sys.stderr else "stdout")
+    )
     fmt = "%(levelname)s %(name)s: %(message)s"
     if stream is None and stdout_is_journal(environ):
         handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))

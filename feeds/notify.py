@@ -58,7 +58,10 @@ class Notifier:
         if addr.startswith("@"):
             addr = "\0" + addr[1:]
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # Non-blocking: a full receive queue drops this notification instead of
+            # freezing the event loop (WATCHDOG pings come from inside it).
+            flags = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+            with socket.socket(socket.AF_UNIX, flags) as sock:
                 sock.connect(addr)
                 sock.sendall(payload)
         except OSError as exc:

@@ -51,3 +51,16 @@ def test_watchdog_interval() -> None:
 def test_no_socket_is_a_noop_and_errors_never_raise(tmp_path: Path) -> None:
     assert Notifier.from_env({}).ready() is False
     assert Notifier(str(tmp_path / "missing.sock")).ready() is False
+
+
+def test_full_socket_never_blocks(tmp_path: Path) -> None:
+    """A receiver that never reads must not freeze the sender (the daemon's event loop)."""
+    import time
+
+    s, path = _sock(tmp_path)
+    n = Notifier(path)
+    t0 = time.monotonic()
+    results = [n.status("x" * 1000) for _ in range(5000)]
+    assert time.monotonic() - t0 < 5
+    assert results[0] is True and results[-1] is False  # the queue filled; later ones dropped
+    s.close()
