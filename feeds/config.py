@@ -248,6 +248,18 @@ def _locations(value: object, key: str) -> tuple[Location, ...]:
     return tuple(out)
 
 
+def _valid_cron(expr: str) -> bool:
+    from feeds.daemon import build_trigger
+
+    try:
+        build_trigger(
+            FeedConfig("x", SourceConfig("vietcombank", "http://x/"), 60, 60, 1, 1, 0, 0, at=expr)
+        )
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 _FEED_KEYS = {
     "kind",
     "url",
@@ -276,7 +288,7 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
     at = table.get("at")
     if at is not None:
         at = _str(at, f"{key}.at")
-        if len(at.split()) != 5:
+        if len(at.split()) != 5 or not _valid_cron(at):
             raise ConfigError(f"{key}.at", f'expected a 5-field cron expression like "*/15 7-18 * * 1-6", got {_show(at)}')
     timeout = parse_duration(table.get("timeout", DEFAULT_TIMEOUT), f"{key}.timeout")
     deadline = parse_duration(table.get("deadline", DEFAULT_DEADLINE), f"{key}.deadline")

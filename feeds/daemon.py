@@ -60,10 +60,47 @@ def _vietnam_zone() -> Any:
         return VIETNAM_TZ
 
 
+_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def crontab_day_of_week(field: str) -> str:
+    """Translate a crontab day-of-week field (0/7 = Sunday) into APScheduler 3's terms.
+
+    APScheduler 3 numbers days from Monday = 0, so its ``from_crontab("... 1-6")`` would run
+    Tuesday to Sunday instead of Monday to Saturday.  Days are expanded to names.
+    """
+    if field == "*":
+        return "*"
+    days: list[int] = []
+    for part in field.split(","):
+        rng, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if rng == "*":
+            lo, hi = 0, 6
+        elif "-" in rng:
+            a, b = rng.split("-", 1)
+            lo, hi = int(a), int(b)
+        else:
+            lo = hi = int(rng)
+        if not (0 <= lo <= 7 and 0 <= hi <= 7 and lo <= hi):
+            raise ValueError(f"bad day of week {part!r}")
+        days.extend(range(lo, hi + 1, step))
+    names = list(dict.fromkeys(_DOW[d] for d in days))
+    return ",".join(names)
+
+
 def build_trigger(feed: FeedConfig) -> IntervalTrigger | CronTrigger:
     """The feed's schedule: ``at`` (cron, Vietnam time) or ``every`` with jitter."""
     if feed.at:
-        return CronTrigger.from_crontab(feed.at, timezone=_vietnam_zone())
+        minute, hour, dom, month, dow = feed.at.split()
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=dom,
+            month=month,
+            day_of_week=crontab_day_of_week(dow),
+            timezone=_vietnam_zone(),
+        )
     # Jitter spreads the feeds (and the portals running us) off the exact minute, as MET
     # Norway's terms ask; a tenth of the interval, at most two minutes.
     return IntervalTrigger(seconds=feed.every, jitter=min(feed.every * 0.1, 120.0))

@@ -104,6 +104,8 @@ def test_inline_locations(tmp_path: Path) -> None:
         ('[feeds.x]\nkind = "vietcombank"\nfallback = [{ kind = "met-no" }]\n', "feeds.x.fallback[0].kind"),
         ('[feeds.x]\nkind = "vietcombank"\ntimeout = "30s"\ndeadline = "10s"\n', "feeds.x.deadline"),
         ('[dns]\nnameservers = "1.1.1.1"\n[feeds.x]\nkind = "vietcombank"\n', "dns.nameservers"),
+        ('[feeds.x]\nkind = "vietcombank"\nat = "*/15 7-25 * * 1-6"\n', "feeds.x.at"),
+        ('[feeds.x]\nkind = "vietcombank"\nat = "daily"\n', "feeds.x.at"),
         ("", "feeds"),
     ],
 )
