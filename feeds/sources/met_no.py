@@ -25,7 +25,6 @@ Our rules:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 from feeds.clock import VIETNAM_TZ
 from feeds.errors import InvalidPayloadError
 from feeds.models import CurrentWeather, DailyForecast, Location, LocationWeather, RequestSpec
+from feeds.sources.common import coord, load_json, number
 from feeds.sources.conditions import metno_to_wmo, wmo_condition
 
 __all__ = ["DATA_KIND", "DEFAULT_URL", "KIND", "SOURCE_NAME", "build_requests", "parse"]
@@ -45,10 +45,6 @@ MAX_GRID_OFFSET = 0.5
 FORECAST_DAYS = 3
 
 
-def _coord(x: float) -> str:
-    """At most 4 decimals, as MET's terms require (more gives 403)."""
-    return f"{x:.4f}".rstrip("0").rstrip(".")
-
 
 def build_requests(
     url: str, locations: Sequence[Location], *, user_agent: str, batch_size: int = 1
@@ -60,7 +56,7 @@ def build_requests(
         (
             RequestSpec(
                 url=url,
-                params=(("lat", _coord(loc.lat)), ("lon", _coord(loc.lon))),
+                params=(("lat", coord(loc.lat)), ("lon", coord(loc.lon))),
                 headers=headers,
             ),
             (loc,),
@@ -69,20 +65,13 @@ def build_requests(
     ]
 
 
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidPayloadError("a value is not a number", detail="bad_value")
-    return value
-
 
 def _block(data: dict[str, Any], name: str) -> tuple[str | None, float | None]:
     b = data.get(name)
     if not isinstance(b, dict):
         return None, None
     symbol = (b.get("summary") or {}).get("symbol_code")
-    amount = _num((b.get("details") or {}).get("precipitation_amount"))
+    amount = number((b.get("details") or {}).get("precipitation_amount"))
     return (symbol if isinstance(symbol, str) else None), amount
 
 
@@ -103,12 +92,7 @@ def parse(body: bytes, locations: Sequence[Location]) -> tuple[LocationWeather, 
     if len(locations) != 1:
         raise ValueError("MET Norway answers for one location per request")
     loc = locations[0]
-    if not body.strip():
-        raise InvalidPayloadError("empty body", detail="empty")
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidPayloadError("not JSON", detail="malformed") from None
+    doc = load_json(body)
     if not isinstance(doc, dict) or doc.get("type") != "Feature":
         raise InvalidPayloadError("not a GeoJSON Feature", detail="shape")
     coords = (doc.get("geometry") or {}).get("coordinates")
@@ -138,14 +122,14 @@ def parse(body: bytes, locations: Sequence[Location]) -> tuple[LocationWeather, 
         sym, precip = _block(d0, "next_6_hours")
     code = metno_to_wmo(sym)
     key, label = wmo_condition(code)
-    wind = _num(inst.get("wind_speed"))
+    wind = number(inst.get("wind_speed"))
     current = CurrentWeather(
         time=t0.astimezone(VIETNAM_TZ),
-        temperature_c=_num(inst.get("air_temperature")),
+        temperature_c=number(inst.get("air_temperature")),
         apparent_temperature_c=None,
-        humidity_pct=_num(inst.get("relative_humidity")),
+        humidity_pct=number(inst.get("relative_humidity")),
         wind_speed_kmh=None if wind is None else round(wind * 3.6, 1),
-        wind_direction_deg=_num(inst.get("wind_from_direction")),
+        wind_direction_deg=number(inst.get("wind_from_direction")),
         precipitation_mm=precip,
         weather_code=code,
         condition=key,
@@ -165,7 +149,7 @@ def _daily(entries: list[tuple[datetime, dict[str, Any]]]) -> tuple[DailyForecas
         day = t.astimezone(VIETNAM_TZ).date()
         if day not in temps:
             continue
-        temp = _num(((data.get("instant") or {}).get("details") or {}).get("air_temperature"))
+        temp = number(((data.get("instant") or {}).get("details") or {}).get("air_temperature"))
         if temp is not None:
             temps[day].append(temp)
         for name, hours in (("next_1_hours", 1), ("next_6_hours", 6)):

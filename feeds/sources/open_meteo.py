@@ -18,13 +18,13 @@ Format facts (shared/upstream-samples/README.md, Open-Meteo docs):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from feeds.errors import InvalidPayloadError
 from feeds.models import CurrentWeather, DailyForecast, Location, LocationWeather, RequestSpec
+from feeds.sources.common import coord, load_json, number
 from feeds.sources.conditions import wmo_condition
 
 __all__ = [
@@ -53,9 +53,6 @@ CURRENT = (
 DAILY = "weather_code,temperature_2m_max,temperature_2m_min,precipitation_sum"
 
 
-def _coord(x: float) -> str:
-    return f"{x:.4f}".rstrip("0").rstrip(".")
-
 
 def build_requests(
     url: str,
@@ -69,8 +66,8 @@ def build_requests(
     for i in range(0, len(locations), max(1, batch_size)):
         batch = tuple(locations[i : i + batch_size])
         params = (
-            ("latitude", ",".join(_coord(loc.lat) for loc in batch)),
-            ("longitude", ",".join(_coord(loc.lon) for loc in batch)),
+            ("latitude", ",".join(coord(loc.lat) for loc in batch)),
+            ("longitude", ",".join(coord(loc.lon) for loc in batch)),
             ("current", CURRENT),
             ("daily", DAILY),
             ("forecast_days", str(FORECAST_DAYS)),
@@ -82,16 +79,9 @@ def build_requests(
     return out
 
 
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidPayloadError("a value is not a number", detail="bad_value")
-    return value
-
 
 def _code(value: Any) -> int | None:
-    v = _num(value)
+    v = number(value)
     return None if v is None else int(v)
 
 
@@ -122,12 +112,12 @@ def _one(obj: Any, loc: Location) -> LocationWeather:
     key, label = wmo_condition(code)
     current = CurrentWeather(
         time=_local_time(cur.get("time"), tz),
-        temperature_c=_num(cur.get("temperature_2m")),
-        apparent_temperature_c=_num(cur.get("apparent_temperature")),
-        humidity_pct=_num(cur.get("relative_humidity_2m")),
-        wind_speed_kmh=_num(cur.get("wind_speed_10m")),
-        wind_direction_deg=_num(cur.get("wind_direction_10m")),
-        precipitation_mm=_num(cur.get("precipitation", cur.get("rain"))),
+        temperature_c=number(cur.get("temperature_2m")),
+        apparent_temperature_c=number(cur.get("apparent_temperature")),
+        humidity_pct=number(cur.get("relative_humidity_2m")),
+        wind_speed_kmh=number(cur.get("wind_speed_10m")),
+        wind_direction_deg=number(cur.get("wind_direction_10m")),
+        precipitation_mm=number(cur.get("precipitation", cur.get("rain"))),
         weather_code=code,
         condition=key,
         condition_vi=label,
@@ -152,9 +142,9 @@ def _one(obj: Any, loc: Location) -> LocationWeather:
         days.append(
             DailyForecast(
                 date=day,
-                temperature_min_c=_num(col("temperature_2m_min")),
-                temperature_max_c=_num(col("temperature_2m_max")),
-                precipitation_mm=_num(col("precipitation_sum")),
+                temperature_min_c=number(col("temperature_2m_min")),
+                temperature_max_c=number(col("temperature_2m_max")),
+                precipitation_mm=number(col("precipitation_sum")),
                 weather_code=dcode,
                 condition=dkey,
                 condition_vi=dlabel,
@@ -165,12 +155,7 @@ def _one(obj: Any, loc: Location) -> LocationWeather:
 
 def parse(body: bytes, locations: Sequence[Location]) -> tuple[LocationWeather, ...]:
     """Parse an answer for ``locations`` (in request order), or raise InvalidPayloadError."""
-    if not body.strip():
-        raise InvalidPayloadError("empty body", detail="empty")
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidPayloadError("not JSON", detail="malformed") from None
+    doc = load_json(body)
     if isinstance(doc, dict) and doc.get("error") is True:
         raise InvalidPayloadError("the API answered with an error", detail="api_error")
     items = doc if isinstance(doc, list) else [doc]
