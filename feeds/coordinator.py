@@ -414,14 +414,14 @@ class Coordinator:
         state: dict[str, Any] = self.store.get(f"snapshot/{feed.name}") or {}
         if got is not None:
             src = source_module(got.source.kind)
-            good = GoodData(
+            fetched = GoodData(
                 data=got.data,
                 fetched_at=got.oldest_location_at or got.fetched_at,
                 as_of=got.as_of,
                 source_name=src.SOURCE_NAME,
                 source_url=got.source.url,
             )
-            self.store.set(f"good/{feed.name}", good)
+            self.store.set(f"good/{feed.name}", fetched)
             error = got.partial_error
         good = self._load_good(feed)
         last_good_at = good.fetched_at if good else None

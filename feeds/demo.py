@@ -20,6 +20,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from feeds.app import open_runtime
@@ -72,14 +73,21 @@ fallback = [{{ kind = "met-no", url = "http://{MET}:{port}/weatherapi/locationfo
 async def _story(seconds: float, daemon: Daemon, sim: UpstreamSimulator, resolver: StaticResolver,
                  out: Path) -> None:
     step = seconds / 4
-    phases = [
+    def dns_gone() -> None:
+        resolver.table[BANK] = DnsError("x", detail="temporary")
+
+    def bank_down() -> None:
+        sim.set_faults("vietcombank", [Fault.status(503)], repeat_last=True)
+
+    def all_back() -> None:
+        sim.clear_faults("vietcombank")
+        resolver.table[BANK] = ["127.0.0.1"]
+
+    phases: list[tuple[str, Callable[[], None]]] = [
         ("1/4 healthy: simulator serving recorded payloads", lambda: None),
-        (f"2/4 DNS of {BANK} gone: serve-stale DNS keeps the rates fresh",
-         lambda: resolver.table.__setitem__(BANK, DnsError("x", detail="temporary"))),
-        ("3/4 Vietcombank down (HTTP 503): rates go stale, last good data kept",
-         lambda: sim.set_faults("vietcombank", [Fault.status(503)], repeat_last=True)),
-        ("4/4 back: DNS and upstream restored", lambda: (sim.clear_faults("vietcombank"),
-                                                          resolver.table.__setitem__(BANK, ["127.0.0.1"]))),
+        (f"2/4 DNS of {BANK} gone: serve-stale DNS keeps the rates fresh", dns_gone),
+        ("3/4 Vietcombank down (HTTP 503): rates go stale, last good data kept", bank_down),
+        ("4/4 back: DNS and upstream restored", all_back),
     ]
     last: tuple[object, ...] = ()
     for title, action in phases:

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["JournalFormatter", "setup_logging", "stdout_is_journal"]
 
@@ -24,14 +24,14 @@ _PRIORITY = {
 }
 
 
-def stdout_is_journal(environ: Mapping[str, str] = os.environ, stream: object = None) -> bool:
+def stdout_is_journal(environ: Mapping[str, str] = os.environ, stream: Any = None) -> bool:
     """Whether stdout is the journal stream systemd connected us to."""
     value = environ.get("JOURNAL_STREAM", "")
     if ":" not in value:
         return False
     stream = stream or sys.stdout
     try:
-        st = os.fstat(stream.fileno())  # type: ignore[attr-defined]
+        st = os.fstat(stream.fileno())
     except (AttributeError, OSError, ValueError):
         return False
     dev, _, ino = value.partition(":")

@@ -168,13 +168,14 @@ def _daily(entries: list[tuple[datetime, dict[str, Any]]]) -> tuple[DailyForecas
         if not temps[d] and not codes[d]:
             continue
         code = max(codes[d]) if codes[d] else None
+        total = rain[d]
         key, label = wmo_condition(code)
         out.append(
             DailyForecast(
                 date=d,
                 temperature_min_c=min(temps[d]) if temps[d] else None,
                 temperature_max_c=max(temps[d]) if temps[d] else None,
-                precipitation_mm=None if rain[d] is None else round(rain[d], 1),
+                precipitation_mm=None if total is None else round(total, 1),
                 weather_code=code,
                 condition=key,
                 condition_vi=label,
