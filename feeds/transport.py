@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import email.utils
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,12 +44,15 @@ class Fetched:
 class _ResolvingTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (its exception mapping included) over our resolver backend."""
 
-    def __init__(self, resolver: Resolver, *, max_connections: int = 20) -> None:
+    def __init__(
+        self, resolver: Resolver, *, max_connections: int = 20, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__(retries=0)
         # httpx does not take a network backend, so the pool is rebuilt with ours; the
         # rest of AsyncHTTPTransport (request/response and exception mapping) is kept.
+        # TLS is always verified: the context only chooses which CAs are trusted.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context or httpx.create_ssl_context(),
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             # Short: connections are reused within an attempt (retries, batches), while every
@@ -65,12 +69,19 @@ def build_client(
     user_agent: str,
     resolver: Resolver | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    trust: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
-    """Build the run's one client: our resolver seam (or a given transport), verified TLS."""
+    """Build the run's one client: our resolver seam (or a given transport), verified TLS.
+
+    ``trust`` replaces the default CA bundle (tests use their own CA); verification of the
+    certificate against the URL's host name stays on either way.
+    """
+    if trust is not None and (trust.verify_mode != ssl.CERT_REQUIRED or not trust.check_hostname):
+        raise ValueError("TLS verification cannot be turned off")
     if transport is None:
         from feeds.resolver import SystemResolver
 
-        transport = _ResolvingTransport(resolver or SystemResolver())
+        transport = _ResolvingTransport(resolver or SystemResolver(), ssl_context=trust)
     return httpx.AsyncClient(
         transport=transport,
         headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
