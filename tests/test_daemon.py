@@ -109,6 +109,18 @@ def test_notify_protocol_schedule_and_sigterm(daemon_env: tuple[Path, Notify]) -
         metrics = (tmp_path / "metrics" / "portal_feeds.prom").read_text()
         assert 'portal_feeds_up{feed="rates"} 0.0' in metrics
         assert 'portal_feeds_attempts_total{feed="rates",outcome="connect"}' in metrics
+        # status and check read the cache the running daemon writes (another process).
+        cfg = str(tmp_path / "portal-feeds.toml")
+        st = subprocess.run([sys.executable, "-m", "feeds", "status", "--json", "--config", cfg],
+                            capture_output=True, text=True, timeout=30)
+        row = json.loads(st.stdout)["feeds"][0]
+        assert st.returncode == 1
+        assert (row["feed"], row["status"], row["outcome"]) == ("rates", "unavailable", "connect")
+        assert row["consecutive_failures"] >= 1 and row["attempts"]["connect"] >= 1
+        ck = subprocess.run([sys.executable, "-m", "feeds", "check", "--config", cfg],
+                            capture_output=True, text=True, timeout=30)
+        assert ck.returncode == 2
+        assert ck.stdout.startswith("PORTAL-FEEDS CRITICAL - 0/1 feeds fresh; rates unavailable"), ck.stdout
     finally:
         code, out = stop(proc)
     assert code == 0, out
