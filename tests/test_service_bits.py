@@ -132,3 +132,23 @@ def test_crontab_day_of_week_translation() -> None:
     assert t("*/2") == "sun,tue,thu,sat"
     assert t("1,3,5") == "mon,wed,fri"
     assert t("*") == "*"
+
+
+def test_scheduler_events_are_logged_and_recorded(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+
+    from feeds.daemon import Daemon
+    from feeds.notify import Notifier
+    from feeds.store import MemoryStore
+
+    cfg = config_file(tmp_path, '[feeds.rates]\nkind = "vietcombank"\n')
+    d = Daemon(None, cfg, notifier=Notifier(None))
+    store = MemoryStore()
+    d.rt = SimpleNamespace(store=store)  # type: ignore[assignment]
+    when = datetime(2026, 11, 24, tzinfo=UTC)
+    d._on_event(JobExecutionEvent(EVENT_JOB_ERROR, "rates", None, when, exception=KeyError("bug")))
+    d._on_event(JobExecutionEvent(EVENT_JOB_MISSED, "rates", None, when))
+    assert store.get("scheduler/rates") == {"job_error": 1, "missed": 1}
+    assert "scheduler event=job_error feed=rates error=KeyError" in caplog.text
