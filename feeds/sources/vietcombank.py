@@ -1,29 +1,38 @@
 """Vietcombank exchange rates: ``pXML.aspx`` (the bank's public XML).
 
-Format facts this parser relies on (shared/upstream-samples/README.md, 2015-2026 samples):
+Format facts this parser relies on (shared/upstream-samples/README.md, samples 2015-2026):
 
 - Root ``<ExrateList>`` with ``<DateTime>``, then ``<Exrate CurrencyCode CurrencyName Buy
-  Transfer Sell/>`` rows (alphabetical by code), then ``<Source>``.  The body starts with the
-  comment "For reference only. Only one request every 5 minutes!"; any or no encoding
-  declaration.
+  Transfer Sell/>`` rows (alphabetical by code upstream; kept in the order given), then
+  ``<Source>``.  The body starts with the comment "For reference only. Only one request
+  every 5 minutes!".  Any encoding declaration, or none.
 - ``DateTime`` is ``M/D/YYYY h:mm:ss AM|PM`` in Vietnam local time (UTC+7, no DST, no zone
-  in the text), hours and months not zero-padded: ``10/8/2015 7:09:09 AM``.
+  in the text), month, day and hour not zero-padded: ``10/8/2015 7:09:09 AM``.
 - Numbers: plain before 2021 (``22340``, ``22536.6``), with thousands separators and two
-  decimals after (``25,850.00``).  VND per one unit of the currency.  Kept as exact Decimals.
-- Not quoted: ``Buy="0"`` (2015-2017), ``Buy="-"`` (2021-2025), or empty (one 2026 fixture)
-  -> ``None``, never 0.
+  decimals since (``25,850.00``).  VND per one unit of the currency.  Kept as exact
+  Decimals, trailing fractional zeros dropped (``26,081.50`` -> ``26081.5``).
+- Not quoted: ``Buy="0"`` (2015-2017), ``Buy="-"`` (2021-2025), or empty (one 2026
+  fixture) -> ``None``, never 0.
 - ``CurrencyName`` is right-padded with spaces in recent answers and was renamed over the
   years (``AUST.DOLLAR`` -> ``AUSTRALIAN DOLLAR``): match on ``CurrencyCode`` only.
 
-A missing or unreadable ``DateTime`` is not fatal (``as_of`` = None): the rates themselves
-are what the widget needs, and the snapshot still has ``fetched_at``.
+Decisions:
+
+- A missing or unreadable ``DateTime`` is not fatal: ``as_of`` is None.  The rates are
+  what the widget needs and the snapshot still carries ``fetched_at``; the validation gate
+  may judge a table without a date.
+- Only structure is checked here (root, at least one row, a code per row, numbers that are
+  numbers).  Sanity (Buy <= Transfer <= Sell, USD present, ...) is the validation gate's.
+- A row with an empty ``CurrencyName`` takes its code as the name.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from lxml import etree
 
 from feeds.clock import VIETNAM_TZ
 from feeds.errors import InvalidPayloadError
@@ -52,7 +61,7 @@ CURRENCY_NAMES_VI: dict[str, str] = {
     "AUD": "Đô la Úc",  # Australian dollar
     "CAD": "Đô la Canada",  # Canadian dollar
     "CHF": "Franc Thụy Sĩ",  # Swiss franc
-    "CNY": "Nhân dân tệ",  # Chinese yuan renminbi (quoted since ~2018)
+    "CNY": "Nhân dân tệ",  # Chinese yuan renminbi (in pXML since 2018-2021)
     "DKK": "Krone Đan Mạch",  # Danish krone
     "EUR": "Euro",  # euro
     "GBP": "Bảng Anh",  # pound sterling
@@ -61,80 +70,96 @@ CURRENCY_NAMES_VI: dict[str, str] = {
     "JPY": "Yên Nhật",  # Japanese yen
     "KRW": "Won Hàn Quốc",  # South Korean won
     "KWD": "Dinar Kuwait",  # Kuwaiti dinar
-    "LAK": "Kíp Lào",  # Lao kip (not in pXML today; kept for other branches' lists)
+    "LAK": "Kíp Lào",  # Lao kip (not in pXML; other Vietnamese bank tables list it)
     "MYR": "Ringgit Malaysia",  # Malaysian ringgit
     "NOK": "Krone Na Uy",  # Norwegian krone
-    "NZD": "Đô la New Zealand",  # New Zealand dollar
+    "NZD": "Đô la New Zealand",  # New Zealand dollar (not in pXML; other banks list it)
     "RUB": "Rúp Nga",  # Russian ruble
     "SAR": "Riyal Ả Rập Xê Út",  # Saudi riyal
     "SEK": "Krona Thụy Điển",  # Swedish krona
     "SGD": "Đô la Singapore",  # Singapore dollar
     "THB": "Baht Thái",  # Thai baht
-    "TWD": "Đô la Đài Loan",  # New Taiwan dollar
+    "TWD": "Đô la Đài Loan",  # New Taiwan dollar (not in pXML; other banks list it)
     "USD": "Đô la Mỹ",  # US dollar
 }
 
-_NOT_QUOTED = {"", "-", "0", "0.00", "0.0"}
-_AMOUNT = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$|^\d+(\.\d+)?$")
-_CODE = re.compile(r"^[A-Z]{3}$")
+#: Plain (``22536.6``) or grouped by thousands (``25,850.00``); no sign, no exponent, and
+#: ASCII digits only (``\d`` would let Unicode digits such as ``２５`` through).
+_AMOUNT = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
+#: ``10/8/2015 7:09:09 AM``; seconds and AM/PM optional in case the bank ever drops them.
+_DATETIME = re.compile(
+    r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})\s+([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?"
+    r"(?:\s*([AaPp])\.?[Mm]\.?)?"
+)
+_NOT_QUOTED = {"", "-"}
+_CODE = re.compile(r"[A-Z]{3}")
 
 
 def build_request(url: str) -> RequestSpec:
-    """What to ask the bank for: the XML at ``url``."""
+    """Describe the request for the rate table at ``url``."""
     return RequestSpec(url=url, headers=(("Accept", "application/xml, text/xml;q=0.9, */*;q=0.1"),))
 
 
 def parse_amount(text: str | None) -> Decimal | None:
-    """``"25,850.00"`` -> Decimal("25850"); ``"-"``, ``""``, ``"0"`` -> None (not quoted)."""
+    """Read ``"25,850.00"`` as Decimal("25850"); ``"-"``, ``""`` and zero as None."""
     value = (text or "").strip()
     if value in _NOT_QUOTED:
         return None
-    if not _AMOUNT.match(value):
+    if not _AMOUNT.fullmatch(value):
         raise InvalidPayloadError("a rate is not a number", detail="bad_number")
-    try:
-        amount = Decimal(value.replace(",", ""))
-    except InvalidOperation:  # pragma: no cover - the pattern already guarantees digits
-        raise InvalidPayloadError("a rate is not a number", detail="bad_number") from None
-    if amount == 0:
-        return None
-    # Exact value without trailing zeros, never in exponent form (25850, not 2.585E+4).
-    normalized = amount.normalize()
-    return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral() else normalized
+    digits = value.replace(",", "")
+    # Trim on the text, not with Decimal.normalize(): normalize rounds to the context
+    # precision and writes 25850 as 2.585E+4; this keeps every digit and no exponent.
+    if "." in digits:
+        digits = digits.rstrip("0").rstrip(".")
+    amount = Decimal(digits)
+    # The bank writes 0 for "not quoted" (2015-2017); no real rate is ever zero.
+    return None if amount == 0 else amount
 
 
 def parse_datetime(text: str | None) -> datetime | None:
-    """``"6/18/2026 3:53:15 PM"`` (Vietnam time) -> aware datetime at +07:00, or None."""
-    value = " ".join((text or "").split())
-    for fmt in ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M %p"):
-        try:
-            return datetime.strptime(value, fmt).replace(tzinfo=VIETNAM_TZ)
-        except ValueError:
-            continue
-    return None
+    """Read ``"6/18/2026 3:53:15 PM"`` (Vietnam time) as an aware +07:00 datetime, or None."""
+    # A regex rather than strptime: %p follows the process locale, the bank's text does not.
+    match = _DATETIME.fullmatch((text or "").strip())
+    if match is None:
+        return None
+    month, day, year, hour, minute = (int(g) for g in match.groups()[:5])
+    second = int(match.group(6) or 0)
+    half = (match.group(7) or "").upper()
+    if half:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if half == "P" else 0)
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=VIETNAM_TZ)
+    except ValueError:  # 2/30, 25:00 and the like
+        return None
+
+
+def _row(row: etree._Element) -> ExchangeRate:
+    """Turn one ``<Exrate>`` element into an ExchangeRate."""
+    get = row.get
+    code = (get("CurrencyCode") or "").strip().upper()
+    if not _CODE.fullmatch(code):
+        raise InvalidPayloadError("a row has no valid CurrencyCode", detail="bad_code")
+    name = (get("CurrencyName") or "").strip() or code
+    return ExchangeRate(
+        code=code,
+        name=name,
+        name_vi=CURRENCY_NAMES_VI.get(code, name),
+        buy_cash=parse_amount(get("Buy")),
+        buy_transfer=parse_amount(get("Transfer")),
+        sell=parse_amount(get("Sell")),
+    )
 
 
 def parse(body: bytes) -> ExchangeRates:
-    """Parse a pXML.aspx answer into ExchangeRates (upstream order), or raise InvalidPayloadError."""
+    """Parse a pXML.aspx answer into ExchangeRates in upstream order."""
     root = parse_xml(body)
-    if not isinstance(root.tag, str) or root.tag != "ExrateList":
+    if root.tag != "ExrateList":
         raise InvalidPayloadError("not an ExrateList document", detail="wrong_root")
     rows = root.findall("Exrate")
     if not rows:
         raise InvalidPayloadError("no Exrate rows", detail="no_rows")
-    rates: list[ExchangeRate] = []
-    for row in rows:
-        code = (row.get("CurrencyCode") or "").strip().upper()
-        if not _CODE.match(code):
-            raise InvalidPayloadError("a row has no valid CurrencyCode", detail="bad_code")
-        name = " ".join((row.get("CurrencyName") or "").split()) or code
-        rates.append(
-            ExchangeRate(
-                code=code,
-                name=name,
-                name_vi=CURRENCY_NAMES_VI.get(code, name),
-                buy_cash=parse_amount(row.get("Buy")),
-                buy_transfer=parse_amount(row.get("Transfer")),
-                sell=parse_amount(row.get("Sell")),
-            )
-        )
-    return ExchangeRates(as_of=parse_datetime(root.findtext("DateTime")), rates=tuple(rates))
+    rates = tuple(_row(row) for row in rows)
+    return ExchangeRates(as_of=parse_datetime(root.findtext("DateTime")), rates=rates)
