@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from feeds.models import Location
+from feeds.politeness import DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD
 
 __all__ = [
     "CONFIG_SEARCH_PATH",
@@ -128,6 +129,8 @@ class Config:
     feeds: Mapping[str, FeedConfig]
     user_agent: str = DEFAULT_USER_AGENT
     max_body: int = DEFAULT_MAX_BODY
+    breaker_failures: int = DEFAULT_BREAKER_THRESHOLD
+    breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
     dns: DnsConfig = field(default_factory=DnsConfig)
     metrics_file: Path | None = None
     check_stale_warning: bool = True
@@ -345,9 +348,13 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
     snapshot_dir = base_dir / _str(paths.get("snapshot_dir", "snapshots"), "paths.snapshot_dir")
 
     http = _table(data.get("http", {}), "http")
-    _unknown(http, {"user_agent", "max_body"}, "http")
+    _unknown(http, {"user_agent", "max_body", "breaker_failures", "breaker_cooldown"}, "http")
     user_agent = _str(http.get("user_agent", DEFAULT_USER_AGENT), "http.user_agent")
     max_body = parse_size(http.get("max_body", DEFAULT_MAX_BODY), "http.max_body")
+    breaker_failures = http.get("breaker_failures", DEFAULT_BREAKER_THRESHOLD)
+    if isinstance(breaker_failures, bool) or not isinstance(breaker_failures, int) or not 1 <= breaker_failures <= 1000:
+        raise ConfigError("http.breaker_failures", f"expected a whole number from 1 to 1000, got {_show(breaker_failures)}")
+    breaker_cooldown = parse_duration(http.get("breaker_cooldown", DEFAULT_BREAKER_COOLDOWN), "http.breaker_cooldown")
 
     dns_t = _table(data.get("dns", {}), "dns")
     _unknown(dns_t, {"nameservers", "timeout", "stale_max"}, "dns")
@@ -381,6 +388,8 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         feeds=feeds,
         user_agent=user_agent,
         max_body=max_body,
+        breaker_failures=breaker_failures,
+        breaker_cooldown=breaker_cooldown,
         dns=dns,
         metrics_file=metrics_file,
         check_stale_warning=stale_warning,

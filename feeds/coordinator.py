@@ -133,7 +133,9 @@ class Coordinator:
         self.client = client
         self.clock = clock
         self.retry = retry or RetryPolicy(clock)
-        self.guard = guard or HostGuard(store)
+        self.guard = guard or HostGuard(
+            store, breaker_threshold=config.breaker_failures, breaker_cooldown=config.breaker_cooldown
+        )
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
 
@@ -292,8 +294,11 @@ class Coordinator:
         # MET Norway: do not ask again before the Expires the server gave.
         if cached and cached.get("expires") and now < cached["expires"]:
             return self._parse_or_keep(feed, cached["body"], parse)
-        if not self.guard.breaker_allows(host, now):
+        breaker = self.guard.breaker(host, now)
+        if breaker.state == "open":
             raise HeldBack("circuit_open", 0.0)
+        # Half-open: one probe request, not a retried attempt, decides the breaker's fate.
+        probe_only = breaker.state == "half_open"
         tried: list[FeedError] = []
 
         async def once() -> Fetched:
@@ -332,7 +337,9 @@ class Coordinator:
                 raise
 
         try:
-            got: Fetched = await self.retry.call(once, deadline_at=deadline_at, feed=feed.name)
+            got: Fetched = await self.retry.call(
+                once, deadline_at=deadline_at, feed=feed.name, max_attempts=1 if probe_only else None
+            )
         except _Final as f:
             self.guard.record_result(host, False, self.clock.now(), f.error.kind)
             raise f.error from None

@@ -86,7 +86,7 @@ def _circuit(guard: HostGuard, feed: FeedConfig, now: datetime) -> str:
 
 def feed_rows(config: Config, store: Store, now: datetime, names: Sequence[str] | None = None) -> list[FeedRow]:
     """Assemble the health row of each feed from the store."""
-    guard = HostGuard(store)
+    guard = HostGuard(store, breaker_threshold=config.breaker_failures, breaker_cooldown=config.breaker_cooldown)
     rows = []
     for name in names or list(config.feeds):
         feed = config.feeds[name]

@@ -20,7 +20,7 @@ from typing import Any
 
 from feeds.store import Store
 
-__all__ = ["BreakerState", "HostGuard", "HostState"]
+__all__ = ["DEFAULT_BREAKER_COOLDOWN", "DEFAULT_BREAKER_THRESHOLD", "BreakerState", "HostGuard", "HostState"]
 
 DEFAULT_BREAKER_THRESHOLD = 5
 DEFAULT_BREAKER_COOLDOWN = 600.0

@@ -67,9 +67,15 @@ class RetryPolicy:
         *,
         deadline_at: float,
         feed: str = "",
+        max_attempts: int | None = None,
     ) -> T:
-        """Run ``fn`` until it succeeds, a failure is final, or the deadline would pass."""
+        """Run ``fn`` until it succeeds, a failure is final, or the deadline would pass.
+
+        ``max_attempts`` overrides the policy's bound for this call (1 = no retry, as for
+        the circuit breaker's half-open probe).
+        """
         failures: list[BaseException] = []
+        limit = self.max_attempts if max_attempts is None else max_attempts
 
         def _retry(state: RetryCallState) -> bool:
             exc = state.outcome.exception() if state.outcome else None
@@ -86,7 +92,7 @@ class RetryPolicy:
             return self.backoff(state.attempt_number)
 
         def _stop(state: RetryCallState) -> bool:
-            if state.attempt_number >= self.max_attempts:
+            if state.attempt_number >= limit:
                 return True
             return self.clock.monotonic() + (state.upcoming_sleep or 0.0) >= deadline_at
 

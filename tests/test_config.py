@@ -106,6 +106,8 @@ def test_inline_locations(tmp_path: Path) -> None:
         ('[dns]\nnameservers = "1.1.1.1"\n[feeds.x]\nkind = "vietcombank"\n', "dns.nameservers"),
         ('[feeds.x]\nkind = "vietcombank"\nat = "*/15 7-25 * * 1-6"\n', "feeds.x.at"),
         ('[feeds.x]\nkind = "vietcombank"\nat = "daily"\n', "feeds.x.at"),
+        ('[http]\nbreaker_failures = 0\n[feeds.x]\nkind = "vietcombank"\n', "http.breaker_failures"),
+        ('[http]\nbreaker_cooldown = "a while"\n[feeds.x]\nkind = "vietcombank"\n', "http.breaker_cooldown"),
         ("", "feeds"),
     ],
 )

@@ -220,6 +220,27 @@ def test_circuit_breaker_leaves_host_alone(tmp_path: Path, sim: UpstreamSimulato
         store.close()
 
 
+def test_circuit_breaker_configured_threshold_and_half_open_probe(tmp_path: Path, sim: UpstreamSimulator) -> None:
+    cfg = make_config(tmp_path, sim, extra='[http]\nbreaker_failures = 2\nbreaker_cooldown = "1s"\n')
+    assert (cfg.breaker_failures, cfg.breaker_cooldown) == (2, 1.0)
+    sim.set_faults("vietcombank", [Fault.status(500)], repeat_last=True)
+    for _ in range(2):
+        refresh(cfg, "rates", dns_table())
+    before = sim.request_count("vietcombank")
+    r, _, health = refresh(cfg, "rates", dns_table())
+    assert r.outcome == "held_back" and health.detail == "circuit_open"
+    assert sim.request_count("vietcombank") == before
+    time.sleep(1.1)  # the cool-down passes: one probe reaches the host, fails, opens again
+    refresh(cfg, "rates", dns_table())
+    assert sim.request_count("vietcombank") == before + 1
+    r, _, health = refresh(cfg, "rates", dns_table())
+    assert r.outcome == "held_back" and health.detail == "circuit_open"
+    time.sleep(1.1)  # the next probe succeeds: the breaker closes
+    sim.set_faults("vietcombank", [])
+    r, _, health = refresh(cfg, "rates", dns_table())
+    assert r.status == "fresh" and health.consecutive_failures == 0
+
+
 def test_politeness_across_runs_and_restarts(tmp_path: Path, sim: UpstreamSimulator) -> None:
     cfg = make_config(tmp_path, sim, rates="")  # vietcombank default: 5 minutes
     assert cfg.feeds["rates"].min_interval == 300
