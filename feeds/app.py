@@ -68,7 +68,9 @@ async def open_runtime(
         if primary_resolver is not None:
             assert isinstance(resolver, ServeStaleResolver)
             resolver.primary = primary_resolver
-    client = build_client(user_agent=config.user_agent, resolver=resolver, transport=transport)
+    client = build_client(
+        user_agent=config.user_agent, resolver=resolver, transport=transport, proxy=config.proxy
+    )
     try:
         yield Runtime(config, store, client, clock, Coordinator(config, store, client, clock))
     finally:

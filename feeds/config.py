@@ -131,6 +131,7 @@ class Config:
     max_body: int = DEFAULT_MAX_BODY
     breaker_failures: int = DEFAULT_BREAKER_THRESHOLD
     breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
+    proxy: str | None = None
     dns: DnsConfig = field(default_factory=DnsConfig)
     metrics_file: Path | None = None
     check_stale_warning: bool = True
@@ -203,6 +204,14 @@ def _url(value: object, key: str) -> str:
     url = _str(value, key)
     if not re.match(r"^https?://[^/\s]+", url):
         raise ConfigError(key, f"expected an http:// or https:// URL, got {_show(value)}")
+    return url
+
+
+def _proxy(value: object) -> str:
+    url = _str(value, "http.proxy")
+    if not re.match(r"^http://([^@/\s]+@)?(\[[0-9A-Fa-f:.]+\]|[^:/@\s\[\]]+)(:\d+)?/?$", url):
+        shown = re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)  # never echo a password
+        raise ConfigError("http.proxy", f'expected an http://[user:password@]host:port URL, got "{shown}"')
     return url
 
 
@@ -348,13 +357,14 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
     snapshot_dir = base_dir / _str(paths.get("snapshot_dir", "snapshots"), "paths.snapshot_dir")
 
     http = _table(data.get("http", {}), "http")
-    _unknown(http, {"user_agent", "max_body", "breaker_failures", "breaker_cooldown"}, "http")
+    _unknown(http, {"user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy"}, "http")
     user_agent = _str(http.get("user_agent", DEFAULT_USER_AGENT), "http.user_agent")
     max_body = parse_size(http.get("max_body", DEFAULT_MAX_BODY), "http.max_body")
     breaker_failures = http.get("breaker_failures", DEFAULT_BREAKER_THRESHOLD)
     if isinstance(breaker_failures, bool) or not isinstance(breaker_failures, int) or not 1 <= breaker_failures <= 1000:
         raise ConfigError("http.breaker_failures", f"expected a whole number from 1 to 1000, got {_show(breaker_failures)}")
     breaker_cooldown = parse_duration(http.get("breaker_cooldown", DEFAULT_BREAKER_COOLDOWN), "http.breaker_cooldown")
+    proxy = _proxy(http["proxy"]) if "proxy" in http else None
 
     dns_t = _table(data.get("dns", {}), "dns")
     _unknown(dns_t, {"nameservers", "timeout", "stale_max"}, "dns")
@@ -390,6 +400,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         max_body=max_body,
         breaker_failures=breaker_failures,
         breaker_cooldown=breaker_cooldown,
+        proxy=proxy,
         dns=dns,
         metrics_file=metrics_file,
         check_stale_warning=stale_warning,

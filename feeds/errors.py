@@ -202,6 +202,9 @@ def classify(exc: BaseException) -> FeedError:
         return HttpStatusError(
             f"upstream answered HTTP {resp.status_code}", status_code=resp.status_code
         )
+    if any(isinstance(e, httpx.ProxyError) for e in chain):
+        # The outbound proxy refused the tunnel (502/503 from it, 407 authentication).
+        return ConnectError("the proxy did not open a connection to the upstream", detail="proxy")
     if any(isinstance(e, httpx.ConnectError | ConnectionRefusedError) for e in chain):
         # The connection was never made: the request did not reach the upstream.
         return ConnectError("could not connect to the upstream", detail="refused")

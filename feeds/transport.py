@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpcore
 import httpx
@@ -45,13 +46,18 @@ class _ResolvingTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (its exception mapping included) over our resolver backend."""
 
     def __init__(
-        self, resolver: Resolver, *, max_connections: int = 20, ssl_context: ssl.SSLContext | None = None
+        self,
+        resolver: Resolver,
+        *,
+        max_connections: int = 20,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: str | None = None,
     ) -> None:
         super().__init__(retries=0)
         # httpx does not take a network backend, so the pool is rebuilt with ours; the
         # rest of AsyncHTTPTransport (request/response and exception mapping) is kept.
         # TLS is always verified: the context only chooses which CAs are trusted.
-        self._pool = httpcore.AsyncConnectionPool(
+        common: dict[str, Any] = dict(
             ssl_context=ssl_context or httpx.create_ssl_context(),
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
@@ -62,6 +68,21 @@ class _ResolvingTransport(httpx.AsyncHTTPTransport):
             http2=False,
             network_backend=ResolvingBackend(resolver),
         )
+        if proxy is None:
+            self._pool = httpcore.AsyncConnectionPool(**common)
+            return
+        # An outbound HTTP proxy: the proxy's own name goes through our resolver seam (and
+        # its serve-stale); the upstream's name is resolved by the proxy.  https upstreams
+        # are tunnelled (CONNECT) and their certificates verified end to end by us.
+        p = httpx.Proxy(proxy)
+        self._pool = httpcore.AsyncHTTPProxy(
+            proxy_url=httpcore.URL(
+                scheme=p.url.raw_scheme, host=p.url.raw_host, port=p.url.port, target=p.url.raw_path
+            ),
+            proxy_auth=p.raw_auth,
+            proxy_headers=p.headers.raw,
+            **common,
+        )
 
 
 def build_client(
@@ -70,18 +91,21 @@ def build_client(
     resolver: Resolver | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     trust: ssl.SSLContext | None = None,
+    proxy: str | None = None,
 ) -> httpx.AsyncClient:
     """Build the run's one client: our resolver seam (or a given transport), verified TLS.
 
     ``trust`` replaces the default CA bundle (tests use their own CA); verification of the
-    certificate against the URL's host name stays on either way.
+    certificate against the URL's host name stays on either way.  ``proxy`` is an
+    ``http://[user:password@]host:port`` outbound proxy (``[http] proxy``); the
+    environment's ``HTTP(S)_PROXY`` is deliberately not read: one place configures it.
     """
     if trust is not None and (trust.verify_mode != ssl.CERT_REQUIRED or not trust.check_hostname):
         raise ValueError("TLS verification cannot be turned off")
     if transport is None:
         from feeds.resolver import SystemResolver
 
-        transport = _ResolvingTransport(resolver or SystemResolver(), ssl_context=trust)
+        transport = _ResolvingTransport(resolver or SystemResolver(), ssl_context=trust, proxy=proxy)
     return httpx.AsyncClient(
         transport=transport,
         headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
