@@ -230,6 +230,8 @@ class Daemon:
             counts: dict[str, int] = dict(self.rt.store.get(key) or {})
             counts[name] = counts.get(name, 0) + 1
             self.rt.store.set(key, counts)
+            when = getattr(event, "scheduled_run_time", None)
+            self.rt.store.set(f"{key}/last", {"event": name, "at": when})
 
     # -- reload --------------------------------------------------------------------------
     def _reload(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -57,6 +57,10 @@ class FeedRow:
     fallback_used: bool
     stale_dns_used: bool
     attempts: dict[str, int]
+    #: The daemon's scheduler events for this feed (``missed``, ``job_error``, ``still_running``).
+    scheduler_events: dict[str, int] = field(default_factory=dict)
+    last_scheduler_event: str | None = None
+    last_scheduler_event_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +80,12 @@ class FeedRow:
             "fallback_used": self.fallback_used,
             "stale_dns_used": self.stale_dns_used,
             "attempts": dict(self.attempts),
+            "scheduler_events": dict(self.scheduler_events),
+            "last_scheduler_event": (
+                {"event": self.last_scheduler_event, "at": isoformat(self.last_scheduler_event_at)}
+                if self.last_scheduler_event
+                else None
+            ),
         }
 
 
@@ -93,6 +103,7 @@ def feed_rows(config: Config, store: Store, now: datetime, names: Sequence[str] 
         h: Health = store.get(f"health/{name}") or Health(feed=name)
         good = store.get(f"good/{name}")
         good = good if isinstance(good, GoodData) else None
+        last_event: dict[str, Any] = store.get(f"scheduler/{name}/last") or {}
         rows.append(
             FeedRow(
                 feed=name,
@@ -111,9 +122,16 @@ def feed_rows(config: Config, store: Store, now: datetime, names: Sequence[str] 
                 fallback_used=h.fallback_used,
                 stale_dns_used=h.stale_dns_used,
                 attempts=dict(h.attempts),
+                scheduler_events=dict(store.get(f"scheduler/{name}") or {}),
+                last_scheduler_event=last_event.get("event"),
+                last_scheduler_event_at=last_event.get("at"),
             )
         )
     return rows
+
+
+#: A scheduler event younger than this is shown in the status table.
+RECENT_SCHEDULER_EVENT = 86400.0
 
 
 def _age(seconds: float | None) -> str:
@@ -149,6 +167,9 @@ def format_table(rows: Sequence[FeedRow], now: datetime) -> str:
             notes.append(f"via {r.source_used}")
         if r.stale_dns_used:
             notes.append("stale dns")
+        at = r.last_scheduler_event_at
+        if r.last_scheduler_event and at is not None and (now - at).total_seconds() < RECENT_SCHEDULER_EVENT:
+            notes.append(f"scheduler {r.last_scheduler_event} {_when(at, now)}")
         if notes:
             outcome += " [" + ", ".join(notes) + "]"
         body.append(

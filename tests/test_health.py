@@ -124,3 +124,20 @@ def test_status_json_and_check_via_disk_store(config, capsys) -> None:  # type: 
     out = StringIO()
     assert run_check(config, ["rates"], clock=Fixed(), out=out) == 0
     assert out.getvalue().startswith("PORTAL-FEEDS OK - 1/1 feeds fresh")
+
+
+def test_scheduler_events_shown_while_recent(config) -> None:  # type: ignore[no-untyped-def]
+    store = MemoryStore()
+    _put(store, "rates", "fresh")
+    _put(store, "weather", "fresh")
+    store.set("scheduler/rates", {"missed": 2})
+    store.set("scheduler/rates/last", {"event": "missed", "at": NOW - timedelta(minutes=5)})
+    rows = feed_rows(config, store, NOW)
+    assert rows[0].to_json()["scheduler_events"] == {"missed": 2}
+    assert rows[0].to_json()["last_scheduler_event"] == {"event": "missed", "at": "2026-11-24T07:55:00+00:00"}
+    assert rows[1].to_json()["last_scheduler_event"] is None
+    lines = format_table(rows, NOW).splitlines()
+    assert "[scheduler missed 5m ago]" in lines[1]
+    assert "scheduler" not in lines[2]
+    later = NOW + timedelta(days=2)  # an old event no longer clutters the table
+    assert "scheduler" not in format_table(feed_rows(config, store, later), later)

@@ -151,4 +151,5 @@ def test_scheduler_events_are_logged_and_recorded(tmp_path: Path, caplog) -> Non
     d._on_event(JobExecutionEvent(EVENT_JOB_ERROR, "rates", None, when, exception=KeyError("bug")))
     d._on_event(JobExecutionEvent(EVENT_JOB_MISSED, "rates", None, when))
     assert store.get("scheduler/rates") == {"job_error": 1, "missed": 1}
+    assert store.get("scheduler/rates/last") == {"event": "missed", "at": when}
     assert "scheduler event=job_error feed=rates error=KeyError" in caplog.text
