@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,32 @@ def validate_snapshot(snapshot_schema: dict[str, Any]) -> Callable[[Path | dict[
         return doc
 
     return check
+
+
+@pytest.fixture(autouse=True)
+def every_snapshot_matches_the_schema(
+    request: pytest.FixtureRequest, snapshot_schema: dict[str, Any]
+) -> Iterator[None]:
+    """After each test that used tmp_path: every snapshot file left there validates.
+
+    A snapshot is any JSON object with ``schema_version`` (the metrics file, cached bodies
+    and test payloads are not). Tests check their own snapshots' contents; this makes the
+    schema check cover every snapshot the suite writes, not only the ones a test looked at.
+    """
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    tmp_path: Path = request.getfixturevalue("tmp_path")  # set up now: torn down after us
+    yield
+    validator = jsonschema.Draft202012Validator(snapshot_schema)
+    for path in sorted(tmp_path.rglob("*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(doc, dict) and "schema_version" in doc:
+            errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(doc)]
+            assert not errors, (path, errors)
 
 
 def write_config(tmp_path: Path, body: str) -> Path:
