@@ -160,7 +160,7 @@ def test_huge_retry_after_holds_the_host_back_at_most_the_cap(tmp_path: Path, va
     feed = cfg.feeds["exchange-rates"]
     up = Upstream(default=ok(b"", status=429, headers={"Retry-After": value}))
     coord, clock, store, _ = make_coordinator(cfg, up)
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="feeds.transport"):
         r = run(coord.refresh(feed))
     assert (r.outcome, r.detail) == ("http_status", "429")
     assert "Retry-After capped" in caplog.text
