@@ -49,11 +49,30 @@ class Recovered:
     path: Path
 
 
+def _closed(schema: Any) -> Any:
+    """``schema`` with every object schema refusing properties it does not list."""
+    if isinstance(schema, list):
+        return [_closed(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _closed(v) for k, v in schema.items()}
+    if out.get("type") == "object" and "properties" in out:
+        out["additionalProperties"] = False
+    return out
+
+
 @lru_cache(maxsize=1)
 def _validator() -> Any:
+    """The shipped schema, with the ``data`` shapes (``$defs``) closed.
+
+    The shipped schema is open so that consumers survive added fields; what we publish again
+    must be exactly what we would publish, so unknown fields inside ``data`` recover nothing.
+    Unknown top-level fields are ignored (only the known ones are read).
+    """
     import jsonschema
 
     schema = json.loads(files("feeds").joinpath("schemas/snapshot-v1.schema.json").read_text("utf-8"))
+    schema["$defs"] = _closed(schema.get("$defs", {}))
     return jsonschema.Draft202012Validator(schema)
 
 
