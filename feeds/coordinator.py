@@ -38,6 +38,7 @@ from feeds.errors import (
 from feeds.models import LocationWeather, RequestSpec
 from feeds.politeness import HostGuard
 from feeds.publish import build_snapshot, write_snapshot
+from feeds.recovery import read_snapshot
 from feeds.resolver import resolution_log
 from feeds.retry import RetryPolicy
 from feeds.store import GoodData, Health, Store
@@ -445,7 +446,31 @@ class Coordinator:
     # -- storing and publishing ----------------------------------------------------------
     def _load_good(self, feed: FeedConfig) -> GoodData | None:
         good = self.store.get(f"good/{feed.name}")
-        return good if isinstance(good, GoodData) else None
+        if isinstance(good, GoodData):
+            return good
+        return self._recover(feed)
+
+    def _recover(self, feed: FeedConfig) -> GoodData | None:
+        """The store has no good data: take it back from the published snapshot (issue 9)."""
+        rec = read_snapshot(self.config.snapshot_dir, feed)
+        if rec is None:
+            return None
+        now = self.clock.now()
+        self.store.set(f"good/{feed.name}", rec.good)
+        self.store.set(
+            f"recovered/{feed.name}", {"at": now, "fetched_at": rec.good.fetched_at, "path": str(rec.path)}
+        )
+        if not self.store.get(f"snapshot/{feed.name}"):
+            # The file's own state: republish() and the next attempt keep its stale_since.
+            self.store.set(
+                f"snapshot/{feed.name}",
+                {"status": rec.status, "stale_since": rec.stale_since, "outcome": None},
+            )
+        logger.warning(
+            "recovered last good data from the published snapshot feed=%s fetched_at=%s age_s=%d",
+            feed.name, rec.good.fetched_at.isoformat(), (now - rec.good.fetched_at).total_seconds(),
+        )
+        return rec.good
 
     def _finish(
         self,
@@ -460,6 +485,8 @@ class Coordinator:
     ) -> AttemptResult:
         now = self.clock.now()
         max_stale = timedelta(seconds=feed.max_stale)
+        if got is None:
+            self._load_good(feed)  # recovers from the snapshot (and its state) if the store has none
         state: dict[str, Any] = self.store.get(f"snapshot/{feed.name}") or {}
         if got is not None:
             src = source_module(got.source.kind)
