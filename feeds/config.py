@@ -95,6 +95,8 @@ class FeedConfig:
     fallback: tuple[SourceConfig, ...] = ()
     at: str | None = None
     batch_size: int = 100
+    #: Share of the attempt's time the primary gets when a fallback exists (feeds.batching).
+    primary_share: float = 0.5
 
     @property
     def kind(self) -> str:
@@ -136,6 +138,7 @@ class Config:
     metrics_file: Path | None = None
     check_stale_warning: bool = True
     check_missed_intervals: float = 3.0
+    per_host_concurrency: int = 10
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -285,6 +288,7 @@ _FEED_KEYS = {
     "locations",
     "fallback",
     "batch_size",
+    "primary_share",
 }
 
 
@@ -345,6 +349,7 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         locations=locations,
         fallback=tuple(fallback),
         batch_size=batch,
+        primary_share=_number(table.get("primary_share", 0.5), f"{key}.primary_share", 0.1, 0.9),
     )
 
 
@@ -357,7 +362,11 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
     snapshot_dir = base_dir / _str(paths.get("snapshot_dir", "snapshots"), "paths.snapshot_dir")
 
     http = _table(data.get("http", {}), "http")
-    _unknown(http, {"user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy"}, "http")
+    _unknown(
+        http,
+        {"user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy", "per_host_concurrency"},
+        "http",
+    )
     user_agent = _str(http.get("user_agent", DEFAULT_USER_AGENT), "http.user_agent")
     max_body = parse_size(http.get("max_body", DEFAULT_MAX_BODY), "http.max_body")
     breaker_failures = http.get("breaker_failures", DEFAULT_BREAKER_THRESHOLD)
@@ -365,6 +374,9 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         raise ConfigError("http.breaker_failures", f"expected a whole number from 1 to 1000, got {_show(breaker_failures)}")
     breaker_cooldown = parse_duration(http.get("breaker_cooldown", DEFAULT_BREAKER_COOLDOWN), "http.breaker_cooldown")
     proxy = _proxy(http["proxy"]) if "proxy" in http else None
+    per_host = http.get("per_host_concurrency", 10)
+    if isinstance(per_host, bool) or not isinstance(per_host, int) or not 1 <= per_host <= 100:
+        raise ConfigError("http.per_host_concurrency", f"expected a whole number from 1 to 100, got {_show(per_host)}")
 
     dns_t = _table(data.get("dns", {}), "dns")
     _unknown(dns_t, {"nameservers", "timeout", "stale_max"}, "dns")
@@ -405,6 +417,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         metrics_file=metrics_file,
         check_stale_warning=stale_warning,
         check_missed_intervals=missed,
+        per_host_concurrency=per_host,
     )
 
 
