@@ -14,14 +14,40 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def shipped_schema() -> dict[str, Any]:
+    """The schema as shipped: open, so a consumer does not break when a field is added."""
+    doc: dict[str, Any] = json.loads(files("feeds").joinpath("schemas/snapshot-v1.schema.json").read_text())
+    return doc
+
+
+def strict_schema(schema: Any) -> Any:
+    """The shipped schema closed: every object schema refuses properties it does not list.
+
+    Our own output is held to this, so a field we add without documenting it in the schema
+    fails the suite; consumers get the open form (docs/snapshots.md).  Only schemas that
+    declare ``"type": "object"`` are closed, never the ``if``/``then`` branches, which list a
+    few properties of an object described elsewhere.
+    """
+    if isinstance(schema, list):
+        return [strict_schema(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_schema(v) for k, v in schema.items()}
+    if out.get("type") == "object" and "properties" in out:
+        out["additionalProperties"] = False
+    return out
+
+
 @pytest.fixture(scope="session")
 def snapshot_schema() -> dict[str, Any]:
-    return json.loads(files("feeds").joinpath("schemas/snapshot-v1.schema.json").read_text())
+    """The strict variant of the shipped schema (see ``strict_schema``)."""
+    closed: dict[str, Any] = strict_schema(shipped_schema())
+    return closed
 
 
 @pytest.fixture
 def validate_snapshot(snapshot_schema: dict[str, Any]) -> Callable[[Path | dict[str, Any]], dict[str, Any]]:
-    """Validate a snapshot file (or document) against the shipped JSON Schema; return it."""
+    """Validate a snapshot file (or document) against the strict variant of the schema; return it."""
     validator = jsonschema.Draft202012Validator(snapshot_schema)
 
     def check(doc: Path | dict[str, Any]) -> dict[str, Any]:
