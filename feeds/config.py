@@ -100,6 +100,8 @@ class FeedConfig:
     widget: WidgetConfig = field(default_factory=WidgetConfig)
     #: Weather: also publish <feed>/<location id>.json (issue 11).
     per_location_files: bool = False
+    #: Share of the attempt's time the primary gets when a fallback exists (feeds.batching).
+    primary_share: float = 0.5
 
     @property
     def kind(self) -> str:
@@ -146,6 +148,7 @@ class Config:
     check_stale_warning: bool = True
     check_missed_intervals: float = 3.0
     publish: PublishConfig = field(default_factory=PublishConfig)
+    per_host_concurrency: int = 10
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -298,6 +301,7 @@ _FEED_KEYS = {
     "batch_size",
     "widget",
     "per_location_files",
+    "primary_share",
 }
 
 
@@ -376,6 +380,7 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         batch_size=batch,
         widget=widget,
         per_location_files=per_location,
+        primary_share=_number(table.get("primary_share", 0.5), f"{key}.primary_share", 0.1, 0.9),
     )
 
 
@@ -391,7 +396,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
     _unknown(
         http,
         {"user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy", "retry_after_max",
-         "follow_redirects_to"},
+         "follow_redirects_to", "per_host_concurrency"},
         "http",
     )
     user_agent = _str(http.get("user_agent", DEFAULT_USER_AGENT), "http.user_agent")
@@ -411,6 +416,9 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         raise ConfigError(
             "http.follow_redirects_to", f'expected a list of host names like ["www.example.vn"], got {_show(follow)}'
         )
+    per_host = http.get("per_host_concurrency", 10)
+    if isinstance(per_host, bool) or not isinstance(per_host, int) or not 1 <= per_host <= 100:
+        raise ConfigError("http.per_host_concurrency", f"expected a whole number from 1 to 100, got {_show(per_host)}")
 
     dns_t = _table(data.get("dns", {}), "dns")
     _unknown(dns_t, {"nameservers", "timeout", "stale_max"}, "dns")
@@ -456,6 +464,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         check_stale_warning=stale_warning,
         check_missed_intervals=missed,
         publish=publish,
+        per_host_concurrency=per_host,
     )
 
 
