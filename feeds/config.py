@@ -136,6 +136,10 @@ class Config:
     breaker_failures: int = DEFAULT_BREAKER_THRESHOLD
     breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
     proxy: str | None = None
+    #: ``[http] retry_after_max``: the longest a Retry-After may hold a host back.
+    retry_after_max: float = 3600.0
+    #: ``[http] follow_redirects_to``: other hosts (``host`` or ``host:port``) a redirect may lead to.
+    follow_redirects_to: tuple[str, ...] = ()
     dns: DnsConfig = field(default_factory=DnsConfig)
     metrics_file: Path | None = None
     check_stale_warning: bool = True
@@ -474,7 +478,12 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
     snapshot_dir = base_dir / _path(paths.get("snapshot_dir", "snapshots"), "paths.snapshot_dir")
 
     http = _table(data.get("http", {}), "http")
-    _unknown(http, {"user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy"}, "http")
+    _unknown(
+        http,
+        {"user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy", "retry_after_max",
+         "follow_redirects_to"},
+        "http",
+    )
     user_agent = ascii_header_value(_str(http.get("user_agent", DEFAULT_USER_AGENT), "http.user_agent"), "http.user_agent")
     if len(user_agent) > MAX_USER_AGENT:
         raise ConfigError("http.user_agent", f"expected at most {MAX_USER_AGENT} characters, got {len(user_agent)}")
@@ -484,6 +493,16 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         raise ConfigError("http.breaker_failures", f"expected a whole number from 1 to 1000, got {_show(breaker_failures)}")
     breaker_cooldown = parse_duration(http.get("breaker_cooldown", DEFAULT_BREAKER_COOLDOWN), "http.breaker_cooldown")
     proxy = _proxy(http["proxy"]) if "proxy" in http else None
+    retry_after_max = parse_duration(http.get("retry_after_max", "1h"), "http.retry_after_max")
+    if not 1 <= retry_after_max <= 86400:
+        raise ConfigError("http.retry_after_max", f"expected a duration from 1s to 24h, got {_show(http.get('retry_after_max'))}")
+    follow = http.get("follow_redirects_to", [])
+    if not isinstance(follow, list) or not all(
+        isinstance(x, str) and re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", x.strip()) for x in follow
+    ):
+        raise ConfigError(
+            "http.follow_redirects_to", f'expected a list of host names like ["www.example.vn"], got {_show(follow)}'
+        )
 
     dns_t = _table(data.get("dns", {}), "dns")
     _unknown(dns_t, {"nameservers", "timeout", "stale_max"}, "dns")
@@ -523,6 +542,8 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         breaker_failures=breaker_failures,
         breaker_cooldown=breaker_cooldown,
         proxy=proxy,
+        retry_after_max=retry_after_max,
+        follow_redirects_to=tuple(x.strip().lower() for x in follow),
         dns=dns,
         metrics_file=metrics_file,
         check_stale_warning=stale_warning,

@@ -38,13 +38,14 @@ from feeds.errors import (
 from feeds.models import LocationWeather, RequestSpec
 from feeds.politeness import HostGuard
 from feeds.publish import build_snapshot, write_snapshot
+from feeds.recovery import read_snapshot
 from feeds.resolver import resolution_log
 from feeds.retry import RetryPolicy
 from feeds.store import GoodData, Health, Store
 from feeds.transport import Fetched, fetch
 from feeds.validate import check_rates, check_weather
 
-__all__ = ["AttemptResult", "Coordinator", "HeldBack", "source_module"]
+__all__ = ["AttemptResult", "Coordinator", "HeldBack", "honoured_expires", "source_module"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,37 @@ def source_module(kind: str) -> ModuleType:
 
         return met_no
     raise ValueError(f"unknown source kind {kind!r}")
+
+
+#: Source kinds whose terms ask clients to honour ``Expires`` (MET Norway's do).
+HONOURS_EXPIRES = frozenset({"met-no"})
+#: The longest an ``Expires`` keeps us from asking, whatever the upstream says.
+EXPIRES_MAX = 3600.0
+
+
+def _honours_expires(feed: FeedConfig, url: str) -> bool:
+    return any(s.kind in HONOURS_EXPIRES and s.url == url for s in feed.sources)
+
+
+def honoured_expires(value: str | None, now: datetime, every: float) -> datetime | None:
+    """The time before which no request is made, from an ``Expires`` header, or None.
+
+    Capped at ``min(every, EXPIRES_MAX)`` from ``now``: data reused under an ``Expires`` was
+    fetched within the feed's current interval, never longer ago (an ``Expires`` in 9999
+    once made every later run republish one cached body as fresh, forever).  Unreadable,
+    zone-less or past values are None.
+    """
+    from email.utils import parsedate_to_datetime
+
+    if not value:
+        return None
+    try:
+        expires = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if expires.tzinfo is None or expires <= now:
+        return None
+    return min(expires, now + timedelta(seconds=min(every, EXPIRES_MAX)))
 
 
 class HeldBack(Exception):
@@ -291,8 +323,16 @@ class Coordinator:
         cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
         cached: dict[str, Any] | None = self.store.get(cache_key)
         now = self.clock.now()
-        # MET Norway: do not ask again before the Expires the server gave.
-        if cached and cached.get("expires") and now < cached["expires"]:
+        # MET Norway: do not ask again before the (capped) Expires the server gave.  An
+        # entry from before the cap (no stored_at) or past the cap is not honoured.
+        if (
+            cached
+            and cached.get("expires")
+            and cached.get("stored_at")
+            and now < cached["expires"]
+            and now - cached["stored_at"] < timedelta(seconds=min(feed.every, EXPIRES_MAX))
+            and _honours_expires(feed, spec.url)
+        ):
             return self._parse_or_keep(feed, cached["body"], parse)
         breaker = self.guard.breaker(host, now)
         if breaker.state == "open":
@@ -322,6 +362,8 @@ class Coordinator:
                     max_body=self.config.max_body,
                     validators=cached,
                     now=self.clock.now(),
+                    retry_after_max=self.config.retry_after_max,
+                    follow_redirects_to=self.config.follow_redirects_to,
                 )
             except FeedError as exc:
                 tried.append(exc)
@@ -353,7 +395,7 @@ class Coordinator:
             self.guard.record_result(host, False, self.clock.now(), exc.kind)
             raise
         self.guard.record_result(host, True, self.clock.now())
-        self._remember_validators(cache_key, got, body)
+        self._remember_validators(cache_key, got, body, feed, spec.url)
         return result
 
     def _parse_or_keep(self, feed: FeedConfig, body: bytes, parse: Callable[[bytes], Any]) -> Any:
@@ -368,21 +410,22 @@ class Coordinator:
             self._keep_rejected(feed, body, err)
             raise err from exc
 
-    def _remember_validators(self, key: str, got: Fetched, body: bytes) -> None:
-        from email.utils import parsedate_to_datetime
-
+    def _remember_validators(
+        self, key: str, got: Fetched, body: bytes, feed: FeedConfig | None = None, url: str = ""
+    ) -> None:
         h = {k.lower(): v for k, v in got.headers.items()}
-        etag, lm, exp = h.get("etag"), h.get("last-modified"), h.get("expires")
-        expires = None
-        if exp:
-            try:
-                expires = parsedate_to_datetime(exp)
-            except (TypeError, ValueError, IndexError):
-                expires = None
-            if expires is not None and expires.tzinfo is None:
-                expires = None
+        etag, lm = h.get("etag"), h.get("last-modified")
+        expires = (
+            honoured_expires(h.get("expires"), self.clock.now(), feed.every)
+            if feed is not None and _honours_expires(feed, url)
+            else None
+        )
         if etag or lm or expires:
-            self.store.set(key, {"etag": etag, "last_modified": lm, "expires": expires, "body": body})
+            self.store.set(
+                key,
+                {"etag": etag, "last_modified": lm, "expires": expires, "body": body,
+                 "stored_at": self.clock.now()},
+            )
         elif not got.not_modified:
             self.store.delete(key)
 
@@ -403,7 +446,31 @@ class Coordinator:
     # -- storing and publishing ----------------------------------------------------------
     def _load_good(self, feed: FeedConfig) -> GoodData | None:
         good = self.store.get(f"good/{feed.name}")
-        return good if isinstance(good, GoodData) else None
+        if isinstance(good, GoodData):
+            return good
+        return self._recover(feed)
+
+    def _recover(self, feed: FeedConfig) -> GoodData | None:
+        """The store has no good data: take it back from the published snapshot (issue 9)."""
+        rec = read_snapshot(self.config.snapshot_dir, feed)
+        if rec is None:
+            return None
+        now = self.clock.now()
+        self.store.set(f"good/{feed.name}", rec.good)
+        self.store.set(
+            f"recovered/{feed.name}", {"at": now, "fetched_at": rec.good.fetched_at, "path": str(rec.path)}
+        )
+        if not self.store.get(f"snapshot/{feed.name}"):
+            # The file's own state: republish() and the next attempt keep its stale_since.
+            self.store.set(
+                f"snapshot/{feed.name}",
+                {"status": rec.status, "stale_since": rec.stale_since, "outcome": None},
+            )
+        logger.warning(
+            "recovered last good data from the published snapshot feed=%s fetched_at=%s age_s=%d",
+            feed.name, rec.good.fetched_at.isoformat(), (now - rec.good.fetched_at).total_seconds(),
+        )
+        return rec.good
 
     def _finish(
         self,
@@ -418,6 +485,8 @@ class Coordinator:
     ) -> AttemptResult:
         now = self.clock.now()
         max_stale = timedelta(seconds=feed.max_stale)
+        if got is None:
+            self._load_good(feed)  # recovers from the snapshot (and its state) if the store has none
         state: dict[str, Any] = self.store.get(f"snapshot/{feed.name}") or {}
         if got is not None:
             src = source_module(got.source.kind)

@@ -21,6 +21,7 @@ from feeds.clock import Clock, SystemClock
 from feeds.config import Config, FeedConfig
 from feeds.models import isoformat
 from feeds.politeness import HostGuard
+from feeds.recovery import read_snapshot
 from feeds.store import GoodData, Health, Store, open_store
 
 __all__ = [
@@ -64,6 +65,9 @@ class FeedRow:
     scheduler_events: dict[str, int] = field(default_factory=dict)
     last_scheduler_event: str | None = None
     last_scheduler_event_at: datetime | None = None
+    #: When last good data was last recovered from the published snapshot (issue 9).
+    recovered_at: datetime | None = None
+    recovered_fetched_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +93,11 @@ class FeedRow:
                 if self.last_scheduler_event
                 else None
             ),
+            "recovered": (
+                {"at": isoformat(self.recovered_at), "fetched_at": isoformat(self.recovered_fetched_at)}
+                if self.recovered_at
+                else None
+            ),
         }
 
 
@@ -105,8 +114,12 @@ def feed_rows(config: Config, store: Store, now: datetime, names: Sequence[str] 
         feed = config.feeds[name]
         h: Health = store.get(f"health/{name}") or Health(feed=name)
         good = store.get(f"good/{name}")
-        good = good if isinstance(good, GoodData) else None
+        if not isinstance(good, GoodData):
+            # The cache lost it: the published snapshot still has it (what the daemon recovers).
+            rec = read_snapshot(config.snapshot_dir, feed)
+            good = rec.good if rec else None
         last_event: dict[str, Any] = store.get(f"scheduler/{name}/last") or {}
+        recovered: dict[str, Any] = store.get(f"recovered/{name}") or {}
         rows.append(
             FeedRow(
                 feed=name,
@@ -128,6 +141,8 @@ def feed_rows(config: Config, store: Store, now: datetime, names: Sequence[str] 
                 scheduler_events=dict(store.get(f"scheduler/{name}") or {}),
                 last_scheduler_event=last_event.get("event"),
                 last_scheduler_event_at=last_event.get("at"),
+                recovered_at=recovered.get("at"),
+                recovered_fetched_at=recovered.get("fetched_at"),
             )
         )
     return rows
@@ -173,6 +188,9 @@ def format_table(rows: Sequence[FeedRow], now: datetime) -> str:
         at = r.last_scheduler_event_at
         if r.last_scheduler_event and at is not None and (now - at).total_seconds() < RECENT_SCHEDULER_EVENT:
             notes.append(f"scheduler {r.last_scheduler_event} {_when(at, now)}")
+        rec = r.recovered_at
+        if rec is not None and (now - rec).total_seconds() < RECENT_SCHEDULER_EVENT:
+            notes.append(f"recovered from snapshot {_when(rec, now)}")
         if notes:
             outcome += " [" + ", ".join(notes) + "]"
         body.append(

@@ -101,7 +101,8 @@ values: st.SearchStrategy[Any] = st.recursive(
 FEED_KEYS = ["kind", "url", "every", "at", "max_stale", "timeout", "deadline", "min_interval", "max_change",
              "locations", "fallback", "batch_size"]
 SECTION_KEYS = {
-    "http": ["user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy"],
+    "http": ["user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy", "retry_after_max",
+             "follow_redirects_to"],
     "dns": ["nameservers", "timeout", "stale_max"],
     "monitoring": ["metrics_file", "check_stale_warning", "check_missed_intervals"],
 }

@@ -43,6 +43,8 @@ def test_service_contract() -> None:
     tmpfiles = (UNIT.parent / "portal-feeds.tmpfiles").read_text()
     assert re.search(r"^d /var/lib/portal-feeds/snapshots\s+2750 portal-feeds www-data", tmpfiles, re.M)
     assert s["ReadWritePaths"] == ["/var/lib/portal-feeds/snapshots"]
+    # Sized from bench/bombs.py (a fetch peaks at ~45 MB whatever the upstream sends).
+    assert s["MemoryHigh"] == ["128M"] and s["MemoryMax"] == ["192M"]
 
 
 @needs_systemd
