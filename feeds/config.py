@@ -99,6 +99,8 @@ class FeedConfig:
     fallback: tuple[SourceConfig, ...] = ()
     at: str | None = None
     batch_size: int = 100
+    #: Share of the attempt's time the primary gets when a fallback exists (feeds.batching).
+    primary_share: float = 0.5
 
     @property
     def kind(self) -> str:
@@ -144,6 +146,7 @@ class Config:
     metrics_file: Path | None = None
     check_stale_warning: bool = True
     check_missed_intervals: float = 3.0
+    per_host_concurrency: int = 10
 
 
 #: The longest duration any key accepts (a year): beyond it a value is a typo, and inf or
@@ -393,6 +396,7 @@ _FEED_KEYS = {
     "locations",
     "fallback",
     "batch_size",
+    "primary_share",
 }
 
 
@@ -466,6 +470,7 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         locations=locations,
         fallback=tuple(fallback),
         batch_size=batch,
+        primary_share=_number(table.get("primary_share", 0.5), f"{key}.primary_share", 0.1, 0.9),
     )
 
 
@@ -481,7 +486,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
     _unknown(
         http,
         {"user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy", "retry_after_max",
-         "follow_redirects_to"},
+         "follow_redirects_to", "per_host_concurrency"},
         "http",
     )
     user_agent = ascii_header_value(_str(http.get("user_agent", DEFAULT_USER_AGENT), "http.user_agent"), "http.user_agent")
@@ -503,6 +508,9 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         raise ConfigError(
             "http.follow_redirects_to", f'expected a list of host names like ["www.example.vn"], got {_show(follow)}'
         )
+    per_host = http.get("per_host_concurrency", 10)
+    if isinstance(per_host, bool) or not isinstance(per_host, int) or not 1 <= per_host <= 100:
+        raise ConfigError("http.per_host_concurrency", f"expected a whole number from 1 to 100, got {_show(per_host)}")
 
     dns_t = _table(data.get("dns", {}), "dns")
     _unknown(dns_t, {"nameservers", "timeout", "stale_max"}, "dns")
@@ -548,6 +556,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         metrics_file=metrics_file,
         check_stale_warning=stale_warning,
         check_missed_intervals=missed,
+        per_host_concurrency=per_host,
     )
 
 

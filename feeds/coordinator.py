@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import ModuleType
@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from feeds import freshness
+from feeds.batching import HostLimits, fetch_weather
 from feeds.clock import Clock
 from feeds.config import Config, FeedConfig, SourceConfig
 from feeds.errors import (
@@ -35,7 +36,7 @@ from feeds.errors import (
     RejectedError,
     classify,
 )
-from feeds.models import LocationWeather, RequestSpec
+from feeds.models import RequestSpec
 from feeds.politeness import HostGuard
 from feeds.publish import build_snapshot, write_snapshot
 from feeds.recovery import read_snapshot
@@ -43,7 +44,7 @@ from feeds.resolver import resolution_log
 from feeds.retry import RetryPolicy
 from feeds.store import GoodData, Health, Store
 from feeds.transport import Fetched, fetch
-from feeds.validate import check_rates, check_weather
+from feeds.validate import check_rates
 
 __all__ = ["AttemptResult", "Coordinator", "HeldBack", "honoured_expires", "source_module"]
 
@@ -145,6 +146,8 @@ class _Got:
     fetched_at: datetime
     oldest_location_at: datetime | None = None
     partial_error: FeedError | None = None
+    #: Weather: how many locations a fallback source answered.
+    fallback_locations: int = 0
 
 
 class Coordinator:
@@ -168,6 +171,8 @@ class Coordinator:
         self.guard = guard or HostGuard(
             store, breaker_threshold=config.breaker_failures, breaker_cooldown=config.breaker_cooldown
         )
+        #: Per-host concurrency and rate limits of concurrent requests (feeds.batching).
+        self.host_limits = HostLimits(config.per_host_concurrency)
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
 
@@ -229,13 +234,14 @@ class Coordinator:
 
     # -- fetching --------------------------------------------------------------------
     async def _fetch_feed(self, feed: FeedConfig, deadline_at: float) -> _Got:
+        if feed.data_kind == "weather":
+            # Every source, per location, batches concurrently (feeds.batching).
+            return await fetch_weather(self, feed, deadline_at)
         errors: list[FeedError] = []
         held: HeldBack | None = None
         for source in feed.sources:
             try:
-                if feed.data_kind == "exchange_rates":
-                    return await self._fetch_rates(feed, source, deadline_at)
-                return await self._fetch_weather(feed, source, deadline_at)
+                return await self._fetch_rates(feed, source, deadline_at)
             except HeldBack as hb:
                 held = held or hb
             except FeedError as exc:
@@ -264,52 +270,6 @@ class Coordinator:
         rates = await self._get_parsed(feed, spec, deadline_at, parse)
         now = self.clock.now()
         return _Got(rates.to_data(), rates.as_of, source, now)
-
-    async def _fetch_weather(self, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> _Got:
-        mod = source_module(source.kind)
-        batches = mod.build_requests(
-            source.url, feed.locations, user_agent=self.config.user_agent, batch_size=feed.batch_size
-        )
-        fresh: dict[str, LocationWeather] = {}
-        first_error: FeedError | HeldBack | None = None
-        for spec, locs in batches:
-            def parse(body: bytes, locs: Sequence[Any] = locs) -> Any:
-                parsed = mod.parse(body, locs)
-                check_weather(parsed, [loc.id for loc in locs])
-                return parsed
-
-            try:
-                parsed = await self._get_parsed(feed, spec, deadline_at, parse)
-            except (FeedError, HeldBack) as exc:
-                first_error = first_error or exc
-                continue
-            for lw in parsed:
-                fresh[lw.location.id] = lw
-        if not fresh:
-            assert first_error is not None
-            raise first_error
-        now = self.clock.now()
-        # Merge with the last good entries: a location missing from this answer keeps its
-        # own last good data and its own fetched_at.
-        previous = self._load_good(feed)
-        old = {loc["id"]: loc for loc in (previous.data["locations"] if previous else [])}
-        merged: list[dict[str, Any]] = []
-        for loc in feed.locations:
-            if loc.id in fresh:
-                merged.append(fresh[loc.id].to_data(now))
-            elif loc.id in old:
-                merged.append(old[loc.id])
-        oldest = min(datetime.fromisoformat(m["fetched_at"]) for m in merged)
-        as_ofs = [lw.as_of for lw in fresh.values() if lw.as_of is not None]
-        partial: FeedError | None = None
-        if len(fresh) < len(feed.locations):
-            # Health keeps the kind of what failed, with detail "partial".
-            partial = (
-                first_error.with_detail("partial")
-                if isinstance(first_error, FeedError)
-                else InvalidPayloadError("some locations were held back", detail="partial")
-            )
-        return _Got({"locations": merged}, min(as_ofs) if as_ofs else None, source, now, oldest, partial)
 
     async def _get_parsed(
         self,
@@ -590,7 +550,7 @@ class Coordinator:
                 status=status,
                 next_attempt_at=next_update_at,
                 source_used=source_module(got.source.kind).SOURCE_NAME if got else h.source_used,
-                fallback_used=bool(got and got.source != feed.source),
+                fallback_used=bool(got and (got.source != feed.source or got.fallback_locations)),
                 stale_dns_used=bool(stale_hosts),
                 attempts=attempts,
             )
