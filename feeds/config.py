@@ -25,6 +25,7 @@ from typing import Any
 
 from feeds.models import Location
 from feeds.politeness import DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD
+from feeds.portal import PublishConfig, WidgetConfig, parse_publish, parse_widget
 
 __all__ = [
     "CONFIG_SEARCH_PATH",
@@ -99,6 +100,10 @@ class FeedConfig:
     fallback: tuple[SourceConfig, ...] = ()
     at: str | None = None
     batch_size: int = 100
+    #: What the server-side fragment <feed>.html shows (issue 12).
+    widget: WidgetConfig = field(default_factory=WidgetConfig)
+    #: Weather: also publish <feed>/<location id>.json (issue 11).
+    per_location_files: bool = False
     #: Share of the attempt's time the primary gets when a fallback exists (feeds.batching).
     primary_share: float = 0.5
 
@@ -146,6 +151,7 @@ class Config:
     metrics_file: Path | None = None
     check_stale_warning: bool = True
     check_missed_intervals: float = 3.0
+    publish: PublishConfig = field(default_factory=PublishConfig)
     per_host_concurrency: int = 10
 
 
@@ -354,7 +360,7 @@ def _locations(value: object, key: str) -> tuple[Location, ...]:
     for i, item in enumerate(value):
         k = f"{key}[{i}]"
         t = _table(item, k)
-        _unknown(t, {"id", "name", "lat", "lon"}, k)
+        _unknown(t, {"id", "name", "short_name", "lat", "lon"}, k)
         for req in ("id", "name", "lat", "lon"):
             if req not in t:
                 raise ConfigError(f"{k}.{req}", "missing")
@@ -363,6 +369,7 @@ def _locations(value: object, key: str) -> tuple[Location, ...]:
             name=_str(t["name"], f"{k}.name"),
             lat=_number(t["lat"], f"{k}.lat", -90, 90),
             lon=_number(t["lon"], f"{k}.lon", -180, 180),
+            short_name=_str(t["short_name"], f"{k}.short_name") if "short_name" in t else None,
         )
         if loc.id in seen:
             raise ConfigError(f"{k}.id", f'duplicate location id "{loc.id}"')
@@ -396,6 +403,8 @@ _FEED_KEYS = {
     "locations",
     "fallback",
     "batch_size",
+    "widget",
+    "per_location_files",
     "primary_share",
 }
 
@@ -457,6 +466,22 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
     batch = table.get("batch_size", 100)
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
         raise ConfigError(f"{key}.batch_size", f"expected a whole number from 1 to 1000, got {_show(batch)}")
+    per_location = table.get("per_location_files", False)
+    if not isinstance(per_location, bool):
+        raise ConfigError(f"{key}.per_location_files", f"expected true or false, got {_show(per_location)}")
+    if per_location and source.data_kind != "weather":
+        raise ConfigError(f"{key}.per_location_files", f"not used by kind {source.kind}")
+    if per_location:
+        from feeds.portal import SAFE_NAME
+
+        bad = [loc.id for loc in locations if not SAFE_NAME.match(loc.id)]
+        if bad:
+            raise ConfigError(f"{key}.locations", f"id {bad[0]!r} cannot name a file (letters, digits, '.', '_', '-')")
+    widget = (
+        parse_widget(table["widget"], f"{key}.widget", source.data_kind, [loc.id for loc in locations])
+        if "widget" in table
+        else WidgetConfig()
+    )
     return FeedConfig(
         name=name,
         source=source,
@@ -470,13 +495,15 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         locations=locations,
         fallback=tuple(fallback),
         batch_size=batch,
+        widget=widget,
+        per_location_files=per_location,
         primary_share=_number(table.get("primary_share", 0.5), f"{key}.primary_share", 0.1, 0.9),
     )
 
 
 def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = None) -> Config:
     """Validate a decoded TOML document; relative paths resolve against ``base_dir``."""
-    _unknown(data, {"paths", "http", "dns", "feeds", "monitoring"}, "")
+    _unknown(data, {"paths", "http", "dns", "feeds", "monitoring", "publish"}, "")
     paths = _table(data.get("paths", {}), "paths")
     _unknown(paths, {"cache_dir", "snapshot_dir"}, "paths")
     cache_dir = base_dir / _path(paths.get("cache_dir", "cache"), "paths.cache_dir")
@@ -536,6 +563,8 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         raise ConfigError("monitoring.check_stale_warning", f"expected true or false, got {_show(stale_warning)}")
     missed = _number(mon.get("check_missed_intervals", 3), "monitoring.check_missed_intervals", 1, 1000)
 
+    publish = parse_publish(_table(data.get("publish", {}), "publish"), base_dir)
+
     feeds_t = _table(data.get("feeds", {}), "feeds")
     if not feeds_t:
         raise ConfigError("feeds", "expected at least one [feeds.NAME] table")
@@ -556,6 +585,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         metrics_file=metrics_file,
         check_stale_warning=stale_warning,
         check_missed_intervals=missed,
+        publish=publish,
         per_host_concurrency=per_host,
     )
 

@@ -13,6 +13,7 @@ transport carries the resolver), the clock and the store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,11 +39,13 @@ from feeds.errors import (
 )
 from feeds.models import RequestSpec
 from feeds.politeness import HostGuard
+from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
 from feeds.recovery import read_snapshot
 from feeds.resolver import resolution_log
 from feeds.retry import RetryPolicy
 from feeds.store import GoodData, Health, Store
+from feeds.timezone import in_zone
 from feeds.transport import Fetched, fetch
 from feeds.validate import check_rates
 
@@ -512,7 +515,11 @@ class Coordinator:
             source_url=good.source_url if good else None,
             data=good.data if good else None,
         )
-        write_snapshot(self.config.snapshot_dir, snap)
+        # Timestamps in [publish] timezone; <feed>.html (and per-location files) with it.
+        snap = in_zone(snap, self.config.publish.tz)
+        write_snapshot(
+            self.config.snapshot_dir, snap, functools.partial(write_companions, self.config, feed)
+        )
         return snap
 
     def _record_health(
