@@ -13,6 +13,7 @@ transport carries the resolver), the clock and the store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,11 +39,13 @@ from feeds.errors import (
 )
 from feeds.models import RequestSpec
 from feeds.politeness import HostGuard
+from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
 from feeds.recovery import read_snapshot
 from feeds.resolver import resolution_log
 from feeds.retry import RetryPolicy
 from feeds.store import GoodData, Health, Store
+from feeds.timezone import in_zone
 from feeds.transport import Fetched, fetch
 from feeds.validate import check_rates
 
@@ -219,14 +222,14 @@ class Coordinator:
         prev_status = state.get("status")
         if good is None:
             status: str = "unavailable"
-        elif prev_status == "fresh" and now - good.fetched_at <= timedelta(seconds=feed.every * 2):
-            status = "fresh"
         else:
             status = freshness.decide(
                 succeeded=False,
                 last_good_at=good.fetched_at,
                 max_stale=timedelta(seconds=feed.max_stale),
                 now=now,
+                was_fresh=prev_status == "fresh",
+                fresh_for=_fresh_for(feed),
             )
         stale_since = None if status == "fresh" else (state.get("stale_since") or now)
         snap = self._publish(feed, status, good, stale_since, next_update_at, now)
@@ -463,12 +466,11 @@ class Coordinator:
         last_good_at = good.fetched_at if good else None
         if held is not None and error is None:
             # Held back by politeness: not a failure; the state stays what it was.
-            if state.get("status") == "fresh" and good is not None:
-                status: str = "fresh"
-            else:
-                status = freshness.decide(
-                    succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now
-                )
+            # Held back by politeness: not a failure, but the status still follows the age.
+            status: str = freshness.decide(
+                succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now,
+                was_fresh=state.get("status") == "fresh", fresh_for=_fresh_for(feed),
+            )
         else:
             status = freshness.decide(
                 succeeded=error is None, last_good_at=last_good_at, max_stale=max_stale, now=now
@@ -513,7 +515,11 @@ class Coordinator:
             source_url=good.source_url if good else None,
             data=good.data if good else None,
         )
-        write_snapshot(self.config.snapshot_dir, snap)
+        # Timestamps in [publish] timezone; <feed>.html (and per-location files) with it.
+        snap = in_zone(snap, self.config.publish.tz)
+        write_snapshot(
+            self.config.snapshot_dir, snap, functools.partial(write_companions, self.config, feed)
+        )
         return snap
 
     def _record_health(
@@ -568,6 +574,11 @@ class Coordinator:
             logger.info("recovered " + fmt, *args)
         else:
             logger.info(fmt, *args)
+
+
+def _fresh_for(feed: FeedConfig) -> timedelta:
+    """How long data fetched fresh stays fresh when no request could be made: two intervals."""
+    return timedelta(seconds=2 * max(feed.every, feed.min_interval))
 
 
 class _Final(Exception):

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -184,8 +184,18 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o644) -> None:
         os.close(dir_fd)
 
 
-def write_snapshot(snapshot_dir: Path, document: Mapping[str, Any]) -> Path:
-    """Write ``<snapshot_dir>/<feed>.json`` atomically and return its path."""
+def write_snapshot(
+    snapshot_dir: Path,
+    document: Mapping[str, Any],
+    companions: Callable[[Path, Mapping[str, Any]], None] | None = None,
+) -> Path:
+    """Write ``<snapshot_dir>/<feed>.json`` atomically and return its path.
+
+    ``companions`` (``feeds.portal.write_companions``) then writes the files published with
+    it — ``<feed>.html``, per-location files — through the same ``write_atomic``.
+    """
     path = snapshot_dir / f"{document['feed']}.json"
     write_atomic(path, dumps(document))
+    if companions is not None:
+        companions(snapshot_dir, document)
     return path

@@ -30,7 +30,7 @@ def fire_times(trigger: GridTrigger, start: datetime, runs: int) -> list[datetim
 
 @pytest.mark.parametrize("every", ["30s", "15m"])
 def test_runs_stay_on_the_grid(tmp_path: Path, every: str) -> None:
-    cfg = config_file(tmp_path, f'[feeds.a]\nkind = "vietcombank"\nevery = "{every}"\n')
+    cfg = config_file(tmp_path, f'[feeds.a]\nkind = "vietcombank"\nevery = "{every}"\nmin_interval = "0s"\n')
     feed = cfg.feeds["a"]
     trigger = build_trigger(feed)
     assert isinstance(trigger, GridTrigger)
