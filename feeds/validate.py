@@ -66,16 +66,18 @@ def check_rates(
         values = [v for v in (r.buy_cash, r.buy_transfer, r.sell) if v is not None]
         if not values:
             raise RejectedError(f"{r.code}: no value quoted", detail="no_value")
-        lo, hi = bounds_of(r.code)
         for v in values:
             if not v.is_finite() or v <= 0:
                 raise RejectedError(f"{r.code}: value not positive", detail="not_positive")
-            if _dec(v) is None or not lo <= v <= hi:
-                raise RejectedError(f"{r.code}: value outside its plausible bounds", detail="out_of_bounds")
         if r.sell is not None:
             for buy in (r.buy_cash, r.buy_transfer):
                 if buy is not None and buy > r.sell:
                     raise RejectedError(f"{r.code}: buy above sell", detail="buy_above_sell")
+    for r in rates.rates:
+        lo, hi = bounds_of(r.code)
+        for v in (r.buy_cash, r.buy_transfer, r.sell):
+            if v is not None and (_dec(v) is None or not lo <= v <= hi):
+                raise RejectedError(f"{r.code}: value outside its plausible bounds", detail="out_of_bounds")
     if previous:
         moved = moved_too_far(rates, previous, max_change)
         if moved:
