@@ -41,7 +41,7 @@ def scaled(factor: str, body: bytes | None = None) -> bytes:
 
     def one(m: re.Match[bytes]) -> bytes:
         v = Decimal(m.group(2).decode().replace(",", "")) * Decimal(factor)
-        return m.group(1) + b'="' + format(v.quantize(Decimal("0.01")), "f").encode() + b'"'
+        return m.group(1) + b'="' + format(v.quantize(Decimal("0.000001")), "f").encode() + b'"'
 
     return _NUM.sub(one, body or vcb_fixture())
 
