@@ -1,7 +1,8 @@
 """The ``portal-feeds`` command line.
 
 Exit codes: 0 all feeds fresh / OK, 1 a feed was published degraded, 2 usage error,
-78 (EX_CONFIG) configuration error.  ``check`` follows the Nagios plugin conventions
+3 ``status`` could not read the feed health, 75 (EX_TEMPFAIL) the daemon or another fetch
+holds the cache, 78 (EX_CONFIG) configuration error (docs/cli.md).  ``check`` follows the Nagios plugin conventions
 (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).  No traceback is printed for an expected failure.
 """
 
@@ -10,17 +11,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from feeds import __version__
 from feeds.config import EX_CONFIG, Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from feeds.folders import FolderCheck
 
 __all__ = ["main"]
 
 EX_OK = 0
 EX_DEGRADED = 1
+#: Another process (the daemon, or another fetch) holds the cache: try again later.
+EX_TEMPFAIL = 75
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +101,21 @@ async def _fetch(config: Config, names: list[str]) -> int:
     return code
 
 
+def _check_config_report(config: Config, checks: Sequence[FolderCheck]) -> int:
+    from feeds.folders import current_user, outside_unit
+
+    print(f"configuration OK: {len(config.feeds)} feeds ({', '.join(config.feeds)}); "
+          f"read from {config.path or 'the built-in defaults'}; "
+          f"cache {config.cache_dir}, snapshots {config.snapshot_dir}")
+    user = current_user()
+    for c in checks:
+        print(f"  {c.line()} (checked as {user})")
+        if outside_unit(c.path) and os.environ.get("INVOCATION_ID") is None:
+            print(f"  note: the shipped unit lets the service write only under /var/lib/portal-feeds: "
+                  f"{c.path} would be read-only for it (docs/deploy.md)")
+    return EX_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
@@ -102,16 +125,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         config = load_config(args.config)
-        if args.command == "check-config":
-            print(f"configuration OK: {len(config.feeds)} feeds ({', '.join(config.feeds)}); "
-                  f"cache {config.cache_dir}, snapshots {config.snapshot_dir}")
-            return EX_OK
-        if args.command == "fetch":
-            return asyncio.run(_fetch(config, _select(config, args.feeds)))
-        if args.command == "run":
-            from feeds.daemon import run_daemon
+        if args.command in ("check-config", "fetch", "run"):
+            from feeds.folders import require_folders
 
-            return run_daemon(args.config, config)
+            checks = require_folders(config)
+        if args.command == "check-config":
+            return _check_config_report(config, checks)
+        if args.command in ("fetch", "run"):
+            from feeds.instance import AlreadyRunning, InstanceLock
+
+            names = _select(config, args.feeds) if args.command == "fetch" else []
+            try:
+                lock = InstanceLock(config.cache_dir, args.command, config.path).acquire()
+            except AlreadyRunning as exc:
+                hint = (
+                    " The daemon fetches on its schedule; `systemctl reload portal-feeds` applies a changed"
+                    " configuration and attempts changed feeds at once, or stop it to use `fetch`."
+                    if args.command == "fetch"
+                    else ""
+                )
+                print(f"portal-feeds: {exc}.{hint}", file=sys.stderr)
+                return EX_TEMPFAIL
+            try:
+                if args.command == "fetch":
+                    return asyncio.run(_fetch(config, names))
+                from feeds.daemon import run_daemon
+
+                return run_daemon(args.config, config, instance=lock)
+            finally:
+                lock.release()
         if args.command == "status":
             from feeds.health import print_status
 

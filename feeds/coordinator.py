@@ -13,8 +13,9 @@ transport carries the resolver), the clock and the store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import ModuleType
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 
 from feeds import freshness, trust
+from feeds.batching import HostLimits, fetch_weather
 from feeds.clock import Clock
 from feeds.config import Config, FeedConfig, SourceConfig
 from feeds.errors import (
@@ -35,15 +37,17 @@ from feeds.errors import (
     RejectedError,
     classify,
 )
-from feeds.models import LocationWeather, RequestSpec
+from feeds.models import RequestSpec
 from feeds.politeness import HostGuard
+from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
 from feeds.recovery import read_snapshot
 from feeds.resolver import resolution_log
 from feeds.retry import RetryPolicy
 from feeds.store import GoodData, Health, Store
+from feeds.timezone import in_zone
 from feeds.transport import Fetched, fetch
-from feeds.validate import check_rates, check_weather
+from feeds.validate import check_rates
 
 __all__ = ["AttemptResult", "Coordinator", "HeldBack", "honoured_expires", "source_module"]
 
@@ -145,6 +149,8 @@ class _Got:
     fetched_at: datetime
     oldest_location_at: datetime | None = None
     partial_error: FeedError | None = None
+    #: Weather: how many locations a fallback source answered.
+    fallback_locations: int = 0
 
 
 class Coordinator:
@@ -168,6 +174,8 @@ class Coordinator:
         self.guard = guard or HostGuard(
             store, breaker_threshold=config.breaker_failures, breaker_cooldown=config.breaker_cooldown
         )
+        #: Per-host concurrency and rate limits of concurrent requests (feeds.batching).
+        self.host_limits = HostLimits(config.per_host_concurrency)
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
 
@@ -214,14 +222,14 @@ class Coordinator:
         prev_status = state.get("status")
         if good is None:
             status: str = "unavailable"
-        elif prev_status == "fresh" and now - good.fetched_at <= timedelta(seconds=feed.every * 2):
-            status = "fresh"
         else:
             status = freshness.decide(
                 succeeded=False,
                 last_good_at=good.fetched_at,
                 max_stale=timedelta(seconds=feed.max_stale),
                 now=now,
+                was_fresh=prev_status == "fresh",
+                fresh_for=_fresh_for(feed),
             )
         stale_since = None if status == "fresh" else (state.get("stale_since") or now)
         snap = self._publish(feed, status, good, stale_since, next_update_at, now)
@@ -229,13 +237,14 @@ class Coordinator:
 
     # -- fetching --------------------------------------------------------------------
     async def _fetch_feed(self, feed: FeedConfig, deadline_at: float) -> _Got:
+        if feed.data_kind == "weather":
+            # Every source, per location, batches concurrently (feeds.batching).
+            return await fetch_weather(self, feed, deadline_at)
         errors: list[FeedError] = []
         held: HeldBack | None = None
         for source in feed.sources:
             try:
-                if feed.data_kind == "exchange_rates":
-                    return await self._fetch_rates(feed, source, deadline_at)
-                return await self._fetch_weather(feed, source, deadline_at)
+                return await self._fetch_rates(feed, source, deadline_at)
             except HeldBack as hb:
                 held = held or hb
             except FeedError as exc:
@@ -274,52 +283,6 @@ class Coordinator:
         rates = await self._get_parsed(feed, spec, deadline_at, parse)
         now = self.clock.now()
         return _Got(rates.to_data(), rates.as_of, source, now)
-
-    async def _fetch_weather(self, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> _Got:
-        mod = source_module(source.kind)
-        batches = mod.build_requests(
-            source.url, feed.locations, user_agent=self.config.user_agent, batch_size=feed.batch_size
-        )
-        fresh: dict[str, LocationWeather] = {}
-        first_error: FeedError | HeldBack | None = None
-        for spec, locs in batches:
-            def parse(body: bytes, locs: Sequence[Any] = locs) -> Any:
-                parsed = mod.parse(body, locs)
-                check_weather(parsed, [loc.id for loc in locs])
-                return parsed
-
-            try:
-                parsed = await self._get_parsed(feed, spec, deadline_at, parse)
-            except (FeedError, HeldBack) as exc:
-                first_error = first_error or exc
-                continue
-            for lw in parsed:
-                fresh[lw.location.id] = lw
-        if not fresh:
-            assert first_error is not None
-            raise first_error
-        now = self.clock.now()
-        # Merge with the last good entries: a location missing from this answer keeps its
-        # own last good data and its own fetched_at.
-        previous = self._load_good(feed)
-        old = {loc["id"]: loc for loc in (previous.data["locations"] if previous else [])}
-        merged: list[dict[str, Any]] = []
-        for loc in feed.locations:
-            if loc.id in fresh:
-                merged.append(fresh[loc.id].to_data(now))
-            elif loc.id in old:
-                merged.append(old[loc.id])
-        oldest = min(datetime.fromisoformat(m["fetched_at"]) for m in merged)
-        as_ofs = [lw.as_of for lw in fresh.values() if lw.as_of is not None]
-        partial: FeedError | None = None
-        if len(fresh) < len(feed.locations):
-            # Health keeps the kind of what failed, with detail "partial".
-            partial = (
-                first_error.with_detail("partial")
-                if isinstance(first_error, FeedError)
-                else InvalidPayloadError("some locations were held back", detail="partial")
-            )
-        return _Got({"locations": merged}, min(as_ofs) if as_ofs else None, source, now, oldest, partial)
 
     async def _get_parsed(
         self,
@@ -513,12 +476,11 @@ class Coordinator:
         last_good_at = good.fetched_at if good else None
         if held is not None and error is None:
             # Held back by politeness: not a failure; the state stays what it was.
-            if state.get("status") == "fresh" and good is not None:
-                status: str = "fresh"
-            else:
-                status = freshness.decide(
-                    succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now
-                )
+            # Held back by politeness: not a failure, but the status still follows the age.
+            status: str = freshness.decide(
+                succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now,
+                was_fresh=state.get("status") == "fresh", fresh_for=_fresh_for(feed),
+            )
         else:
             status = freshness.decide(
                 succeeded=error is None, last_good_at=last_good_at, max_stale=max_stale, now=now
@@ -563,7 +525,11 @@ class Coordinator:
             source_url=good.source_url if good else None,
             data=good.data if good else None,
         )
-        write_snapshot(self.config.snapshot_dir, snap)
+        # Timestamps in [publish] timezone; <feed>.html (and per-location files) with it.
+        snap = in_zone(snap, self.config.publish.tz)
+        write_snapshot(
+            self.config.snapshot_dir, snap, functools.partial(write_companions, self.config, feed)
+        )
         return snap
 
     def _record_health(
@@ -600,7 +566,7 @@ class Coordinator:
                 status=status,
                 next_attempt_at=next_update_at,
                 source_used=source_module(got.source.kind).SOURCE_NAME if got else h.source_used,
-                fallback_used=bool(got and got.source != feed.source),
+                fallback_used=bool(got and (got.source != feed.source or got.fallback_locations)),
                 stale_dns_used=bool(stale_hosts),
                 attempts=attempts,
             )
@@ -618,6 +584,11 @@ class Coordinator:
             logger.info("recovered " + fmt, *args)
         else:
             logger.info(fmt, *args)
+
+
+def _fresh_for(feed: FeedConfig) -> timedelta:
+    """How long data fetched fresh stays fresh when no request could be made: two intervals."""
+    return timedelta(seconds=2 * max(feed.every, feed.min_interval))
 
 
 class _Final(Exception):

@@ -26,12 +26,15 @@ from feeds.recovery import read_snapshot
 from feeds.store import GoodData, Health, Store, open_store
 
 __all__ = [
+    "EX_CANNOT_READ",
+    "CannotRead",
     "CheckResult",
     "FeedRow",
     "evaluate_check",
     "feed_rows",
     "format_table",
     "print_status",
+    "read_rows",
     "run_check",
     "status_line",
 ]
@@ -263,18 +266,72 @@ def status_line(rows: Sequence[FeedRow]) -> str:
     return text
 
 
-def print_status(config: Config, *, as_json: bool = False, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
-    """``portal-feeds status``: 0 when every feed is fresh, 1 otherwise."""
-    now = (clock or SystemClock()).now()
-    store = open_store(config.cache_dir)
+#: ``status`` could not read the feed health (the Nagios UNKNOWN code, for symmetry with ``check``).
+EX_CANNOT_READ = 3
+
+
+class CannotRead(Exception):
+    """The feed health could not be read; the message is one sentence for the admin."""
+
+
+def read_rows(config: Config, now: datetime, names: Sequence[str] | None = None) -> list[FeedRow]:
+    """Read every feed's health row, or raise ``CannotRead`` with a sentence saying why.
+
+    Never creates the cache: a missing folder means the daemon has not run yet (or this is
+    not the configuration it reads).
+    """
+    import sqlite3
+
+    where = f"paths.cache_dir {config.cache_dir}"
     try:
-        rows = feed_rows(config, store, now)
-    finally:
-        store.close()
+        if not config.cache_dir.exists():
+            raise CannotRead(
+                f"{where} does not exist: the daemon has not run yet with "
+                f"{config.path or 'the built-in defaults'}, or it reads another configuration"
+            )
+        if not config.cache_dir.is_dir():
+            raise CannotRead(f"{where} exists and is not a folder")
+        store = open_store(config.cache_dir)
+        try:
+            return feed_rows(config, store, now, names)
+        finally:
+            store.close()
+    except CannotRead:
+        raise
+    except PermissionError:
+        from feeds.folders import current_user
+
+        raise CannotRead(f"{where} cannot be read by {current_user()} (run as the service's user)") from None
+    except (OSError, sqlite3.Error) as exc:
+        raise CannotRead(f"{where} cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def print_status(config: Config, *, as_json: bool = False, clock: Clock | None = None, out: TextIO | None = None) -> int:
+    """``portal-feeds status``: 0 when every feed is fresh, 1 otherwise, 3 when health cannot be read."""
+    out = out or sys.stdout
+    from feeds.instance import daemon_state
+
+    now = (clock or SystemClock()).now()
+    daemon = daemon_state(config.cache_dir)
+    origin = str(config.path) if config.path else "built-in defaults"
+    try:
+        rows = read_rows(config, now)
+    except CannotRead as exc:
+        sys.stderr.write(
+            f"portal-feeds: cannot read the feed health: {exc} (config {origin}; {daemon.describe(now)})\n"
+        )
+        return EX_CANNOT_READ
     if as_json:
-        doc = {"generated_at": isoformat(now), "summary": status_line(rows), "feeds": [r.to_json() for r in rows]}
+        doc = {
+            "generated_at": isoformat(now),
+            "config": origin,
+            "daemon": daemon.to_json(),
+            "summary": status_line(rows),
+            "feeds": [r.to_json() for r in rows],
+        }
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     else:
+        out.write(f"config {origin}; {daemon.describe(now)}\n\n")
         out.write(format_table(rows, now) + "\n")
     return 0 if all(r.status == "fresh" for r in rows) else 1
 
@@ -322,20 +379,21 @@ def evaluate_check(
     return CheckResult(code, f"PORTAL-FEEDS {NAGIOS[code]} - {summary} | {' '.join(perf)}")
 
 
-def run_check(config: Config, names: Sequence[str], *, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
+def run_check(config: Config, names: Sequence[str], *, clock: Clock | None = None, out: TextIO | None = None) -> int:
     """``portal-feeds check``: print the plugin line, return its exit code."""
+    out = out or sys.stdout
+    from feeds.instance import daemon_state
+
     now = (clock or SystemClock()).now()
+    about = f"{daemon_state(config.cache_dir).describe(now)}; config {config.path or 'built-in defaults'}"
     try:
-        store = open_store(config.cache_dir)
-    except OSError:
-        out.write("PORTAL-FEEDS UNKNOWN - cannot open the cache folder\n")
+        rows = read_rows(config, now, names)
+    except CannotRead as exc:
+        out.write(f"PORTAL-FEEDS UNKNOWN - cannot read the feed health: {exc}; {about}\n")
         return 3
-    try:
-        rows = feed_rows(config, store, now, names)
-    finally:
-        store.close()
     result = evaluate_check(
         rows, now, stale_warning=config.check_stale_warning, missed_intervals=config.check_missed_intervals
     )
-    out.write(result.line + "\n")
+    text, _, perf = result.line.partition(" | ")
+    out.write(f"{text}; {about} | {perf}\n")
     return result.code

@@ -75,8 +75,8 @@ def check_rates(
                     raise RejectedError(f"{r.code}: buy above sell", detail="buy_above_sell")
     for r in rates.rates:
         lo, hi = bounds_of(r.code)
-        for v in (r.buy_cash, r.buy_transfer, r.sell):
-            if v is not None and (_dec(v) is None or not lo <= v <= hi):
+        for val in (r.buy_cash, r.buy_transfer, r.sell):
+            if val is not None and (_dec(val) is None or not lo <= val <= hi):
                 raise RejectedError(f"{r.code}: value outside its plausible bounds", detail="out_of_bounds")
     if previous:
         moved = moved_too_far(rates, previous, max_change)
