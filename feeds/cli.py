@@ -1,7 +1,8 @@
 """The ``portal-feeds`` command line.
 
 Exit codes: 0 all feeds fresh / OK, 1 a feed was published degraded, 2 usage error,
-78 (EX_CONFIG) configuration error.  ``check`` follows the Nagios plugin conventions
+3 ``status`` could not read the feed health, 75 (EX_TEMPFAIL) the daemon or another fetch
+holds the cache, 78 (EX_CONFIG) configuration error (docs/cli.md).  ``check`` follows the Nagios plugin conventions
 (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).  No traceback is printed for an expected failure.
 """
 
@@ -26,6 +27,8 @@ __all__ = ["main"]
 
 EX_OK = 0
 EX_DEGRADED = 1
+#: Another process (the daemon, or another fetch) holds the cache: try again later.
+EX_TEMPFAIL = 75
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
 
     f = add("fetch", "Make one attempt at each feed and publish its snapshot.")
     f.add_argument("feeds", nargs="*", metavar="NAME", help="feeds to fetch (default: all)")
+    f.add_argument(
+        "--force", action="store_true",
+        help="ask the named feeds' upstreams now, once: one request each, ignoring the politeness "
+             "window (min_interval, Retry-After) and an open circuit breaker",
+    )
     add("check-config", "Validate the configuration without fetching.")
     add("run", "Run the daemon: scheduled fetches, warm start, systemd notify.")
     s = add("status", "Show every feed's health.")
@@ -78,20 +86,34 @@ def _short_time(value: datetime | str | None) -> str:
     return value.isoformat(timespec="minutes")
 
 
-async def _fetch(config: Config, names: list[str]) -> int:
+def _in(seconds: float) -> str:
+    s = max(0, round(seconds))
+    return f"{s}s" if s < 120 else (f"{s // 60}m{s % 60:02d}s" if s < 7200 else f"{s // 3600}h{(s % 3600) // 60:02d}m")
+
+
+async def _fetch(config: Config, names: list[str], *, force: bool = False) -> int:
+    from datetime import UTC, timedelta
+
     from feeds.app import open_runtime
 
     code = EX_OK
     async with open_runtime(config) as rt:
         # Feeds run concurrently: a slow upstream never delays another feed's publish.
-        results = await asyncio.gather(*(rt.coordinator.refresh(config.feeds[n]) for n in names))
+        results = await asyncio.gather(*(rt.coordinator.refresh(config.feeds[n], force=force) for n in names))
     width = max(len(n) for n in names)
+    now = datetime.now(UTC)
     for r in results:
         line = f"{r.feed:<{width}}  {r.status:<11}  {r.summary}"
         if r.snapshot.get("as_of"):
             line += f"  as_of {_short_time(r.snapshot['as_of'])}"
         if r.outcome not in ("ok",):
             line += f"  ({r.outcome}{': ' + r.detail if r.detail else ''})"
+        if r.retry_in is not None:
+            at = (now + timedelta(seconds=r.retry_in)).astimezone().isoformat(timespec="seconds")
+            line += (f"; next request allowed in {_in(r.retry_in)}, at {at}"
+                     f" (portal-feeds fetch --force {r.feed} asks now)")
+        if r.forced:
+            line += "  [forced: one request now, politeness window and circuit breaker ignored once]"
         print(line)
         if r.status != "fresh":
             code = EX_DEGRADED
@@ -128,12 +150,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             checks = require_folders(config)
         if args.command == "check-config":
             return _check_config_report(config, checks)
-        if args.command == "fetch":
-            return asyncio.run(_fetch(config, _select(config, args.feeds)))
-        if args.command == "run":
-            from feeds.daemon import run_daemon
+        if args.command in ("fetch", "run"):
+            from feeds.instance import AlreadyRunning, InstanceLock
 
-            return run_daemon(args.config, config)
+            names = _select(config, args.feeds) if args.command == "fetch" else []
+            if args.command == "fetch" and args.force and not args.feeds:
+                print("portal-feeds: fetch --force needs the feed NAMEs to ask now "
+                      f"(known: {', '.join(config.feeds)})", file=sys.stderr)
+                return 2
+            try:
+                lock = InstanceLock(config.cache_dir, args.command, config.path).acquire()
+            except AlreadyRunning as exc:
+                hint = (
+                    " The daemon fetches on its schedule; `systemctl reload portal-feeds` applies a changed"
+                    " configuration and attempts changed feeds at once, or stop it to use `fetch`."
+                    if args.command == "fetch"
+                    else ""
+                )
+                print(f"portal-feeds: {exc}.{hint}", file=sys.stderr)
+                return EX_TEMPFAIL
+            try:
+                if args.command == "fetch":
+                    return asyncio.run(_fetch(config, names, force=args.force))
+                from feeds.daemon import run_daemon
+
+                return run_daemon(args.config, config, instance=lock)
+            finally:
+                lock.release()
         if args.command == "status":
             from feeds.health import print_status
 

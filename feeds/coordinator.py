@@ -16,14 +16,14 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any
 
 import httpx
 
-from feeds import freshness
+from feeds import freshness, trust
 from feeds.batching import HostLimits, fetch_weather
 from feeds.clock import Clock
 from feeds.config import Config, FeedConfig, SourceConfig
@@ -127,6 +127,10 @@ class AttemptResult:
     duration_s: float
     snapshot: dict[str, Any]
     error: FeedError | None = None
+    #: Held back: seconds until the upstream may be asked again (politeness or circuit).
+    retry_in: float | None = None
+    #: ``fetch --force``: the politeness window / open circuit was ignored for this attempt.
+    forced: bool = False
 
     @property
     def summary(self) -> str:
@@ -176,14 +180,30 @@ class Coordinator:
         )
         #: Per-host concurrency and rate limits of concurrent requests (feeds.batching).
         self.host_limits = HostLimits(config.per_host_concurrency)
+        #: Feeds whose current attempt was forced (``fetch --force``).
+        self._forced: set[str] = set()
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
 
     # -- public ----------------------------------------------------------------------
     async def refresh(
-        self, feed: FeedConfig, *, next_update_at: datetime | None = None
+        self, feed: FeedConfig, *, next_update_at: datetime | None = None, force: bool = False
     ) -> AttemptResult:
-        """Make one attempt at ``feed`` and publish its snapshot; never raises for upstream faults."""
+        """Make one attempt at ``feed`` and publish its snapshot; never raises for upstream faults.
+
+        ``force`` (``fetch --force``, an admin checking a fix): one request per upstream call
+        now, ignoring the politeness window (``min_interval``, ``Retry-After``), an ``Expires``
+        still running, and an open circuit, once.  Its time still counts for the window.
+        """
+        if force:
+            self._forced.add(feed.name)
+        try:
+            result = await self._refresh(feed, next_update_at=next_update_at)
+        finally:
+            self._forced.discard(feed.name)
+        return replace(result, forced=True) if force else result
+
+    async def _refresh(self, feed: FeedConfig, *, next_update_at: datetime | None) -> AttemptResult:
         started = self.clock.now()
         t0 = self.clock.monotonic()
         error: FeedError | None = None
@@ -222,14 +242,14 @@ class Coordinator:
         prev_status = state.get("status")
         if good is None:
             status: str = "unavailable"
-        elif prev_status == "fresh" and now - good.fetched_at <= timedelta(seconds=feed.every * 2):
-            status = "fresh"
         else:
             status = freshness.decide(
                 succeeded=False,
                 last_good_at=good.fetched_at,
                 max_stale=timedelta(seconds=feed.max_stale),
                 now=now,
+                was_fresh=prev_status == "fresh",
+                fresh_for=_fresh_for(feed),
             )
         stale_since = None if status == "fresh" else (state.get("stale_since") or now)
         snap = self._publish(feed, status, good, stale_since, next_update_at, now)
@@ -263,11 +283,21 @@ class Coordinator:
 
         def parse(body: bytes) -> Any:
             rates = mod.parse(body)
-            check_rates(
-                rates,
-                previous.data if previous and previous.source_name == mod.SOURCE_NAME else None,
-                feed.max_change,
-            )
+            try:
+                check_rates(
+                    rates,
+                    previous.data if previous and previous.source_name == mod.SOURCE_NAME else None,
+                    feed.max_change,
+                )
+            except RejectedError as exc:
+                # The recovery rule: the same move in enough answers over enough time is real.
+                if exc.detail != "moved_too_far" or not trust.confirm_move(
+                    self.store, feed.name, rates, self.clock.now(), feed.max_change
+                ):
+                    raise
+            else:
+                trust.clear_move(self.store, feed.name)
+            trust.update(self.store, feed.name, dropped=list(rates.dropped) or None)
             return rates
 
         rates = await self._get_parsed(feed, spec, deadline_at, parse)
@@ -286,10 +316,12 @@ class Coordinator:
         cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
         cached: dict[str, Any] | None = self.store.get(cache_key)
         now = self.clock.now()
+        forced = feed.name in self._forced
         # MET Norway: do not ask again before the (capped) Expires the server gave.  An
         # entry from before the cap (no stored_at) or past the cap is not honoured.
         if (
-            cached
+            not forced
+            and cached
             and cached.get("expires")
             and cached.get("stored_at")
             and now < cached["expires"]
@@ -298,15 +330,17 @@ class Coordinator:
         ):
             return self._parse_or_keep(feed, cached["body"], parse)
         breaker = self.guard.breaker(host, now)
-        if breaker.state == "open":
-            raise HeldBack("circuit_open", 0.0)
+        if breaker.state == "open" and not forced:
+            left = (breaker.opened_at + self.guard.cooldown - now).total_seconds() if breaker.opened_at else 0.0
+            raise HeldBack("circuit_open", max(0.0, left))
         # Half-open: one probe request, not a retried attempt, decides the breaker's fate.
-        probe_only = breaker.state == "half_open"
+        # A forced attempt is one request too, whatever the breaker says.
+        probe_only = breaker.state == "half_open" or forced
         tried: list[FeedError] = []
 
         async def once() -> Fetched:
             remaining = deadline_at - self.clock.monotonic()
-            wait = self.guard.wait_needed(host, feed.min_interval, self.clock.now())
+            wait = 0.0 if forced else self.guard.wait_needed(host, feed.min_interval, self.clock.now())
             if wait > 0:
                 if wait < remaining - 1:
                     await self.clock.sleep(wait)
@@ -315,7 +349,7 @@ class Coordinator:
                 else:
                     raise HeldBack("min_interval", wait)
             before = self.guard.host_state(host)
-            if not self.guard.claim(host, feed.min_interval, self.clock.now()):
+            if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced):
                 raise HeldBack("min_interval", feed.min_interval)
             try:
                 return await fetch(
@@ -465,13 +499,11 @@ class Coordinator:
         good = self._load_good(feed)
         last_good_at = good.fetched_at if good else None
         if held is not None and error is None:
-            # Held back by politeness: not a failure; the state stays what it was.
-            if state.get("status") == "fresh" and good is not None:
-                status: str = "fresh"
-            else:
-                status = freshness.decide(
-                    succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now
-                )
+            # Held back by politeness: not a failure, but the status still follows the age.
+            status: str = freshness.decide(
+                succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now,
+                was_fresh=state.get("status") == "fresh", fresh_for=_fresh_for(feed),
+            )
         else:
             status = freshness.decide(
                 succeeded=error is None, last_good_at=last_good_at, max_stale=max_stale, now=now
@@ -492,7 +524,8 @@ class Coordinator:
         self.store.set(
             f"snapshot/{feed.name}", {"status": status, "stale_since": stale_since, "outcome": outcome}
         )
-        return AttemptResult(feed.name, status, outcome, detail, duration, snap, error)
+        return AttemptResult(feed.name, status, outcome, detail, duration, snap, error,
+                             retry_in=held.wait if held is not None and error is None else None)
 
     def _publish(
         self,
@@ -575,6 +608,11 @@ class Coordinator:
             logger.info("recovered " + fmt, *args)
         else:
             logger.info(fmt, *args)
+
+
+def _fresh_for(feed: FeedConfig) -> timedelta:
+    """How long data fetched fresh stays fresh when no request could be made: two intervals."""
+    return timedelta(seconds=2 * max(feed.every, feed.min_interval))
 
 
 class _Final(Exception):

@@ -2,8 +2,9 @@
 
 - Warm start: before any fetch, every feed's snapshot is republished from the store with its
   true status, so a restart in the middle of an outage still serves the last good data.
-- APScheduler 3.x ``AsyncIOScheduler``: one job per feed (interval with jitter, or a cron
-  expression in Vietnam time), ``coalesce``, ``max_instances=1``, a misfire grace.  The job
+- APScheduler 3.x ``AsyncIOScheduler``: one job per feed (a fixed grid with per-run jitter,
+  ``feeds.schedule.GridTrigger``, or a cron expression in Vietnam time); after a failed
+  attempt a one-off retry job at the earliest polite moment (``feeds.schedule.retry_at``), ``coalesce``, ``max_instances=1``, a misfire grace.  The job
   body is ``Coordinator.refresh``, which classifies every upstream fault itself, so a
   scheduler error event means a bug of ours: it is logged and recorded, never fatal.
 - systemd notify protocol (``feeds.notify``): READY=1 after the warm start, STATUS= after
@@ -32,14 +33,15 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from feeds.app import Runtime, open_runtime
 from feeds.clock import VIETNAM_TZ, Clock
 from feeds.config import Config, ConfigError, FeedConfig, load_config
 from feeds.health import feed_rows, status_line
+from feeds.instance import InstanceLock
 from feeds.logs import setup_logging
 from feeds.notify import Notifier
+from feeds.schedule import GridTrigger
 
 __all__ = ["Daemon", "run_daemon"]
 
@@ -47,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 #: How long in-flight attempts may finish after SIGTERM before they are cancelled.
 STOP_GRACE = 5.0
+#: How often the daemon's heartbeat is written to the instance lock's record.
+HEARTBEAT_EVERY = 10.0
 #: A run may start this late (e.g. after a suspend) and still run.
 MISFIRE_GRACE = 300
 
@@ -89,7 +93,7 @@ def crontab_day_of_week(field: str) -> str:
     return ",".join(names)
 
 
-def build_trigger(feed: FeedConfig) -> IntervalTrigger | CronTrigger:
+def build_trigger(feed: FeedConfig) -> GridTrigger | CronTrigger:
     """The feed's schedule: ``at`` (cron, Vietnam time) or ``every`` with jitter."""
     if feed.at:
         minute, hour, dom, month, dow = feed.at.split()
@@ -103,7 +107,8 @@ def build_trigger(feed: FeedConfig) -> IntervalTrigger | CronTrigger:
         )
     # Jitter spreads the feeds (and the portals running us) off the exact minute, as MET
     # Norway's terms ask; a tenth of the interval, at most two minutes.
-    return IntervalTrigger(seconds=feed.every, jitter=min(feed.every * 0.1, 120.0))
+    # On a fixed grid (feeds.schedule): jitter never accumulates from one run to the next.
+    return GridTrigger(feed.every, jitter=min(feed.every * 0.1, 120.0), seed=feed.name)
 
 
 class Daemon:
@@ -117,6 +122,7 @@ class Daemon:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         runtime_factory: Callable[[Config], Any] | None = None,
+        instance: InstanceLock | None = None,
     ) -> None:
         self.config_path = config_path
         self.config = config
@@ -127,6 +133,8 @@ class Daemon:
         self.inflight: set[asyncio.Task[Any]] = set()
         self.rt: Runtime | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        #: The cache's instance lock; its record carries our heartbeat for ``status``.
+        self.instance = instance
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> int:
@@ -148,6 +156,7 @@ class Daemon:
             self._update_status()
             logger.info("started feeds=%d config=%s", len(self.config.feeds), self.config.path or "embedded")
             watchdog = asyncio.create_task(self._watchdog())
+            heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self.stop_event.wait()
             finally:
@@ -159,9 +168,16 @@ class Daemon:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
                 if self.inflight:
-                    await asyncio.wait(set(self.inflight), timeout=STOP_GRACE)
+                    _, late = await asyncio.wait(set(self.inflight), timeout=STOP_GRACE)
+                    # Still running after the grace: cancel them ourselves, so each ends as an
+                    # interrupted attempt (``_job``) rather than a scheduler job error.
+                    for task in late:
+                        task.cancel()
+                    if late:
+                        await asyncio.wait(late, timeout=1.0)
                 self.scheduler.shutdown(wait=False)
                 watchdog.cancel()
+                heartbeat.cancel()
                 self._write_metrics()
         logger.info("stopped")
         return 0
@@ -208,12 +224,59 @@ class Daemon:
             nxt: datetime | None = job.next_run_time if job is not None else None
             if nxt is None or nxt <= self.rt.clock.now():
                 nxt = self.rt.clock.now() + timedelta(seconds=feed.every)
-            await self.rt.coordinator.refresh(feed, next_update_at=nxt)
+            result = await self.rt.coordinator.refresh(feed, next_update_at=nxt)
+            self._schedule_retry(feed, result, nxt)
+        except asyncio.CancelledError:
+            if not self.stop_event.is_set():
+                raise
+            # A stop is not an error: the snapshot keeps what was last published.
+            logger.info("attempt interrupted by stop feed=%s", name)
+            return
         finally:
             if task is not None:
                 self.inflight.discard(task)
         self._update_status()
         self._write_metrics()
+
+    def _schedule_retry(self, feed: FeedConfig, result: Any, next_run: datetime) -> None:
+        """After a failed attempt: one retry at the earliest polite moment, then backing off.
+
+        The snapshot is republished with the retry's time as ``next_update_at`` so portals
+        and caches in front of them know an update may come before the next grid run.
+        """
+        assert self.rt is not None and self.scheduler is not None
+        if result.outcome in ("ok", "held_back", "republished"):
+            return
+        import httpx
+
+        from feeds.schedule import retry_at
+
+        now = self.rt.clock.now()
+        health = self.rt.store.get(f"health/{feed.name}")
+        failures = getattr(health, "consecutive_failures", 1) or 1
+        host = httpx.URL(feed.source.url).host
+        wait = self.rt.coordinator.guard.wait_needed(host, feed.min_interval, now)
+        at = retry_at(now=now, failures=failures, polite_wait=wait, min_interval=feed.min_interval, next_run=next_run)
+        if at is None:
+            return
+        self.scheduler.add_job(
+            self._job,
+            trigger="date",
+            run_date=at,
+            args=[feed.name],
+            id=f"{feed.name}#retry",
+            name=f"{feed.name} (retry)",
+            misfire_grace_time=MISFIRE_GRACE,
+            replace_existing=True,
+        )
+        logger.info("retry scheduled feed=%s in_s=%.0f failures=%d", feed.name, (at - now).total_seconds(), failures)
+        try:
+            self.rt.coordinator.republish(feed, next_update_at=at)
+            if health is not None:
+                with self.rt.store.lock():
+                    self.rt.store.set(f"health/{feed.name}", health.evolve(next_attempt_at=at))
+        except Exception:
+            logger.exception("republish after scheduling a retry failed feed=%s", feed.name)
 
     def _on_event(self, event: JobExecutionEvent | JobSubmissionEvent) -> None:
         """Scheduler events: a bug of ours or a missed run; logged and recorded, never fatal."""
@@ -247,13 +310,16 @@ class Daemon:
             logger.warning("reload: cache_dir changed; it takes effect at the next restart")
         assert self.rt is not None and self.scheduler is not None
         old_names = set(self.config.feeds)
+        changed = {n for n in old_names & set(new.feeds) if new.feeds[n] != self.config.feeds[n]}
         self.config = new
         self.rt.config = new
         self.rt.coordinator.config = _keep_cache_dir(new, self.rt.coordinator.config)
         for name in old_names - set(new.feeds):
             self.scheduler.remove_job(name)
         self._schedule_all(first_run_now=False)
-        for name in set(new.feeds) - old_names:
+        # New feeds and changed ones (a fixed URL, say) are attempted at once: the admin sees
+        # the effect of the edit now (politeness towards the upstream still applies).
+        for name in (set(new.feeds) - old_names) | changed:
             job = self.scheduler.get_job(name)
             if job is not None:
                 job.modify(next_run_time=self.rt.clock.now())
@@ -278,9 +344,17 @@ class Daemon:
         from feeds.metrics import write_metrics
 
         try:
-            write_metrics(self.config.metrics_file, self._rows())
+            write_metrics(self.config.metrics_file, self._rows(), self.rt.clock.now())
         except OSError as exc:
             logger.warning("metrics file not written kind=%s", type(exc).__name__)
+
+    async def _heartbeat(self) -> None:
+        """Write the heartbeat ``status`` and ``check`` show, from inside the loop."""
+        if self.instance is None:
+            return
+        while True:
+            self.instance.beat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
 
     async def _watchdog(self) -> None:
         """Ping systemd's watchdog from inside the loop: a wedged loop stops the pings."""
@@ -298,7 +372,7 @@ def _keep_cache_dir(new: Config, old: Config) -> Config:
     return replace(new, cache_dir=old.cache_dir)
 
 
-def run_daemon(config_path: str | Path | None, config: Config) -> int:
-    """Entry point of ``portal-feeds run``."""
+def run_daemon(config_path: str | Path | None, config: Config, *, instance: InstanceLock | None = None) -> int:
+    """Entry point of ``portal-feeds run`` (the caller holds the cache's instance lock)."""
     setup_logging(logging.INFO)
-    return asyncio.run(Daemon(config_path, config).run())
+    return asyncio.run(Daemon(config_path, config, instance=instance).run())

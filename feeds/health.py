@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from feeds import trust
 from feeds.clock import Clock, SystemClock
 from feeds.config import Config, FeedConfig
 from feeds.models import isoformat
@@ -68,6 +69,8 @@ class FeedRow:
     #: When last good data was last recovered from the published snapshot (issue 9).
     recovered_at: datetime | None = None
     recovered_fetched_at: datetime | None = None
+    #: What is known about the upstream's trustworthiness (``feeds.trust``, issue 8).
+    upstream: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,7 +101,43 @@ class FeedRow:
                 if self.recovered_at
                 else None
             ),
+            "upstream": upstream_json(self.upstream),
         }
+
+
+def upstream_json(entry: dict[str, Any]) -> dict[str, Any]:
+    """``feeds.trust``'s entry for ``status --json``: timestamps as ISO 8601, no tables."""
+    pending = entry.get("move_pending") or {}
+    accepted = entry.get("move_accepted") or {}
+    return {
+        "upstream_stale_since": isoformat(entry.get("upstream_stale_since")),
+        "dropped_codes": list(entry.get("dropped") or []),
+        "move_pending": (
+            {"since": isoformat(pending.get("since")), "answers": pending.get("count")} if pending else None
+        ),
+        "move_accepted": (
+            {"at": isoformat(accepted.get("at")), "since": isoformat(accepted.get("since")),
+             "answers": accepted.get("answers")}
+            if accepted
+            else None
+        ),
+    }
+
+
+def upstream_notes(entry: dict[str, Any], now: datetime) -> list[str]:
+    """Short notes for the status table's OUTCOME column."""
+    notes = []
+    if entry.get("upstream_stale_since"):
+        notes.append(f"upstream data not updated since {_when(entry['upstream_stale_since'], now)}")
+    if entry.get("dropped"):
+        notes.append(f"{len(entry['dropped'])} unknown codes dropped")
+    pending = entry.get("move_pending")
+    if pending:
+        notes.append(f"move > max_change seen {pending.get('count')}x")
+    accepted = entry.get("move_accepted")
+    if accepted and (now - accepted["at"]).total_seconds() < RECENT_SCHEDULER_EVENT:
+        notes.append(f"move accepted {_when(accepted['at'], now)}")
+    return notes
 
 
 def _circuit(guard: HostGuard, feed: FeedConfig, now: datetime) -> str:
@@ -143,6 +182,7 @@ def feed_rows(config: Config, store: Store, now: datetime, names: Sequence[str] 
                 last_scheduler_event_at=last_event.get("at"),
                 recovered_at=recovered.get("at"),
                 recovered_fetched_at=recovered.get("fetched_at"),
+                upstream=trust.read(store, name),
             )
         )
     return rows
@@ -191,6 +231,7 @@ def format_table(rows: Sequence[FeedRow], now: datetime) -> str:
         rec = r.recovered_at
         if rec is not None and (now - rec).total_seconds() < RECENT_SCHEDULER_EVENT:
             notes.append(f"recovered from snapshot {_when(rec, now)}")
+        notes += upstream_notes(r.upstream, now)
         if notes:
             outcome += " [" + ", ".join(notes) + "]"
         body.append(
@@ -265,18 +306,32 @@ def read_rows(config: Config, now: datetime, names: Sequence[str] | None = None)
         raise CannotRead(f"{where} cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
-def print_status(config: Config, *, as_json: bool = False, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
+def print_status(config: Config, *, as_json: bool = False, clock: Clock | None = None, out: TextIO | None = None) -> int:
     """``portal-feeds status``: 0 when every feed is fresh, 1 otherwise, 3 when health cannot be read."""
+    out = out or sys.stdout
+    from feeds.instance import daemon_state
+
     now = (clock or SystemClock()).now()
+    daemon = daemon_state(config.cache_dir)
+    origin = str(config.path) if config.path else "built-in defaults"
     try:
         rows = read_rows(config, now)
     except CannotRead as exc:
-        sys.stderr.write(f"portal-feeds: cannot read the feed health: {exc}\n")
+        sys.stderr.write(
+            f"portal-feeds: cannot read the feed health: {exc} (config {origin}; {daemon.describe(now)})\n"
+        )
         return EX_CANNOT_READ
     if as_json:
-        doc = {"generated_at": isoformat(now), "summary": status_line(rows), "feeds": [r.to_json() for r in rows]}
+        doc = {
+            "generated_at": isoformat(now),
+            "config": origin,
+            "daemon": daemon.to_json(),
+            "summary": status_line(rows),
+            "feeds": [r.to_json() for r in rows],
+        }
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     else:
+        out.write(f"config {origin}; {daemon.describe(now)}\n\n")
         out.write(format_table(rows, now) + "\n")
     return 0 if all(r.status == "fresh" for r in rows) else 1
 
@@ -324,16 +379,21 @@ def evaluate_check(
     return CheckResult(code, f"PORTAL-FEEDS {NAGIOS[code]} - {summary} | {' '.join(perf)}")
 
 
-def run_check(config: Config, names: Sequence[str], *, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
+def run_check(config: Config, names: Sequence[str], *, clock: Clock | None = None, out: TextIO | None = None) -> int:
     """``portal-feeds check``: print the plugin line, return its exit code."""
+    out = out or sys.stdout
+    from feeds.instance import daemon_state
+
     now = (clock or SystemClock()).now()
+    about = f"{daemon_state(config.cache_dir).describe(now)}; config {config.path or 'built-in defaults'}"
     try:
         rows = read_rows(config, now, names)
     except CannotRead as exc:
-        out.write(f"PORTAL-FEEDS UNKNOWN - cannot read the feed health: {exc}\n")
+        out.write(f"PORTAL-FEEDS UNKNOWN - cannot read the feed health: {exc}; {about}\n")
         return 3
     result = evaluate_check(
         rows, now, stale_warning=config.check_stale_warning, missed_intervals=config.check_missed_intervals
     )
-    out.write(result.line + "\n")
+    text, _, perf = result.line.partition(" | ")
+    out.write(f"{text}; {about} | {perf}\n")
     return result.code
