@@ -27,7 +27,9 @@ import pytest
 
 from feeds.clock import FakeClock
 from feeds.config import load_config
-from feeds.render import icon_path, vi_number, vi_time
+from feeds.portal import PublishConfig, WidgetConfig
+from feeds.publish import dumps
+from feeds.render import icon_path, render_fragment, vi_number, vi_time
 from feeds.testing.upstream import Fault, UpstreamSimulator
 from feeds.timezone import load_zone
 from tests.webserver import Nginx, find_nginx
@@ -157,12 +159,23 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         _story(_config(root / "unavailable", sim), [(0, [Fault.reset()])])
         vcb = sim._eps["vietcombank"].body  # the recorded table, plus two hostile rows
         evil = "".join(
-            f'<Exrate CurrencyCode="ZZ{c}" CurrencyName="{html.escape(h, quote=True)}" Buy="1.5" Transfer="2" Sell="3"/>\n'
-            for c, h in zip("AB", HOSTILE, strict=True)
+            f'<Exrate CurrencyCode="{c}" CurrencyName="{html.escape(h, quote=True)}" Buy="6000" Transfer="6100" Sell="6300"/>\n'
+            for c, h in zip(("AED", "BRL"), HOSTILE, strict=True)  # ISO codes without a Vietnamese name of ours
         ).encode()
         sim.set_payload("vietcombank", vcb.replace(b"</ExrateList>", evil + b"</ExrateList>"), "text/xml")
         p = _cli_fetch(_config(root / "hostile", sim, hostile=True, filters=False))
         assert p.returncode == 0, (p.stdout, p.stderr)
+        # The parser cleans currency names now (issue 8: "<" and ">" do not survive); the
+        # widgets must not rely on that, so the two names are put back as a snapshot from
+        # an older version or a peer could carry them, and the fragment re-rendered.
+        path = root / "hostile" / "feeds" / "exchange-rates.json"
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for row in doc["data"]["rates"]:
+            if row["code"] in ("AED", "BRL"):
+                row["name"] = row["name_vi"] = HOSTILE[row["code"] == "BRL"]
+        path.write_bytes(dumps(doc))
+        (root / "hostile" / "feeds" / "exchange-rates.html").write_text(
+            render_fragment(doc, WidgetConfig(), PublishConfig()), encoding="utf-8")
     (root / "missing" / "feeds").mkdir(parents=True)
     for name, text in [("invalid", '{"schema_version": 1, "status": "fresh", '),
                        ("v2", None)]:
