@@ -119,16 +119,25 @@ def _time(value: Any, tz: tzinfo) -> dict[str, str] | None:
     return {"datetime": str(value), "text": text} if text else None
 
 
+def _text(value: Any) -> str:
+    """A string field as text; numbers as written; anything else (null, objects) as nothing."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
 def _rates(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]]:
     rows = [r for r in data.get("rates", []) if isinstance(r, Mapping)]
     if widget.currencies:
-        by_code = {r.get("code"): r for r in rows}
+        by_code = {_text(r.get("code")): r for r in rows}
         rows = [by_code[c] for c in widget.currencies if c in by_code]
     cols = widget.columns_for("exchange_rates")
     return [
         {
-            "code": str(r.get("code", "")),
-            "name": str(r.get("name_vi") or r.get("name") or ""),
+            "code": _text(r.get("code")),
+            "name": _text(r.get("name_vi")) or _text(r.get("name")),
             "values": [vi_number(r.get(c), 2) for c in cols],
         }
         for r in rows
@@ -138,7 +147,7 @@ def _rates(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]
 def _weather(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]]:
     locs = [x for x in data.get("locations", []) if isinstance(x, Mapping)]
     if widget.locations:
-        by_id = {x.get("id"): x for x in locs}
+        by_id = {_text(x.get("id")): x for x in locs}
         locs = [by_id[i] for i in widget.locations if i in by_id]
     out = []
     for loc in locs:
@@ -148,11 +157,11 @@ def _weather(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, An
         today: Mapping[str, Any] = first if isinstance(first, Mapping) else {}
         out.append(
             {
-                "id": str(loc.get("id", "")),
-                "name": str(loc.get("short_name") or loc.get("name") or ""),
-                "full_name": str(loc.get("name") or ""),
-                "condition": str(cur.get("condition") or "unknown"),
-                "condition_vi": str(cur.get("condition_vi") or ""),
+                "id": _text(loc.get("id")),
+                "name": _text(loc.get("short_name")) or _text(loc.get("name")),
+                "full_name": _text(loc.get("name")),
+                "condition": _text(cur.get("condition")) or "unknown",
+                "condition_vi": _text(cur.get("condition_vi")),
                 "icon": icon_path(cur.get("condition")),
                 "temperature": vi_number(cur.get("temperature_c")) + "°C",
                 "humidity": vi_number(cur.get("humidity_pct")) + "%",

@@ -383,3 +383,28 @@ def test_fragment_and_json_are_the_same_moment(tmp_path: Path) -> None:
     assert f'<time datetime="{snap["fetched_at"]}">' in html
     assert datetime.fromisoformat(snap["fetched_at"]) == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     assert datetime.fromisoformat(snap["next_update_at"]) - datetime.fromisoformat(snap["fetched_at"]) == timedelta(minutes=15)
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(
+        ["code", "name", "name_vi", "sell", "id", "short_name", "current", "daily", "condition",
+         "temperature_c", "temperature_min_c", "x"]), children, max_size=5),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.sampled_from(["fresh", "stale"]), st.lists(JSONISH, max_size=4), st.lists(JSONISH, max_size=4), JSONISH)
+def test_odd_shapes_in_a_v1_snapshot_never_break_the_fragment(status: str, rates: list[Any], locs: list[Any], when: Any) -> None:
+    """The daemon renders only what it validated, but a template must not be the weak point."""
+    r = rates_snapshot(status)
+    r["data"]["rates"] = rates
+    r["fetched_at"] = when
+    w = weather_snapshot(status)
+    w["data"]["locations"] = locs
+    for doc in (r, w):
+        for widget in (WidgetConfig(), WidgetConfig(currencies=("USD",), locations=("ha-noi",))):
+            html, root = fragment(doc, widget)
+            assert root.tag == "section"
+            assert text_of(root.find(".//p")).startswith(("Cập nhật", "Dữ liệu", "Tạm thời"))

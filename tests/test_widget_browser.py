@@ -424,3 +424,53 @@ def test_refresh_at_next_update_and_backoff_when_missing(site: Path, web: Nginx,
         page.clock.run_for(2 * 60_000)
     ctx.close()
     shutil.rmtree(site / "refresh")
+
+
+@pytest.mark.parametrize("state", ["fresh", "stale", "missing"])
+def test_js_widget_reads_a_per_location_file(state: str, site: Path, web: Nginx, browser: Any) -> None:
+    ctx, page, watch = _open(browser, web, state, "/demo/place.html")
+    try:
+        assert _texts(page, ".pf-weather h2") == ["Thời tiết Hà Nội"]
+        if state == "missing":
+            assert _texts(page, ".pf-weather .pf-status") == [NONE]
+            return
+        one = json.loads((site / state / "feeds" / "weather" / "ha-noi.json").read_text(encoding="utf-8"))
+        (loc,) = one["data"]["locations"]
+        items = _texts(page, ".pf-weather li")
+        assert len(items) == 1 and items[0].startswith(f"Hà Nội {loc['current']['condition_vi']}")
+        assert "Gió" in items[0] and "Lượng mưa" in items[0] and "Hôm nay" in items[0]
+        assert page.locator(".pf-weather time").get_attribute("datetime") == loc["fetched_at"]
+        assert watch.dialogs == [] and watch.errors == [] and watch.failed == []
+    finally:
+        ctx.close()
+
+
+def test_js_widget_survives_odd_shapes(site: Path, web: Nginx, browser: Any) -> None:
+    """A snapshot that claims v1/fresh but holds odd values: shown where it can be, no exception."""
+    folder = site / "odd" / "feeds"
+    folder.mkdir(parents=True, exist_ok=True)
+    rates = _snapshot(site, "fresh", "exchange-rates")
+    rates["data"]["rates"] = [None, 7, {"code": "USD", "name_vi": {"x": 1}, "name": "US", "buy_cash": "26000",
+                                        "buy_transfer": None, "sell": 26111.5},
+                              {"code": "__proto__", "name_vi": "constructor", "sell": -0.001}]
+    rates["fetched_at"] = "yesterday"
+    weather = _snapshot(site, "fresh", "weather")
+    weather["data"]["locations"] = [{"id": "ha-noi", "name": "Hà Nội", "current": None, "daily": "x"},
+                                    {"id": "hue", "short_name": "Huế", "current": {"condition": "toString", "temperature_c": "hot"}}]
+    (folder / "exchange-rates.json").write_text(json.dumps(rates), encoding="utf-8")
+    (folder / "weather.json").write_text(json.dumps(weather), encoding="utf-8")
+    ctx, page, watch = _open(browser, web, "odd", "/demo/all.html")
+    try:
+        rows = [_texts(page, f".pf-rates tbody tr:nth-child({i}) > *") for i in (1, 2)]
+        assert rows[0] == ["USD US", "—", "—", "26.111,50"]
+        assert rows[1] == ["__proto__ constructor", "—", "—", "0,00"]
+        # No readable fetched_at: the data is shown, the update line says there is no data time.
+        assert _texts(page, ".pf-rates .pf-status") == [NONE]
+        places = _texts(page, ".pf-weather li")
+        assert places[0].startswith("Hà Nội") and "—°C" in places[0]
+        assert places[1].startswith("Huế") and "—°C" in places[1]
+        assert page.locator(".pf-weather li").nth(1).locator("path").get_attribute("d") == icon_path("unknown")
+        assert watch.dialogs == [] and watch.errors == []
+    finally:
+        ctx.close()
+        shutil.rmtree(site / "odd")

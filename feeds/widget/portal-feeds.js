@@ -112,13 +112,14 @@
   }
 
   function pick(items, key, wanted) {
+    items = items.filter(function (x) { return x && typeof x === "object"; });
     if (!wanted.length) return items;
     var by = {};
-    items.forEach(function (x) { if (x && typeof x === "object") by["k" + x[key]] = x; });
+    items.forEach(function (x) { by["k" + x[key]] = x; });
     return wanted.filter(function (w) { return has(by, "k" + w); }).map(function (w) { return by["k" + w]; });
   }
 
-  function str(v) { return v == null ? "" : String(v); }
+  function str(v) { return typeof v === "string" || typeof v === "number" ? String(v) : ""; }
 
   function rates(sec, data, o) {
     var cols = list(o.columns || DEFAULT_COLS.exchange_rates).filter(function (c) { return has(COLS.exchange_rates, c); });
@@ -131,7 +132,7 @@
     add(table, add(el("thead"), head), body);
     rows.forEach(function (r) {
       var tr = el("tr"), h = th("row");
-      add(h, el("span", "pf-code", str(r.code)), " ", el("span", "pf-name", str(r.name_vi || r.name)));
+      add(h, el("span", "pf-code", str(r.code)), " ", el("span", "pf-name", str(r.name_vi) || str(r.name)));
       add(tr, h);
       cols.forEach(function (c) { add(tr, el("td", null, num(r[c], 2))); });
       add(body, tr);
@@ -159,7 +160,7 @@
         wind: num(c.wind_speed_kmh, 0) + " km/h", precipitation: num(c.precipitation_mm, 1) + " mm",
         forecast: num(t.temperature_min_c, 0) + "–" + num(t.temperature_max_c, 0) + "°C"
       };
-      var li = add(el("li", "pf-loc"), el("span", "pf-place", str(l.short_name || l.name)));
+      var li = add(el("li", "pf-loc"), el("span", "pf-place", str(l.short_name) || str(l.name)));
       cols.forEach(function (k) {
         if (k === "condition") {
           add(li, " ", add(el("span", "pf-condition"), icon(c.condition), " ", el("span", null, str(c.condition_vi))));
