@@ -78,6 +78,8 @@ class SourceConfig:
 
     kind: str
     url: str
+    #: What snapshots publish as ``source.url`` (else the URL without secrets, feeds.redact).
+    public_url: str | None = None
 
     @property
     def data_kind(self) -> str:
@@ -343,7 +345,8 @@ def _source(table: Mapping[str, Any], key: str) -> SourceConfig:
     if kind not in KINDS:
         raise ConfigError(f"{key}.kind", f"expected one of {', '.join(KINDS)}, got {_show(kind)}")
     url = _url(table["url"], f"{key}.url") if "url" in table else DEFAULT_URLS[kind]
-    return SourceConfig(kind=kind, url=url)
+    public = _url(table["public_url"], f"{key}.public_url") if "public_url" in table else None
+    return SourceConfig(kind=kind, url=url, public_url=public)
 
 
 def _locations(value: object, key: str) -> tuple[Location, ...]:
@@ -393,6 +396,7 @@ def _valid_cron(expr: str) -> bool:
 _FEED_KEYS = {
     "kind",
     "url",
+    "public_url",
     "every",
     "at",
     "max_stale",
@@ -441,7 +445,7 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
     for i, item in enumerate(raw_fb):
         k = f"{key}.fallback[{i}]"
         t = _table(item, k)
-        _unknown(t, {"kind", "url"}, k)
+        _unknown(t, {"kind", "url", "public_url"}, k)
         fb = _source(t, k)
         if fb.data_kind != source.data_kind:
             raise ConfigError(f"{k}.kind", f"expected a {source.data_kind} source, got {_show(fb.kind)}")
