@@ -16,7 +16,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -26,7 +26,7 @@ import httpx
 from feeds import freshness, trust
 from feeds.batching import HostLimits, fetch_weather
 from feeds.clock import Clock
-from feeds.config import Config, FeedConfig, SourceConfig
+from feeds.config import PEER_KIND, Config, FeedConfig, SourceConfig
 from feeds.errors import (
     ConnectError,
     DnsError,
@@ -39,6 +39,7 @@ from feeds.errors import (
 )
 from feeds.frozen import upstream_stale_since
 from feeds.models import RequestSpec
+from feeds.peering import fetch_peer
 from feeds.politeness import HostGuard
 from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
@@ -75,6 +76,10 @@ def source_module(kind: str) -> ModuleType:
         from feeds.sources import met_no
 
         return met_no
+    if kind == "portal-feeds":
+        from feeds.sources import peer
+
+        return peer
     raise ValueError(f"unknown source kind {kind!r}")
 
 
@@ -129,6 +134,10 @@ class AttemptResult:
     duration_s: float
     snapshot: dict[str, Any]
     error: FeedError | None = None
+    #: Held back: seconds until the upstream may be asked again (politeness or circuit).
+    retry_in: float | None = None
+    #: ``fetch --force``: the politeness window / open circuit was ignored for this attempt.
+    forced: bool = False
 
     @property
     def summary(self) -> str:
@@ -153,6 +162,12 @@ class _Got:
     partial_error: FeedError | None = None
     #: Weather: how many locations a fallback source answered.
     fallback_locations: int = 0
+    #: A peer's copy (feeds.peering): the origin's status and stale_since, never bettered.
+    origin_status: str | None = None
+    origin_stale_since: datetime | None = None
+    #: The origin's source, named in our snapshot (else the source module's name).
+    source_name: str | None = None
+    source_url: str | None = None
 
 
 class Coordinator:
@@ -178,14 +193,30 @@ class Coordinator:
         )
         #: Per-host concurrency and rate limits of concurrent requests (feeds.batching).
         self.host_limits = HostLimits(config.per_host_concurrency)
+        #: Feeds whose current attempt was forced (``fetch --force``).
+        self._forced: set[str] = set()
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
 
     # -- public ----------------------------------------------------------------------
     async def refresh(
-        self, feed: FeedConfig, *, next_update_at: datetime | None = None
+        self, feed: FeedConfig, *, next_update_at: datetime | None = None, force: bool = False
     ) -> AttemptResult:
-        """Make one attempt at ``feed`` and publish its snapshot; never raises for upstream faults."""
+        """Make one attempt at ``feed`` and publish its snapshot; never raises for upstream faults.
+
+        ``force`` (``fetch --force``, an admin checking a fix): one request per upstream call
+        now, ignoring the politeness window (``min_interval``, ``Retry-After``), an ``Expires``
+        still running, and an open circuit, once.  Its time still counts for the window.
+        """
+        if force:
+            self._forced.add(feed.name)
+        try:
+            result = await self._refresh(feed, next_update_at=next_update_at)
+        finally:
+            self._forced.discard(feed.name)
+        return replace(result, forced=True) if force else result
+
+    async def _refresh(self, feed: FeedConfig, *, next_update_at: datetime | None) -> AttemptResult:
         started = self.clock.now()
         t0 = self.clock.monotonic()
         error: FeedError | None = None
@@ -239,19 +270,25 @@ class Coordinator:
 
     # -- fetching --------------------------------------------------------------------
     async def _fetch_feed(self, feed: FeedConfig, deadline_at: float) -> _Got:
-        if feed.data_kind == "weather":
-            # Every source, per location, batches concurrently (feeds.batching).
-            return await fetch_weather(self, feed, deadline_at)
         errors: list[FeedError] = []
         held: HeldBack | None = None
-        for source in feed.sources:
+        for i, source in enumerate(feed.sources):
             try:
+                if source.kind == PEER_KIND:
+                    # Another instance's snapshot (feeds.peering); then the sources behind it.
+                    return await fetch_peer(self, feed, source, deadline_at)
+                if feed.data_kind == "weather":
+                    # Every remaining source, per location, concurrently (feeds.batching).
+                    rest = tuple(s for s in feed.sources[i:] if s.kind != PEER_KIND)
+                    return await fetch_weather(self, feed, deadline_at, rest)
                 return await self._fetch_rates(feed, source, deadline_at)
             except HeldBack as hb:
                 held = held or hb
             except FeedError as exc:
                 errors.append(exc)
-            if self.clock.monotonic() >= deadline_at:
+            if self.clock.monotonic() >= deadline_at or (
+                feed.data_kind == "weather" and source.kind != PEER_KIND
+            ):
                 break
         if errors:
             raise errors[0]
@@ -298,10 +335,12 @@ class Coordinator:
         cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
         cached: dict[str, Any] | None = self.store.get(cache_key)
         now = self.clock.now()
+        forced = feed.name in self._forced
         # MET Norway: do not ask again before the (capped) Expires the server gave.  An
         # entry from before the cap (no stored_at) or past the cap is not honoured.
         if (
-            cached
+            not forced
+            and cached
             and cached.get("expires")
             and cached.get("stored_at")
             and now < cached["expires"]
@@ -310,15 +349,17 @@ class Coordinator:
         ):
             return self._parse_or_keep(feed, cached["body"], parse)
         breaker = self.guard.breaker(host, now)
-        if breaker.state == "open":
-            raise HeldBack("circuit_open", 0.0)
+        if breaker.state == "open" and not forced:
+            left = (breaker.opened_at + self.guard.cooldown - now).total_seconds() if breaker.opened_at else 0.0
+            raise HeldBack("circuit_open", max(0.0, left))
         # Half-open: one probe request, not a retried attempt, decides the breaker's fate.
-        probe_only = breaker.state == "half_open"
+        # A forced attempt is one request too, whatever the breaker says.
+        probe_only = breaker.state == "half_open" or forced
         tried: list[FeedError] = []
 
         async def once() -> Fetched:
             remaining = deadline_at - self.clock.monotonic()
-            wait = self.guard.wait_needed(host, feed.min_interval, self.clock.now())
+            wait = 0.0 if forced else self.guard.wait_needed(host, feed.min_interval, self.clock.now())
             if wait > 0:
                 if wait < remaining - 1:
                     await self.clock.sleep(wait)
@@ -327,7 +368,7 @@ class Coordinator:
                 else:
                     raise HeldBack("min_interval", wait)
             before = self.guard.host_state(host)
-            if not self.guard.claim(host, feed.min_interval, self.clock.now()):
+            if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced):
                 raise HeldBack("min_interval", feed.min_interval)
             try:
                 return await fetch(
@@ -469,15 +510,14 @@ class Coordinator:
                 data=got.data,
                 fetched_at=got.oldest_location_at or got.fetched_at,
                 as_of=got.as_of,
-                source_name=src.SOURCE_NAME,
-                source_url=got.source.public_url or redact_url(got.source.url),
+                source_name=got.source_name or src.SOURCE_NAME,
+                source_url=got.source.public_url or redact_url(got.source_url or got.source.url),
             )
             self.store.set(f"good/{feed.name}", fetched)
             error = got.partial_error
         good = self._load_good(feed)
         last_good_at = good.fetched_at if good else None
         if held is not None and error is None:
-            # Held back by politeness: not a failure; the state stays what it was.
             # Held back by politeness: not a failure, but the status still follows the age.
             status: str = freshness.decide(
                 succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now,
@@ -487,6 +527,8 @@ class Coordinator:
             status = freshness.decide(
                 succeeded=error is None, last_good_at=last_good_at, max_stale=max_stale, now=now
             )
+        if got is not None and got.origin_status == "stale" and status == "fresh":
+            status = "stale"  # a peer's copy is never fresher than its origin
         stale_since = (
             None
             if status == "fresh"
@@ -494,6 +536,8 @@ class Coordinator:
                 succeeded=False, previous=state.get("stale_since"), attempt_started=started
             )
         )
+        if got is not None and got.origin_stale_since is not None and stale_since is not None:
+            stale_since = min(stale_since, got.origin_stale_since)
         snap = self._publish(feed, status, good, stale_since, next_update_at, now)
         outcome = "ok" if error is None and held is None else (error.kind if error else "held_back")
         detail = error.detail if error else (held.reason if held else None)
@@ -503,7 +547,8 @@ class Coordinator:
         self.store.set(
             f"snapshot/{feed.name}", {"status": status, "stale_since": stale_since, "outcome": outcome}
         )
-        return AttemptResult(feed.name, status, outcome, detail, duration, snap, error)
+        return AttemptResult(feed.name, status, outcome, detail, duration, snap, error,
+                             retry_in=held.wait if held is not None and error is None else None)
 
     def _publish(
         self,
