@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -77,9 +77,10 @@ def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, Decimal | int | float):
-        # Through the double a browser parses from the JSON, then its exact value: the
-        # rounding Intl.NumberFormat does, so the fragment and the JS widget print the same.
-        d = Decimal(float(value))
+        # Through the double a browser parses from the JSON, written as its shortest decimal
+        # (what V8's Intl.NumberFormat rounds, half away from zero): 1.005 -> "1,01",
+        # 1e26 -> "100.000...000,00", so the fragment and the JS widget print the same.
+        d = Decimal(repr(float(value)))
         return d if d.is_finite() else None
     return None
 
@@ -89,9 +90,11 @@ def vi_number(value: Any, decimals: int = 0) -> str:
     d = _decimal(value)
     if d is None:
         return "—"
-    q = d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-    sign = "-" if q < 0 else ""
-    whole, _, frac = format(abs(q), "f").partition(".")
+    with localcontext() as ctx:
+        ctx.prec = 400  # a double's exact value has at most ~310 integer digits
+        q = d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+        sign = "-" if q < 0 else ""
+        whole, _, frac = format(q.copy_abs(), "f").partition(".")
     groups: list[str] = []
     while len(whole) > 3:
         groups.insert(0, whole[-3:])

@@ -474,3 +474,21 @@ def test_js_widget_survives_odd_shapes(site: Path, web: Nginx, browser: Any) -> 
     finally:
         ctx.close()
         shutil.rmtree(site / "odd")
+
+
+def test_python_formats_numbers_as_the_browser_does(browser: Any) -> None:
+    """The fragment's vi_number against Chromium's Intl.NumberFormat("vi-VN"), as the widget calls it."""
+    import random
+
+    rnd = random.Random(12)
+    values = [1.005, 2.675, 0.125, -0.004, -3.5, 24.5, 1e21, 1e26, 3474.5, 26081.5, 0.0, 999.995]
+    values += [round(rnd.uniform(-1e6, 1e6), rnd.randint(0, 4)) for _ in range(300)]
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    for digits in (0, 1, 2):
+        got = page.evaluate(
+            "([vs, d]) => { const f = new Intl.NumberFormat('vi-VN', {minimumFractionDigits: d,"
+            " maximumFractionDigits: d, signDisplay: 'negative'}); return vs.map(v => f.format(v)); }",
+            [values, digits])
+        assert got == [vi_number(v, digits) for v in values]
+    ctx.close()
