@@ -88,6 +88,8 @@ async def _fetch(config: Config, names: list[str]) -> int:
         if r.outcome not in ("ok",):
             line += f"  ({r.outcome}{': ' + r.detail if r.detail else ''})"
         print(line)
+        if r.error is not None and r.error.kind == "local":
+            print(f"portal-feeds: {r.feed}: {r.error.message}", file=sys.stderr)
         if r.status != "fresh":
             code = EX_DEGRADED
     return code

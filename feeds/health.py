@@ -19,10 +19,11 @@ import httpx
 
 from feeds.clock import Clock, SystemClock
 from feeds.config import Config, FeedConfig
+from feeds.localfaults import NOT_WRITTEN, probe_folder
 from feeds.models import isoformat
 from feeds.politeness import HostGuard
-from feeds.recovery import read_snapshot
-from feeds.store import GoodData, Health, Store, open_store
+from feeds.recovery import read_snapshot, snapshot_path
+from feeds.store import GoodData, Health, ReadOnlyStore, Store, open_store_readonly
 
 __all__ = [
     "CheckResult",
@@ -30,6 +31,7 @@ __all__ = [
     "evaluate_check",
     "feed_rows",
     "format_table",
+    "local_faults",
     "print_status",
     "run_check",
     "status_line",
@@ -213,7 +215,7 @@ def status_line(rows: Sequence[FeedRow]) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    order = ["fresh", "stale", "expired", "unavailable", "unknown"]
+    order = ["fresh", "stale", "expired", "unavailable", NOT_WRITTEN, "unknown"]
     parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
     bad = [f"{r.feed}: {r.outcome}" for r in rows if r.outcome not in (None, "ok", "held_back")]
     text = f"{len(rows)} feeds: " + ", ".join(parts)
@@ -222,20 +224,60 @@ def status_line(rows: Sequence[FeedRow]) -> str:
     return text
 
 
+def local_faults(config: Config, store: Any = None) -> list[str]:
+    """What on this machine keeps snapshots or the cache from being written, seen from here.
+
+    The daemon records a failed write in the feed's health, but not when the cache itself
+    is on the full or read-only disk; so ``status`` and ``check`` look at the folders too
+    (without writing anything).
+    """
+    faults = []
+    for label, folder in (("snapshot folder", config.snapshot_dir), ("cache folder", config.cache_dir)):
+        reason = probe_folder(folder)
+        if reason:
+            faults.append(f"{label} {folder}: {reason}")
+    for name in config.feeds:
+        path = snapshot_path(config.snapshot_dir, name)
+        if path.is_dir():
+            faults.append(f"snapshot {path}: is_a_directory")
+    return faults
+
+
+def _store_note(store: ReadOnlyStore, config: Config) -> str | None:
+    if store.problem is None:
+        return None
+    return (
+        f"the cache {config.cache_dir} could not be read ({store.problem}); feed health is unknown, "
+        "data ages are read from the published snapshots"
+    )
+
+
 def print_status(config: Config, *, as_json: bool = False, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
-    """``portal-feeds status``: 0 when every feed is fresh, 1 otherwise."""
+    """``portal-feeds status``: 0 when every feed is fresh and nothing local is wrong, 1 otherwise."""
     now = (clock or SystemClock()).now()
-    store = open_store(config.cache_dir)
+    store = open_store_readonly(config.cache_dir)  # creates and repairs nothing
     try:
         rows = feed_rows(config, store, now)
     finally:
         store.close()
+    faults = local_faults(config)
+    note = _store_note(store, config)
     if as_json:
-        doc = {"generated_at": isoformat(now), "summary": status_line(rows), "feeds": [r.to_json() for r in rows]}
+        doc = {
+            "generated_at": isoformat(now),
+            "summary": status_line(rows),
+            "feeds": [r.to_json() for r in rows],
+            "local_faults": faults,
+            "cache_problem": store.problem,
+        }
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     else:
         out.write(format_table(rows, now) + "\n")
-    return 0 if all(r.status == "fresh" for r in rows) else 1
+        for fault in faults:
+            out.write(f"local fault: {fault}\n")
+        if note:
+            out.write(f"note: {note}\n")
+    return 0 if all(r.status == "fresh" for r in rows) and not faults and not note else 1
 
 
 @dataclass(frozen=True)
@@ -247,11 +289,13 @@ class CheckResult:
 
 
 def evaluate_check(
-    rows: Sequence[FeedRow], now: datetime, *, stale_warning: bool = True, missed_intervals: float = 3.0
+    rows: Sequence[FeedRow], now: datetime, *, stale_warning: bool = True, missed_intervals: float = 3.0,
+    faults: Sequence[str] = (),
 ) -> CheckResult:
-    """Apply the plugin thresholds: WARNING stale; CRITICAL expired/unavailable or not attempted."""
-    code = 0
-    problems: list[str] = []
+    """Apply the plugin thresholds: WARNING stale; CRITICAL expired/unavailable, not attempted,
+    or a local fault (a snapshot or the cache could not be written)."""
+    code = 2 if faults else 0
+    problems: list[str] = [f"local fault: {f}" for f in faults]
     perf: list[str] = []
     for r in rows:
         level = 0
@@ -260,6 +304,9 @@ def evaluate_check(
             level, why = 2, "never attempted"
         elif (now - r.last_attempt_at).total_seconds() > missed_intervals * r.every_s:
             level, why = 2, f"not attempted for {_age((now - r.last_attempt_at).total_seconds())}"
+        elif r.outcome == "local":
+            # Our machine, not the upstream: an admin must act now, whatever the data's age.
+            level, why = 2, "not written" if r.status == NOT_WRITTEN else "local fault"
         elif r.status in ("expired", "unavailable"):
             level, why = 2, r.status
         elif r.status == "stale" and stale_warning:
@@ -284,17 +331,17 @@ def evaluate_check(
 def run_check(config: Config, names: Sequence[str], *, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
     """``portal-feeds check``: print the plugin line, return its exit code."""
     now = (clock or SystemClock()).now()
-    try:
-        store = open_store(config.cache_dir)
-    except OSError:
-        out.write("PORTAL-FEEDS UNKNOWN - cannot open the cache folder\n")
-        return 3
+    store = open_store_readonly(config.cache_dir)  # creates and repairs nothing
     try:
         rows = feed_rows(config, store, now, names)
     finally:
         store.close()
+    if store.problem is not None:
+        out.write(f"PORTAL-FEEDS UNKNOWN - cannot read the cache {config.cache_dir} ({store.problem})\n")
+        return 3
     result = evaluate_check(
-        rows, now, stale_warning=config.check_stale_warning, missed_intervals=config.check_missed_intervals
+        rows, now, stale_warning=config.check_stale_warning, missed_intervals=config.check_missed_intervals,
+        faults=local_faults(config),
     )
     out.write(result.line + "\n")
     return result.code
