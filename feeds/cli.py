@@ -10,12 +10,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from feeds import __version__
 from feeds.config import EX_CONFIG, Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from feeds.folders import FolderCheck
 
 __all__ = ["main"]
 
@@ -95,6 +100,21 @@ async def _fetch(config: Config, names: list[str]) -> int:
     return code
 
 
+def _check_config_report(config: Config, checks: Sequence[FolderCheck]) -> int:
+    from feeds.folders import current_user, outside_unit
+
+    print(f"configuration OK: {len(config.feeds)} feeds ({', '.join(config.feeds)}); "
+          f"read from {config.path or 'the built-in defaults'}; "
+          f"cache {config.cache_dir}, snapshots {config.snapshot_dir}")
+    user = current_user()
+    for c in checks:
+        print(f"  {c.line()} (checked as {user})")
+        if outside_unit(c.path) and os.environ.get("INVOCATION_ID") is None:
+            print(f"  note: the shipped unit lets the service write only under /var/lib/portal-feeds: "
+                  f"{c.path} would be read-only for it (docs/deploy.md)")
+    return EX_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
@@ -104,10 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         config = load_config(args.config)
+        if args.command in ("check-config", "fetch", "run"):
+            from feeds.folders import require_folders
+
+            checks = require_folders(config)
         if args.command == "check-config":
-            print(f"configuration OK: {len(config.feeds)} feeds ({', '.join(config.feeds)}); "
-                  f"cache {config.cache_dir}, snapshots {config.snapshot_dir}")
-            return EX_OK
+            return _check_config_report(config, checks)
         if args.command == "fetch":
             return asyncio.run(_fetch(config, _select(config, args.feeds)))
         if args.command == "run":

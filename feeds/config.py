@@ -12,8 +12,12 @@ into one line and exit code 78 (EX_CONFIG), never a traceback.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
 import tomllib
+import unicodedata
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Any
 
 from feeds.models import Location
 from feeds.politeness import DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD
+from feeds.portal import PublishConfig, WidgetConfig, parse_publish, parse_widget
 
 __all__ = [
     "CONFIG_SEARCH_PATH",
@@ -95,6 +100,12 @@ class FeedConfig:
     fallback: tuple[SourceConfig, ...] = ()
     at: str | None = None
     batch_size: int = 100
+    #: What the server-side fragment <feed>.html shows (issue 12).
+    widget: WidgetConfig = field(default_factory=WidgetConfig)
+    #: Weather: also publish <feed>/<location id>.json (issue 11).
+    per_location_files: bool = False
+    #: Share of the attempt's time the primary gets when a fallback exists (feeds.batching).
+    primary_share: float = 0.5
 
     @property
     def kind(self) -> str:
@@ -132,15 +143,31 @@ class Config:
     breaker_failures: int = DEFAULT_BREAKER_THRESHOLD
     breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
     proxy: str | None = None
+    #: ``[http] retry_after_max``: the longest a Retry-After may hold a host back.
+    retry_after_max: float = 3600.0
+    #: ``[http] follow_redirects_to``: other hosts (``host`` or ``host:port``) a redirect may lead to.
+    follow_redirects_to: tuple[str, ...] = ()
     dns: DnsConfig = field(default_factory=DnsConfig)
     metrics_file: Path | None = None
     check_stale_warning: bool = True
     check_missed_intervals: float = 3.0
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    per_host_concurrency: int = 10
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+#: The longest duration any key accepts (a year): beyond it a value is a typo, and inf or
+#: 1e308 would overflow the scheduler's and the clock's arithmetic.
+MAX_DURATION = 365 * 86400.0
+#: The largest ``max_body``.
+MAX_BODY_LIMIT = 1024**3
+#: A feed name becomes a file name (``<name>.json``) and a metric label.
+FEED_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+MAX_USER_AGENT = 512
+
+# ASCII digits only: int()/float() would also read full-width or Arabic-Indic digits.
+_DURATION = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h|d)?\s*", re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"\s*([0-9]{1,15}(?:\.[0-9]{1,9})?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*", re.IGNORECASE | re.ASCII)
 _SIZE_UNITS = {
     "b": 1,
     "kb": 1000,
@@ -153,33 +180,75 @@ _SIZE_UNITS = {
 
 
 def parse_duration(value: object, key: str) -> float:
-    """Parse ``"90s"``, ``"15m"``, ``"48h"``, ``"7d"`` or a bare number of seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(key, f'expected a duration like "30m", got {_show(value)}')
-    if isinstance(value, int | float):
+    """Parse ``"90s"``, ``"15m"``, ``"48h"``, ``"7d"`` or a bare number of seconds.
+
+    Finite, from 0 to ``MAX_DURATION``, ASCII digits only.
+    """
+    seconds: float
+    if isinstance(value, int | float) and not isinstance(value, bool):
         if value < 0:
-            raise ConfigError(key, f"expected a positive duration, got {value}")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
-    raise ConfigError(key, f'expected a duration like "30m", got {_show(value)}')
+            raise ConfigError(key, f"expected a positive duration, got {_show(value)}")
+        # Compared before any float(): an integer of 400 digits would overflow it.
+        seconds = float(value) if value <= MAX_DURATION else math.inf
+    else:
+        m = _DURATION.fullmatch(value) if isinstance(value, str) else None
+        if m is None:
+            raise ConfigError(key, f'expected a duration like "30m", got {_show(value)}')
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if not 0 <= seconds <= MAX_DURATION:  # nan fails too
+        raise ConfigError(key, f"expected a duration from 0 to 365d, got {_show(value)}")
+    return seconds
 
 
 def parse_size(value: object, key: str) -> int:
-    """Parse ``"2MB"``, ``"512KiB"`` or a bare number of bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str):
-        m = _SIZE.match(value)
+    """Parse ``"2MB"``, ``"512KiB"`` or a bare number of bytes: above 0, at most 1 GiB."""
+    size: float | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value if 0 < value <= MAX_BODY_LIMIT else None
+    elif isinstance(value, str):
+        m = _SIZE.fullmatch(value)
         if m:
-            return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
-    raise ConfigError(key, f'expected a size like "2MB", got {_show(value)}')
+            size = float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
+    if size is None or not 1 <= size <= MAX_BODY_LIMIT:
+        raise ConfigError(key, f'expected a size like "2MB", from 1 byte to 1GiB, got {_show(value)}')
+    return int(size)
 
 
 def _show(value: object) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
+    """The value as the admin wrote it, shortened: an error message stays one short line."""
+    try:
+        text = f'"{value}"' if isinstance(value, str) else repr(value)
+    except (ValueError, RecursionError):  # an integer too long to print, a deep structure
+        text = f"a {type(value).__name__} too large to show"
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def ascii_header_value(value: str, key: str) -> str:
+    """Make a header value ASCII: Vietnamese letters lose their marks, others are %-encoded.
+
+    HTTP header values are ASCII in practice (httpx encodes them as ASCII and raises on
+    anything else), and an admin will write ``"Cổng thông tin điện tử ..."``.  Letters
+    with diacritics become their base letter (``ổ`` -> ``o``, ``đ`` -> ``d``); anything
+    without an ASCII base (``☎``) is percent-encoded as UTF-8.  Control characters
+    (line breaks, tabs) are refused: they could split the header.
+    """
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ConfigError(key, "control characters (line breaks, tabs) are not allowed")
+    out: list[str] = []
+    for ch in value:
+        if ch.isascii():
+            out.append(ch)
+            continue
+        if ch in "đĐ":  # no Unicode decomposition: a letter of its own
+            out.append("d" if ch == "đ" else "D")
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        if base and base.isascii() and base.isprintable():
+            out.append(base)
+        else:
+            out.append(urllib.parse.quote(ch, safe=""))
+    return "".join(out)
 
 
 def _table(value: object, key: str) -> dict[str, Any]:
@@ -195,16 +264,63 @@ def _str(value: object, key: str) -> str:
 
 
 def _number(value: object, key: str, lo: float, hi: float) -> float:
+    # nan fails both comparisons; inf and 1e308 fail the bound.
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
         raise ConfigError(key, f"expected a number from {lo:g} to {hi:g}, got {_show(value)}")
     return float(value)
 
 
 def _url(value: object, key: str) -> str:
+    """An http(s) URL httpx accepts whole: host, port 1-65535, no spaces or control characters."""
+    import httpx
+
     url = _str(value, key)
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise ConfigError(key, f"expected an http:// or https:// URL, got {_show(value)}")
+    problem = None
+    if not re.match(r"https?://[^/\s]+", url, re.ASCII):
+        problem = "expected an http:// or https:// URL"
+    elif any(c.isspace() or unicodedata.category(c) == "Cc" for c in url):
+        problem = "spaces and control characters are not allowed in a URL (write %20)"
+    else:
+        try:
+            parsed = httpx.URL(url)
+            httpx.Request("GET", parsed)  # encodes the host (IDNA) and the target
+        except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors too
+            problem = f"not a valid URL ({_show(str(exc))})"
+        else:
+            if not parsed.host or "%" in parsed.host:
+                problem = "the URL has no valid host name"
+            elif parsed.port is not None and not 1 <= parsed.port <= 65535:
+                problem = f"port {parsed.port} is not from 1 to 65535"
+    if problem:
+        raise ConfigError(key, f"{problem}, got {_show(value)}")
     return url
+
+
+def _nameserver(value: object, key: str) -> str:
+    """``"1.1.1.1"``, ``"::1"``, ``"127.0.0.1:5353"`` or ``"[::1]:5353"``."""
+    text = value if isinstance(value, str) else ""
+    addr, port = text, "53"
+    if text.startswith("[") and "]:" in text:
+        addr, port = text[1:].split("]:", 1)
+    elif text.count(":") == 1:
+        addr, port = text.split(":")
+    try:
+        ipaddress.ip_address(addr)
+        ok = port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            key, f'expected IP addresses like ["1.1.1.1", "127.0.0.1:5353", "[::1]:53"], got {_show(value)}'
+        )
+    return text
+
+
+def _path(value: object, key: str) -> str:
+    text = _str(value, key)
+    if "\0" in text:
+        raise ConfigError(key, "a path cannot hold a NUL character")
+    return text
 
 
 def _proxy(value: object) -> str:
@@ -218,7 +334,8 @@ def _proxy(value: object) -> str:
 def _unknown(table: Mapping[str, object], allowed: set[str], prefix: str) -> None:
     for k in table:
         if k not in allowed:
-            raise ConfigError(f"{prefix}.{k}" if prefix else k, "unknown key")
+            shown = k if FEED_NAME.match(k) else _show(k)
+            raise ConfigError(f"{prefix}.{shown}" if prefix else shown, "unknown key")
 
 
 def _source(table: Mapping[str, Any], key: str) -> SourceConfig:
@@ -243,7 +360,7 @@ def _locations(value: object, key: str) -> tuple[Location, ...]:
     for i, item in enumerate(value):
         k = f"{key}[{i}]"
         t = _table(item, k)
-        _unknown(t, {"id", "name", "lat", "lon"}, k)
+        _unknown(t, {"id", "name", "short_name", "lat", "lon"}, k)
         for req in ("id", "name", "lat", "lon"):
             if req not in t:
                 raise ConfigError(f"{k}.{req}", "missing")
@@ -252,6 +369,7 @@ def _locations(value: object, key: str) -> tuple[Location, ...]:
             name=_str(t["name"], f"{k}.name"),
             lat=_number(t["lat"], f"{k}.lat", -90, 90),
             lon=_number(t["lon"], f"{k}.lon", -180, 180),
+            short_name=_str(t["short_name"], f"{k}.short_name") if "short_name" in t else None,
         )
         if loc.id in seen:
             raise ConfigError(f"{k}.id", f'duplicate location id "{loc.id}"')
@@ -285,13 +403,19 @@ _FEED_KEYS = {
     "locations",
     "fallback",
     "batch_size",
+    "widget",
+    "per_location_files",
+    "primary_share",
 }
 
 
 def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
     key = f"feeds.{name}"
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
-        raise ConfigError(key, "a feed name may hold only letters, digits, '.', '_' and '-'")
+    if not FEED_NAME.match(name):
+        raise ConfigError(
+            f"feeds.{_show(name)}",
+            "a feed name is 1 to 64 ASCII letters, digits, '.', '_' and '-', starting with a letter or digit",
+        )
     _unknown(table, _FEED_KEYS, key)
     source = _source(table, key)
     every = parse_duration(table.get("every", "15m"), f"{key}.every")
@@ -299,6 +423,8 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         raise ConfigError(f"{key}.every", "expected at least 1s")
     at = table.get("at")
     if at is not None:
+        if "every" in table:
+            raise ConfigError(f"{key}.at", "set either at (a cron expression) or every, not both")
         at = _str(at, f"{key}.at")
         if len(at.split()) != 5 or not _valid_cron(at):
             raise ConfigError(f"{key}.at", f'expected a 5-field cron expression like "*/15 7-18 * * 1-6", got {_show(at)}')
@@ -327,9 +453,35 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         locations = _locations(table["locations"], f"{key}.locations")
     elif "locations" in table:
         raise ConfigError(f"{key}.locations", f"not used by kind {source.kind}")
+    min_interval = parse_duration(
+        table.get("min_interval", DEFAULT_MIN_INTERVAL[source.kind]), f"{key}.min_interval"
+    )
+    if at is None and every < min_interval:
+        # Every attempt in between would be held back by politeness: the schedule would lie.
+        raise ConfigError(
+            f"{key}.every",
+            f"{_show(table.get('every', '15m'))} is shorter than min_interval ({min_interval:g}s, "
+            f"the upstream's limit): set every to at least that, or lower min_interval",
+        )
     batch = table.get("batch_size", 100)
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
         raise ConfigError(f"{key}.batch_size", f"expected a whole number from 1 to 1000, got {_show(batch)}")
+    per_location = table.get("per_location_files", False)
+    if not isinstance(per_location, bool):
+        raise ConfigError(f"{key}.per_location_files", f"expected true or false, got {_show(per_location)}")
+    if per_location and source.data_kind != "weather":
+        raise ConfigError(f"{key}.per_location_files", f"not used by kind {source.kind}")
+    if per_location:
+        from feeds.portal import SAFE_NAME
+
+        bad = [loc.id for loc in locations if not SAFE_NAME.match(loc.id)]
+        if bad:
+            raise ConfigError(f"{key}.locations", f"id {bad[0]!r} cannot name a file (letters, digits, '.', '_', '-')")
+    widget = (
+        parse_widget(table["widget"], f"{key}.widget", source.data_kind, [loc.id for loc in locations])
+        if "widget" in table
+        else WidgetConfig()
+    )
     return FeedConfig(
         name=name,
         source=source,
@@ -338,54 +490,80 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         max_stale=parse_duration(table.get("max_stale", "48h"), f"{key}.max_stale"),
         timeout=timeout,
         deadline=deadline,
-        min_interval=parse_duration(
-            table.get("min_interval", DEFAULT_MIN_INTERVAL[source.kind]), f"{key}.min_interval"
-        ),
+        min_interval=min_interval,
         max_change=_number(table.get("max_change", DEFAULT_MAX_CHANGE), f"{key}.max_change", 0, 100),
         locations=locations,
         fallback=tuple(fallback),
         batch_size=batch,
+        widget=widget,
+        per_location_files=per_location,
+        primary_share=_number(table.get("primary_share", 0.5), f"{key}.primary_share", 0.1, 0.9),
     )
 
 
 def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = None) -> Config:
     """Validate a decoded TOML document; relative paths resolve against ``base_dir``."""
-    _unknown(data, {"paths", "http", "dns", "feeds", "monitoring"}, "")
+    _unknown(data, {"paths", "http", "dns", "feeds", "monitoring", "publish"}, "")
     paths = _table(data.get("paths", {}), "paths")
     _unknown(paths, {"cache_dir", "snapshot_dir"}, "paths")
-    cache_dir = base_dir / _str(paths.get("cache_dir", "cache"), "paths.cache_dir")
-    snapshot_dir = base_dir / _str(paths.get("snapshot_dir", "snapshots"), "paths.snapshot_dir")
+    cache_dir = base_dir / _path(paths.get("cache_dir", "cache"), "paths.cache_dir")
+    snapshot_dir = base_dir / _path(paths.get("snapshot_dir", "snapshots"), "paths.snapshot_dir")
 
     http = _table(data.get("http", {}), "http")
-    _unknown(http, {"user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy"}, "http")
-    user_agent = _str(http.get("user_agent", DEFAULT_USER_AGENT), "http.user_agent")
+    _unknown(
+        http,
+        {"user_agent", "max_body", "breaker_failures", "breaker_cooldown", "proxy", "retry_after_max",
+         "follow_redirects_to", "per_host_concurrency"},
+        "http",
+    )
+    user_agent = ascii_header_value(_str(http.get("user_agent", DEFAULT_USER_AGENT), "http.user_agent"), "http.user_agent")
+    if len(user_agent) > MAX_USER_AGENT:
+        raise ConfigError("http.user_agent", f"expected at most {MAX_USER_AGENT} characters, got {len(user_agent)}")
     max_body = parse_size(http.get("max_body", DEFAULT_MAX_BODY), "http.max_body")
     breaker_failures = http.get("breaker_failures", DEFAULT_BREAKER_THRESHOLD)
     if isinstance(breaker_failures, bool) or not isinstance(breaker_failures, int) or not 1 <= breaker_failures <= 1000:
         raise ConfigError("http.breaker_failures", f"expected a whole number from 1 to 1000, got {_show(breaker_failures)}")
     breaker_cooldown = parse_duration(http.get("breaker_cooldown", DEFAULT_BREAKER_COOLDOWN), "http.breaker_cooldown")
     proxy = _proxy(http["proxy"]) if "proxy" in http else None
+    retry_after_max = parse_duration(http.get("retry_after_max", "1h"), "http.retry_after_max")
+    if not 1 <= retry_after_max <= 86400:
+        raise ConfigError("http.retry_after_max", f"expected a duration from 1s to 24h, got {_show(http.get('retry_after_max'))}")
+    follow = http.get("follow_redirects_to", [])
+    if not isinstance(follow, list) or not all(
+        isinstance(x, str) and re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", x.strip()) for x in follow
+    ):
+        raise ConfigError(
+            "http.follow_redirects_to", f'expected a list of host names like ["www.example.vn"], got {_show(follow)}'
+        )
+    per_host = http.get("per_host_concurrency", 10)
+    if isinstance(per_host, bool) or not isinstance(per_host, int) or not 1 <= per_host <= 100:
+        raise ConfigError("http.per_host_concurrency", f"expected a whole number from 1 to 100, got {_show(per_host)}")
 
     dns_t = _table(data.get("dns", {}), "dns")
     _unknown(dns_t, {"nameservers", "timeout", "stale_max"}, "dns")
     ns = dns_t.get("nameservers", [])
-    if not isinstance(ns, list) or not all(isinstance(x, str) and x.strip() for x in ns):
+    if not isinstance(ns, list):
         raise ConfigError("dns.nameservers", f'expected a list of addresses like ["1.1.1.1"], got {_show(ns)}')
+    dns_timeout = parse_duration(dns_t.get("timeout", "5s"), "dns.timeout")
+    if not 0.1 <= dns_timeout <= 60:
+        raise ConfigError("dns.timeout", f"expected a duration from 0.1s to 60s, got {_show(dns_t.get('timeout'))}")
     dns = DnsConfig(
-        nameservers=tuple(x.strip() for x in ns),
-        timeout=parse_duration(dns_t.get("timeout", "5s"), "dns.timeout"),
+        nameservers=tuple(_nameserver(x, "dns.nameservers") for x in ns),
+        timeout=dns_timeout,
         stale_max=parse_duration(dns_t.get("stale_max", "7d"), "dns.stale_max"),
     )
 
     mon = _table(data.get("monitoring", {}), "monitoring")
     _unknown(mon, {"metrics_file", "check_stale_warning", "check_missed_intervals"}, "monitoring")
     metrics_file = (
-        base_dir / _str(mon["metrics_file"], "monitoring.metrics_file") if "metrics_file" in mon else None
+        base_dir / _path(mon["metrics_file"], "monitoring.metrics_file") if "metrics_file" in mon else None
     )
     stale_warning = mon.get("check_stale_warning", True)
     if not isinstance(stale_warning, bool):
         raise ConfigError("monitoring.check_stale_warning", f"expected true or false, got {_show(stale_warning)}")
     missed = _number(mon.get("check_missed_intervals", 3), "monitoring.check_missed_intervals", 1, 1000)
+
+    publish = parse_publish(_table(data.get("publish", {}), "publish"), base_dir)
 
     feeds_t = _table(data.get("feeds", {}), "feeds")
     if not feeds_t:
@@ -401,10 +579,14 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         breaker_failures=breaker_failures,
         breaker_cooldown=breaker_cooldown,
         proxy=proxy,
+        retry_after_max=retry_after_max,
+        follow_redirects_to=tuple(x.strip().lower() for x in follow),
         dns=dns,
         metrics_file=metrics_file,
         check_stale_warning=stale_warning,
         check_missed_intervals=missed,
+        publish=publish,
+        per_host_concurrency=per_host,
     )
 
 
@@ -443,11 +625,15 @@ def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> 
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError("", f"config file {path} cannot be read ({type(exc).__name__})") from None
         base, origin = path.absolute().parent, path
+    where = origin or "embedded defaults"
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        where = origin or "embedded defaults"
         raise ConfigError("", f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError("", f"{where}: not valid TOML (nested too deeply)") from None
+    except ValueError:  # e.g. an integer longer than Python converts (4300 digits)
+        raise ConfigError("", f"{where}: not valid TOML (a number too long)") from None
     cfg = parse_config(data, base, origin)
     return Config(
         **{**cfg.__dict__, "cache_dir": _norm(cfg.cache_dir), "snapshot_dir": _norm(cfg.snapshot_dir)}

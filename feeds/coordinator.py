@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import ModuleType
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 
 from feeds import freshness
+from feeds.batching import HostLimits, fetch_weather
 from feeds.clock import Clock
 from feeds.config import Config, FeedConfig, SourceConfig
 from feeds.errors import (
@@ -38,17 +40,19 @@ from feeds.errors import (
     classify,
 )
 from feeds.localfaults import NOT_WRITTEN, local_error
-from feeds.models import LocationWeather, RequestSpec
+from feeds.models import RequestSpec
 from feeds.politeness import HostGuard
+from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
 from feeds.recovery import read_snapshot
 from feeds.resolver import resolution_log
 from feeds.retry import RetryPolicy
 from feeds.store import GoodData, Health, Store
+from feeds.timezone import in_zone
 from feeds.transport import Fetched, fetch
-from feeds.validate import check_rates, check_weather
+from feeds.validate import check_rates
 
-__all__ = ["NOT_WRITTEN", "AttemptResult", "Coordinator", "HeldBack", "source_module"]
+__all__ = ["NOT_WRITTEN", "AttemptResult", "Coordinator", "HeldBack", "honoured_expires", "source_module"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +77,37 @@ def source_module(kind: str) -> ModuleType:
 
         return met_no
     raise ValueError(f"unknown source kind {kind!r}")
+
+
+#: Source kinds whose terms ask clients to honour ``Expires`` (MET Norway's do).
+HONOURS_EXPIRES = frozenset({"met-no"})
+#: The longest an ``Expires`` keeps us from asking, whatever the upstream says.
+EXPIRES_MAX = 3600.0
+
+
+def _honours_expires(feed: FeedConfig, url: str) -> bool:
+    return any(s.kind in HONOURS_EXPIRES and s.url == url for s in feed.sources)
+
+
+def honoured_expires(value: str | None, now: datetime, every: float) -> datetime | None:
+    """The time before which no request is made, from an ``Expires`` header, or None.
+
+    Capped at ``min(every, EXPIRES_MAX)`` from ``now``: data reused under an ``Expires`` was
+    fetched within the feed's current interval, never longer ago (an ``Expires`` in 9999
+    once made every later run republish one cached body as fresh, forever).  Unreadable,
+    zone-less or past values are None.
+    """
+    from email.utils import parsedate_to_datetime
+
+    if not value:
+        return None
+    try:
+        expires = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if expires.tzinfo is None or expires <= now:
+        return None
+    return min(expires, now + timedelta(seconds=min(every, EXPIRES_MAX)))
 
 
 class HeldBack(Exception):
@@ -117,6 +152,8 @@ class _Got:
     fetched_at: datetime
     oldest_location_at: datetime | None = None
     partial_error: FeedError | None = None
+    #: Weather: how many locations a fallback source answered.
+    fallback_locations: int = 0
 
 
 class Coordinator:
@@ -140,6 +177,8 @@ class Coordinator:
         self.guard = guard or HostGuard(
             store, breaker_threshold=config.breaker_failures, breaker_cooldown=config.breaker_cooldown
         )
+        #: Per-host concurrency and rate limits of concurrent requests (feeds.batching).
+        self.host_limits = HostLimits(config.per_host_concurrency)
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
 
@@ -210,13 +249,14 @@ class Coordinator:
 
     # -- fetching --------------------------------------------------------------------
     async def _fetch_feed(self, feed: FeedConfig, deadline_at: float) -> _Got:
+        if feed.data_kind == "weather":
+            # Every source, per location, batches concurrently (feeds.batching).
+            return await fetch_weather(self, feed, deadline_at)
         errors: list[FeedError] = []
         held: HeldBack | None = None
         for source in feed.sources:
             try:
-                if feed.data_kind == "exchange_rates":
-                    return await self._fetch_rates(feed, source, deadline_at)
-                return await self._fetch_weather(feed, source, deadline_at)
+                return await self._fetch_rates(feed, source, deadline_at)
             except HeldBack as hb:
                 held = held or hb
             except FeedError as exc:
@@ -246,52 +286,6 @@ class Coordinator:
         now = self.clock.now()
         return _Got(rates.to_data(), rates.as_of, source, now)
 
-    async def _fetch_weather(self, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> _Got:
-        mod = source_module(source.kind)
-        batches = mod.build_requests(
-            source.url, feed.locations, user_agent=self.config.user_agent, batch_size=feed.batch_size
-        )
-        fresh: dict[str, LocationWeather] = {}
-        first_error: FeedError | HeldBack | None = None
-        for spec, locs in batches:
-            def parse(body: bytes, locs: Sequence[Any] = locs) -> Any:
-                parsed = mod.parse(body, locs)
-                check_weather(parsed, [loc.id for loc in locs])
-                return parsed
-
-            try:
-                parsed = await self._get_parsed(feed, spec, deadline_at, parse)
-            except (FeedError, HeldBack) as exc:
-                first_error = first_error or exc
-                continue
-            for lw in parsed:
-                fresh[lw.location.id] = lw
-        if not fresh:
-            assert first_error is not None
-            raise first_error
-        now = self.clock.now()
-        # Merge with the last good entries: a location missing from this answer keeps its
-        # own last good data and its own fetched_at.
-        previous = self._load_good(feed)
-        old = {loc["id"]: loc for loc in (previous.data["locations"] if previous else [])}
-        merged: list[dict[str, Any]] = []
-        for loc in feed.locations:
-            if loc.id in fresh:
-                merged.append(fresh[loc.id].to_data(now))
-            elif loc.id in old:
-                merged.append(old[loc.id])
-        oldest = min(datetime.fromisoformat(m["fetched_at"]) for m in merged)
-        as_ofs = [lw.as_of for lw in fresh.values() if lw.as_of is not None]
-        partial: FeedError | None = None
-        if len(fresh) < len(feed.locations):
-            # Health keeps the kind of what failed, with detail "partial".
-            partial = (
-                first_error.with_detail("partial")
-                if isinstance(first_error, FeedError)
-                else InvalidPayloadError("some locations were held back", detail="partial")
-            )
-        return _Got({"locations": merged}, min(as_ofs) if as_ofs else None, source, now, oldest, partial)
-
     async def _get_parsed(
         self,
         feed: FeedConfig,
@@ -304,8 +298,16 @@ class Coordinator:
         cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
         cached: dict[str, Any] | None = self.store.get(cache_key)
         now = self.clock.now()
-        # MET Norway: do not ask again before the Expires the server gave.
-        if cached and cached.get("expires") and now < cached["expires"]:
+        # MET Norway: do not ask again before the (capped) Expires the server gave.  An
+        # entry from before the cap (no stored_at) or past the cap is not honoured.
+        if (
+            cached
+            and cached.get("expires")
+            and cached.get("stored_at")
+            and now < cached["expires"]
+            and now - cached["stored_at"] < timedelta(seconds=min(feed.every, EXPIRES_MAX))
+            and _honours_expires(feed, spec.url)
+        ):
             return self._parse_or_keep(feed, cached["body"], parse)
         breaker = self.guard.breaker(host, now)
         if breaker.state == "open":
@@ -335,6 +337,8 @@ class Coordinator:
                     max_body=self.config.max_body,
                     validators=cached,
                     now=self.clock.now(),
+                    retry_after_max=self.config.retry_after_max,
+                    follow_redirects_to=self.config.follow_redirects_to,
                 )
             except FeedError as exc:
                 tried.append(exc)
@@ -366,7 +370,7 @@ class Coordinator:
             self.guard.record_result(host, False, self.clock.now(), exc.kind)
             raise
         self.guard.record_result(host, True, self.clock.now())
-        self._remember_validators(cache_key, got, body)
+        self._remember_validators(cache_key, got, body, feed, spec.url)
         return result
 
     def _parse_or_keep(self, feed: FeedConfig, body: bytes, parse: Callable[[bytes], Any]) -> Any:
@@ -381,21 +385,22 @@ class Coordinator:
             self._keep_rejected(feed, body, err)
             raise err from exc
 
-    def _remember_validators(self, key: str, got: Fetched, body: bytes) -> None:
-        from email.utils import parsedate_to_datetime
-
+    def _remember_validators(
+        self, key: str, got: Fetched, body: bytes, feed: FeedConfig | None = None, url: str = ""
+    ) -> None:
         h = {k.lower(): v for k, v in got.headers.items()}
-        etag, lm, exp = h.get("etag"), h.get("last-modified"), h.get("expires")
-        expires = None
-        if exp:
-            try:
-                expires = parsedate_to_datetime(exp)
-            except (TypeError, ValueError, IndexError):
-                expires = None
-            if expires is not None and expires.tzinfo is None:
-                expires = None
+        etag, lm = h.get("etag"), h.get("last-modified")
+        expires = (
+            honoured_expires(h.get("expires"), self.clock.now(), feed.every)
+            if feed is not None and _honours_expires(feed, url)
+            else None
+        )
         if etag or lm or expires:
-            self.store.set(key, {"etag": etag, "last_modified": lm, "expires": expires, "body": body})
+            self.store.set(
+                key,
+                {"etag": etag, "last_modified": lm, "expires": expires, "body": body,
+                 "stored_at": self.clock.now()},
+            )
         elif not got.not_modified:
             self.store.delete(key)
 
@@ -539,8 +544,12 @@ class Coordinator:
             source_url=good.source_url if good else None,
             data=good.data if good else None,
         )
+        # Timestamps in [publish] timezone; <feed>.html (and per-location files) with it.
+        snap = in_zone(snap, self.config.publish.tz)
         try:
-            write_snapshot(self.config.snapshot_dir, snap)
+            write_snapshot(
+                self.config.snapshot_dir, snap, functools.partial(write_companions, self.config, feed)
+            )
         except OSError as exc:
             # Disk full, read-only, rights, a directory where the file should be: the old
             # snapshot stays in place; the feed's health says it was not written.
@@ -584,7 +593,7 @@ class Coordinator:
                 status=status,
                 next_attempt_at=next_update_at,
                 source_used=source_module(got.source.kind).SOURCE_NAME if got else h.source_used,
-                fallback_used=bool(got and got.source != feed.source),
+                fallback_used=bool(got and (got.source != feed.source or got.fallback_locations)),
                 stale_dns_used=bool(stale_hosts),
                 attempts=attempts,
             )

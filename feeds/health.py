@@ -23,9 +23,11 @@ from feeds.localfaults import NOT_WRITTEN, probe_folder
 from feeds.models import isoformat
 from feeds.politeness import HostGuard
 from feeds.recovery import read_snapshot, snapshot_path
-from feeds.store import GoodData, Health, ReadOnlyStore, Store, open_store_readonly
+from feeds.store import GoodData, Health, Store, open_store_readonly
 
 __all__ = [
+    "EX_CANNOT_READ",
+    "CannotRead",
     "CheckResult",
     "FeedRow",
     "evaluate_check",
@@ -33,6 +35,7 @@ __all__ = [
     "format_table",
     "local_faults",
     "print_status",
+    "read_rows",
     "run_check",
     "status_line",
 ]
@@ -224,7 +227,7 @@ def status_line(rows: Sequence[FeedRow]) -> str:
     return text
 
 
-def local_faults(config: Config, store: Any = None) -> list[str]:
+def local_faults(config: Config) -> list[str]:
     """What on this machine keeps snapshots or the cache from being written, seen from here.
 
     The daemon records a failed write in the feed's health, but not when the cache itself
@@ -243,41 +246,77 @@ def local_faults(config: Config, store: Any = None) -> list[str]:
     return faults
 
 
-def _store_note(store: ReadOnlyStore, config: Config) -> str | None:
-    if store.problem is None:
-        return None
-    return (
-        f"the cache {config.cache_dir} could not be read ({store.problem}); feed health is unknown, "
-        "data ages are read from the published snapshots"
-    )
+#: ``status`` could not read the feed health (the Nagios UNKNOWN code, for symmetry with ``check``).
+EX_CANNOT_READ = 3
+
+
+class CannotRead(Exception):
+    """The feed health could not be read; the message is one sentence for the admin."""
+
+
+def read_rows(config: Config, now: datetime, names: Sequence[str] | None = None) -> list[FeedRow]:
+    """Read every feed's health row, or raise ``CannotRead`` with a sentence saying why.
+
+    Opens the cache read-only (``feeds.store.open_store_readonly``): never creates, writes or
+    repairs it.  A missing folder means the daemon has not run yet (or this is not the
+    configuration it reads); a damaged cache is repaired by ``fetch`` or the daemon.
+    """
+    where = f"paths.cache_dir {config.cache_dir}"
+    try:
+        if not config.cache_dir.exists():
+            raise CannotRead(
+                f"{where} does not exist: the daemon has not run yet with "
+                f"{config.path or 'the built-in defaults'}, or it reads another configuration"
+            )
+        if not config.cache_dir.is_dir():
+            raise CannotRead(f"{where} exists and is not a folder")
+        store = open_store_readonly(config.cache_dir)
+        try:
+            rows = feed_rows(config, store, now, names)
+        finally:
+            store.close()
+        problem = store.problem
+    except CannotRead:
+        raise
+    except PermissionError:
+        problem = "permission"
+    except OSError as exc:
+        raise CannotRead(f"{where} cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if problem == "permission":
+        from feeds.folders import current_user
+
+        raise CannotRead(f"{where} cannot be read by {current_user()} (run as the service's user)")
+    if problem is not None:
+        raise CannotRead(
+            f"{where} could not be read ({problem}); `portal-feeds fetch` or the running daemon "
+            "moves a damaged cache aside and recovers the data from the published snapshots"
+        )
+    return rows
 
 
 def print_status(config: Config, *, as_json: bool = False, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
-    """``portal-feeds status``: 0 when every feed is fresh and nothing local is wrong, 1 otherwise."""
+    """``portal-feeds status``: 0 when every feed is fresh and no local fault is seen, 1
+    otherwise, 3 when health cannot be read."""
     now = (clock or SystemClock()).now()
-    store = open_store_readonly(config.cache_dir)  # creates and repairs nothing
     try:
-        rows = feed_rows(config, store, now)
-    finally:
-        store.close()
+        rows = read_rows(config, now)
+    except CannotRead as exc:
+        sys.stderr.write(f"portal-feeds: cannot read the feed health: {exc}\n")
+        return EX_CANNOT_READ
     faults = local_faults(config)
-    note = _store_note(store, config)
     if as_json:
         doc = {
             "generated_at": isoformat(now),
             "summary": status_line(rows),
             "feeds": [r.to_json() for r in rows],
             "local_faults": faults,
-            "cache_problem": store.problem,
         }
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     else:
         out.write(format_table(rows, now) + "\n")
         for fault in faults:
             out.write(f"local fault: {fault}\n")
-        if note:
-            out.write(f"note: {note}\n")
-    return 0 if all(r.status == "fresh" for r in rows) and not faults and not note else 1
+    return 0 if all(r.status == "fresh" for r in rows) and not faults else 1
 
 
 @dataclass(frozen=True)
@@ -331,13 +370,10 @@ def evaluate_check(
 def run_check(config: Config, names: Sequence[str], *, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
     """``portal-feeds check``: print the plugin line, return its exit code."""
     now = (clock or SystemClock()).now()
-    store = open_store_readonly(config.cache_dir)  # creates and repairs nothing
     try:
-        rows = feed_rows(config, store, now, names)
-    finally:
-        store.close()
-    if store.problem is not None:
-        out.write(f"PORTAL-FEEDS UNKNOWN - cannot read the cache {config.cache_dir} ({store.problem})\n")
+        rows = read_rows(config, now, names)
+    except CannotRead as exc:
+        out.write(f"PORTAL-FEEDS UNKNOWN - cannot read the feed health: {exc}\n")
         return 3
     result = evaluate_check(
         rows, now, stale_warning=config.check_stale_warning, missed_intervals=config.check_missed_intervals,

@@ -13,6 +13,7 @@ read-only disk).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -109,7 +110,8 @@ STALE_TEMP_AGE = 300.0
 
 
 def remove_stale_temps(folder: Path, max_age: float = STALE_TEMP_AGE) -> int:
-    """Remove ``.NAME.*.tmp`` files older than ``max_age`` seconds (writes killed midway).
+    """Remove ``.NAME.*.tmp`` files older than ``max_age`` seconds (writes killed midway), in
+    ``folder`` and the folders right under it.
 
     Every published file (``feeds.publish.write_atomic``: ``.json`` snapshots and any other
     output) writes its temporary file under that name in its own folder.  A write in progress
@@ -121,6 +123,10 @@ def remove_stale_temps(folder: Path, max_age: float = STALE_TEMP_AGE) -> int:
         entries = list(os.scandir(folder))
     except OSError:
         return 0
+    # Per-location files are published one folder down (``<feed>/<id>.json``).
+    for sub in [e for e in entries if e.is_dir(follow_symlinks=False)]:
+        with contextlib.suppress(OSError):
+            entries.extend(os.scandir(sub.path))
     for entry in entries:
         name = entry.name
         if not (name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3):

@@ -85,6 +85,18 @@ class Location:
     name: str
     lat: float
     lon: float
+    #: A short display name ("Hà Nội" for "Thành phố Hà Nội"); derived from ``name`` when unset.
+    short_name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """``short_name``, or ``name`` without a leading "Thành phố "/"Tỉnh "."""
+        if self.short_name:
+            return self.short_name
+        for prefix in ("Thành phố ", "Tỉnh "):
+            if self.name.startswith(prefix) and len(self.name) > len(prefix):
+                return self.name[len(prefix):]
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -155,6 +167,7 @@ class LocationWeather:
         return {
             "id": self.location.id,
             "name": self.location.name,
+            "short_name": self.location.display_name,
             "lat": self.location.lat,
             "lon": self.location.lon,
             "fetched_at": isoformat(fetched_at),

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -72,7 +72,47 @@ def _number(value: Decimal | float) -> str:
     return repr(value)
 
 
-def _encode(value: Any, out: list[str], indent: str, level: int) -> None:
+#: A list of more plain items than this (a weather feed's locations) is written one compact
+#: item per line: the C encoder writes it ~10x faster than the indented form, and the file
+#: is about half the size.  Smaller lists and everything else stay indented.
+INLINE_ITEMS = 50
+_SCALARS = (str, int, bool, float)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds only what the json module writes exactly as we do."""
+    t = type(value)
+    if value is None or t in _SCALARS:
+        return t is not float or math.isfinite(value)
+    if t is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if t is list or t is tuple:
+        return all(_plain(v) for v in value)
+    return False  # Decimal, datetime, subclasses: our own encoding
+
+
+def _inline(value: Any) -> str:
+    """One plain value on one line, in pure Python (the reference for the C encoder)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_inline(k)}: {_inline(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value) if isinstance(value, int) else repr(value)
+
+
+def _encode(value: Any, out: list[str], indent: str, level: int, fast: bool = True) -> None:
+    if isinstance(value, list | tuple) and len(value) > INLINE_ITEMS and _plain(value):
+        pad = "\n" + indent * (level + 1)
+        if fast:
+            items = [json.dumps(v, ensure_ascii=False, separators=(", ", ": "), allow_nan=False) for v in value]
+        else:
+            items = [_inline(v) for v in value]
+        out.append("[" + ",".join(pad + item for item in items) + "\n" + indent * level + "]")
+        return
     pad = "\n" + indent * (level + 1)
     end = "\n" + indent * level
     if value is None:
@@ -96,7 +136,7 @@ def _encode(value: Any, out: list[str], indent: str, level: int) -> None:
         out.append("{")
         for i, (k, v) in enumerate(value.items()):
             out.append(("," if i else "") + pad + json.dumps(str(k), ensure_ascii=False) + ": ")
-            _encode(v, out, indent, level + 1)
+            _encode(v, out, indent, level + 1, fast)
         out.append(end + "}")
     elif isinstance(value, list | tuple):
         if not value:
@@ -105,16 +145,19 @@ def _encode(value: Any, out: list[str], indent: str, level: int) -> None:
         out.append("[")
         for i, v in enumerate(value):
             out.append(("," if i else "") + pad)
-            _encode(v, out, indent, level + 1)
+            _encode(v, out, indent, level + 1, fast)
         out.append(end + "]")
     else:
         raise TypeError(f"cannot serialize {type(value).__name__} in a snapshot")
 
 
-def dumps(document: Any, indent: int = 2) -> bytes:
-    """Serialize to UTF-8 JSON: Vietnamese unescaped, Decimals as their exact value."""
+def dumps(document: Any, indent: int = 2, *, fast: bool = True) -> bytes:
+    """Serialize to UTF-8 JSON: Vietnamese unescaped, Decimals as their exact value.
+
+    ``fast=False`` encodes every value in Python (the reference the fast path is tested against).
+    """
     out: list[str] = []
-    _encode(document, out, " " * indent, 0)
+    _encode(document, out, " " * indent, 0, fast)
     out.append("\n")
     return "".join(out).encode("utf-8")
 
@@ -141,8 +184,18 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o644) -> None:
         os.close(dir_fd)
 
 
-def write_snapshot(snapshot_dir: Path, document: Mapping[str, Any]) -> Path:
-    """Write ``<snapshot_dir>/<feed>.json`` atomically and return its path."""
+def write_snapshot(
+    snapshot_dir: Path,
+    document: Mapping[str, Any],
+    companions: Callable[[Path, Mapping[str, Any]], None] | None = None,
+) -> Path:
+    """Write ``<snapshot_dir>/<feed>.json`` atomically and return its path.
+
+    ``companions`` (``feeds.portal.write_companions``) then writes the files published with
+    it — ``<feed>.html``, per-location files — through the same ``write_atomic``.
+    """
     path = snapshot_dir / f"{document['feed']}.json"
     write_atomic(path, dumps(document))
+    if companions is not None:
+        companions(snapshot_dir, document)
     return path

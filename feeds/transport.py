@@ -1,10 +1,14 @@
 """The network seam: one httpx client per run, and ``fetch`` -- one GET, classified.
 
 - TLS is always verified (httpx's default context); there is no switch to turn it off.
-- Redirects are followed by us, at most ``MAX_REDIRECTS``, and only within the same scheme,
-  so an https feed can never be downgraded to http.
-- Bodies are streamed with a size cap: past ``max_body`` the answer is refused as
-  ``invalid_payload`` without reading further.
+- Redirects are followed by us, at most ``MAX_REDIRECTS``, only within the configured URL's
+  scheme, host and port, or to a host listed in ``[http] follow_redirects_to`` (same scheme:
+  an https feed is never downgraded).  Any other redirect, one without a ``Location`` or
+  with an unreadable one, is ``http_status/redirect`` and never retried.
+- Bodies are streamed raw with a size cap: past ``max_body`` the answer is refused as
+  ``invalid_payload/too_large`` without reading further; ``Content-Encoding`` is undone by
+  ``feeds.decoding`` with each layer capped at ``max_body`` too (httpx decodes nothing).
+- ``Retry-After`` is read defensively and capped (``[http] retry_after_max``).
 - Conditional requests: ``If-None-Match``/``If-Modified-Since`` from the validators kept
   for the URL; a 304 comes back as ``Fetched(not_modified=True)``.
 - Every failure leaves as a ``FeedError`` (``feeds.errors.classify``).
@@ -13,8 +17,10 @@
 from __future__ import annotations
 
 import email.utils
+import logging
+import math
 import ssl
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +28,26 @@ from typing import Any
 import httpcore
 import httpx
 
+from feeds.decoding import decode_body
 from feeds.errors import FeedError, HttpStatusError, InvalidPayloadError, classify
 from feeds.models import RequestSpec
 from feeds.resolver import Resolver, ResolvingBackend
 
-__all__ = ["MAX_REDIRECTS", "Fetched", "build_client", "fetch", "parse_retry_after"]
+__all__ = [
+    "DEFAULT_RETRY_AFTER_MAX",
+    "MAX_REDIRECTS",
+    "Fetched",
+    "build_client",
+    "fetch",
+    "parse_retry_after",
+    "redirect_allowed",
+]
+
+logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+#: ``[http] retry_after_max``: the longest a ``Retry-After`` may hold a feed back.
+DEFAULT_RETRY_AFTER_MAX = 3600.0
 
 
 @dataclass(frozen=True)
@@ -115,20 +134,60 @@ def build_client(
     )
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+def parse_retry_after(
+    value: str | None, now: datetime | None = None, *, cap: float = DEFAULT_RETRY_AFTER_MAX
+) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
+
+    Never more than ``cap`` (``[http] retry_after_max``, default 1 h): an upstream cannot
+    hold a feed back until 9999.  A capped value is logged.  Anything unreadable is None
+    (as if the header were absent); no value raises, however long or odd.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    wanted: float
+    if value.isascii() and value.isdigit():
+        # A 20-digit (or 4,000-digit) number: no float/timedelta arithmetic on it.
+        wanted = float(value) if len(value) <= 12 else math.inf
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        try:
+            wanted = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+        except OverflowError:
+            wanted = math.inf
+    if wanted > cap:
+        logger.info("Retry-After capped wanted_s=%s capped_s=%.0f", _show_seconds(wanted), cap)
+        return cap
+    return wanted
+
+
+def _show_seconds(value: float) -> str:
+    return "huge" if not math.isfinite(value) else f"{value:.0f}"
+
+
+def redirect_allowed(origin: httpx.URL, target: httpx.URL, follow_to: Collection[str] = ()) -> bool:
+    """Whether a redirect from a feed's configured ``origin`` to ``target`` is followed.
+
+    The scheme never changes (an https feed is never downgraded, nor an http one silently
+    moved).  The host and port must be the origin's, unless the target's host (or
+    ``host:port``) is listed in ``[http] follow_redirects_to``.
+    """
+    if target.scheme != origin.scheme or not target.host:
+        return False
+    if target.host == origin.host and target.port == origin.port:
+        return True
+    allowed = {h.strip().lower() for h in follow_to}
+    return target.host.lower() in allowed or f"{target.host.lower()}:{target.port}" in allowed
+
+
+def _redirect_refused(status_code: int, why: str) -> HttpStatusError:
+    return HttpStatusError(why, status_code=status_code, detail="redirect")
 
 
 async def fetch(
@@ -139,6 +198,8 @@ async def fetch(
     max_body: int,
     validators: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    retry_after_max: float = DEFAULT_RETRY_AFTER_MAX,
+    follow_redirects_to: Collection[str] = (),
 ) -> Fetched:
     """GET ``spec`` and return the answer, or raise a classified FeedError."""
     headers = dict(spec.headers)
@@ -147,42 +208,62 @@ async def fetch(
             headers["If-None-Match"] = validators["etag"]
         if validators.get("last_modified"):
             headers["If-Modified-Since"] = validators["last_modified"]
-    url = httpx.URL(spec.url, params=list(spec.params) if spec.params else None)
     try:
+        url = origin = httpx.URL(spec.url, params=list(spec.params) if spec.params else None)
         for _ in range(MAX_REDIRECTS + 1):
-            async with client.stream(
-                "GET", url, headers=headers, timeout=httpx.Timeout(timeout)
-            ) as resp:
+            request = client.build_request("GET", url, headers=headers, timeout=httpx.Timeout(timeout))
+            try:
+                resp = await client.send(request, stream=True, follow_redirects=False)
+            except httpx.RemoteProtocolError as exc:
+                # httpx builds the next request of a redirect itself and fails on a Location
+                # it cannot read: that is a deterministic redirect failure, not a dropped line.
+                if isinstance(exc.__context__, httpx.InvalidURL):
+                    raise _redirect_refused(300, "redirect with an invalid Location") from None
+                raise
+            try:
                 if resp.status_code == 304:
                     return Fetched(304, dict(resp.headers), b"", str(url), not_modified=True)
-                if resp.is_redirect:
-                    target = resp.next_request.url if resp.next_request else None
-                    if target is None or target.scheme != url.scheme:
-                        raise HttpStatusError(
-                            "redirect to another scheme refused",
-                            status_code=resp.status_code,
-                            detail="redirect_scheme",
-                        )
+                if 300 <= resp.status_code < 400:
+                    location = resp.headers.get("Location")
+                    target = resp.next_request.url if resp.next_request and location else None
+                    if target is None:
+                        raise _redirect_refused(resp.status_code, "redirect without a Location")
+                    if not redirect_allowed(origin, target, follow_redirects_to):
+                        raise _redirect_refused(resp.status_code, "redirect to another origin refused")
                     url = target
                     continue
                 if not 200 <= resp.status_code < 300:
                     raise HttpStatusError(
                         f"upstream answered HTTP {resp.status_code}",
                         status_code=resp.status_code,
-                        retry_after=parse_retry_after(resp.headers.get("Retry-After"), now),
+                        retry_after=parse_retry_after(
+                            resp.headers.get("Retry-After"), now, cap=retry_after_max
+                        ),
                     )
                 declared = resp.headers.get("Content-Length")
-                if declared and declared.isdigit() and int(declared) > max_body:
+                if declared and declared.isdigit() and (len(declared) > 15 or int(declared) > max_body):
                     raise InvalidPayloadError("answer larger than max_body", detail="too_large")
+                if resp.is_stream_consumed:
+                    # An in-memory answer (httpx.MockTransport with bytes): httpx read it
+                    # already; nothing came over a wire.
+                    body = resp.content
+                    if len(body) > max_body:
+                        raise InvalidPayloadError("answer larger than max_body", detail="too_large")
+                    return Fetched(resp.status_code, dict(resp.headers), body, str(url))
+                # The raw bytes, as sent: httpx must not inflate them (unbounded); the bounded
+                # decoder below does, every layer capped at max_body.
                 chunks: list[bytes] = []
                 size = 0
-                async for chunk in resp.aiter_bytes():
+                async for chunk in resp.aiter_raw():
                     size += len(chunk)
                     if size > max_body:
                         raise InvalidPayloadError("answer larger than max_body", detail="too_large")
                     chunks.append(chunk)
-                return Fetched(resp.status_code, dict(resp.headers), b"".join(chunks), str(url))
-        raise InvalidPayloadError("too many redirects", detail="redirects")
+                body = decode_body(b"".join(chunks), resp.headers.get("Content-Encoding"), max_body)
+                return Fetched(resp.status_code, dict(resp.headers), body, str(url))
+            finally:
+                await resp.aclose()
+        raise _redirect_refused(300, "too many redirects")
     except FeedError:
         raise
     except Exception as exc:

@@ -48,15 +48,19 @@ def _parser() -> etree.XMLParser:
 
 
 def _ascii_head(body: bytes) -> bytes:
-    """Return the start of ``body`` in an ASCII-compatible form, for the prolog scan."""
-    head = body[:_HEAD]
-    if head.startswith(codecs.BOM_UTF8):
-        return head[len(codecs.BOM_UTF8) :]
-    if head.startswith(_UTF16_BOMS):
+    """Return the start of ``body`` in an ASCII-compatible form, for the prolog scan.
+
+    Leading whitespace is skipped first, however long: 100 KiB of spaces before a document
+    is judged by the document (parsed, or ``malformed`` before an XML declaration), and a
+    body of whitespace alone is ``empty``.  The whole body is bounded by ``max_body``.
+    """
+    if body.startswith(codecs.BOM_UTF8):
+        body = body[len(codecs.BOM_UTF8) :]
+    elif body.startswith(_UTF16_BOMS):
         # Cut to an even length so a half character at the end is not an error.
-        text = head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
-        return text.encode("utf-8", errors="replace")
-    return head
+        text = body[: len(body) // 2 * 2].decode("utf-16", errors="replace")
+        body = text.lstrip(" \t\r\n\x00")[:_HEAD].encode("utf-8", errors="replace")
+    return body.lstrip(_WHITESPACE + b"\x00")[:_HEAD]
 
 
 def _after_prolog(head: bytes) -> bytes:
@@ -80,7 +84,7 @@ def _after_prolog(head: bytes) -> bytes:
 def _refuse_before_parsing(body: bytes) -> None:
     """Raise for an empty body, an HTML page or a DOCTYPE, without parsing anything."""
     head = _ascii_head(body)
-    if not head.strip(_WHITESPACE + b"\x00"):
+    if not head:
         raise InvalidPayloadError("empty body", detail="empty")
     start = _after_prolog(head)[:16].lower()
     if start.startswith((b"<!doctype html", b"<html")):

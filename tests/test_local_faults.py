@@ -118,14 +118,14 @@ def test_failed_write_is_reported_at_once_and_healed(tmp_path: Path, monkeypatch
     assert asyncio.run(coord.refresh(feed)).status == "fresh"
     before = (tmp_path / "snapshots" / "exchange-rates.json").read_bytes()
 
-    import feeds.coordinator as coordinator
+    import feeds.publish as publish
 
-    real = coordinator.write_snapshot
+    real = publish.write_atomic
 
-    def broken(folder: Path, doc: Any) -> Path:
+    def broken(path: Path, content: bytes, mode: int = 0o644) -> None:
         raise OSError(err, os.strerror(err))
 
-    monkeypatch.setattr(coordinator, "write_snapshot", broken)
+    monkeypatch.setattr(publish, "write_atomic", broken)
     clock.advance(900)
     with caplog.at_level(logging.INFO):
         for _ in range(3):
@@ -142,7 +142,7 @@ def test_failed_write_is_reported_at_once_and_healed(tmp_path: Path, monkeypatch
     result = evaluate_check(rows, clock.now())
     assert result.code == 2 and "not written" in result.line
 
-    monkeypatch.setattr(coordinator, "write_snapshot", real)
+    monkeypatch.setattr(publish, "write_atomic", real)
     r = asyncio.run(coord.refresh(feed))
     assert (r.status, r.outcome) == ("fresh", "ok")
     assert evaluate_check(feed_rows(cfg, store, clock.now()), clock.now()).code == 0
@@ -168,8 +168,10 @@ def test_cache_fault_is_local_and_snapshots_still_fresh(tmp_path: Path, caplog: 
     assert _json(tmp_path / "snapshots" / "exchange-rates.json")["status"] == "fresh"
     assert not any(x.exc_info for x in caplog.records)
     store.close()
-    # status and check see it from outside, without the daemon's memory.
-    assert run_check(load_config(tmp_path / "portal-feeds.toml"), ["exchange-rates"], out=_Sink()) == 2  # type: ignore[arg-type]
+    # check sees it from outside, without the daemon's memory: it cannot read the health.
+    sink = _Sink()
+    assert run_check(load_config(tmp_path / "portal-feeds.toml"), ["exchange-rates"], out=sink) == 3  # type: ignore[arg-type]
+    assert "is not a folder" in sink.text
 
 
 class _Sink:
@@ -184,7 +186,8 @@ class _Sink:
 def test_stale_temp_files_removed_at_start(tmp_path: Path) -> None:
     folder = tmp_path / "snapshots"
     folder.mkdir()
-    old = [folder / ".rates.json.k2j3h4g5.tmp", folder / ".weather.html.abcd1234.tmp"]
+    (folder / "weather").mkdir()
+    old = [folder / ".rates.json.k2j3h4g5.tmp", folder / ".weather.html.abcd1234.tmp", folder / "weather" / ".hue.json.x1y2z3w4.tmp"]
     new = folder / ".rates.json.zzzz9999.tmp"
     keep = [folder / "rates.json", folder / ".hidden", folder / "x.tmp"]
     for p in [*old, new, *keep]:
@@ -192,7 +195,7 @@ def test_stale_temp_files_removed_at_start(tmp_path: Path) -> None:
     ten_min_ago = time.time() - 600
     for p in [*old, *keep]:
         os.utime(p, (ten_min_ago, ten_min_ago))
-    assert remove_stale_temps(folder) == 2
+    assert remove_stale_temps(folder) == 3
     assert not any(p.exists() for p in old)
     assert new.exists() and all(p.exists() for p in keep)
     assert remove_stale_temps(tmp_path / "missing") == 0

@@ -262,14 +262,18 @@ def test_conditional_request_304_is_fresh(tmp_path: Path, sim: UpstreamSimulator
     assert second.headers.get("if-none-match") == '"rates-v1"'
 
 
+ONE_AT_A_TIME = "[http]\nper_host_concurrency = 1\n"  # batches in order: the 2nd one is Huế
+
+
 def test_weather_partial_keeps_each_location(tmp_path: Path, sim: UpstreamSimulator, validate_snapshot) -> None:  # type: ignore[no-untyped-def]
-    cfg = make_config(tmp_path, sim)
+    cfg = make_config(tmp_path, sim, extra=ONE_AT_A_TIME)
     r, _, _ = refresh(cfg, "weather", dns_table())
     assert r.status == "fresh"
     first = {loc["id"]: loc for loc in snapshot(tmp_path, "weather")["data"]["locations"]}
     assert list(first) == ["ha-noi", "hue", "ho-chi-minh"]
     time.sleep(1.1)  # fetched_at has one-second resolution
     sim.set_faults("open-meteo", [Fault.latency(0), Fault.status(404), Fault.latency(0)])
+    sim.set_faults("met-no", [Fault.status(404)], repeat_last=True)  # the fallback is down too
     r, _, health = refresh(cfg, "weather", dns_table())
     snap = validate_snapshot(tmp_path / "snapshots" / "weather.json")
     assert snap["status"] == "stale" and (health.outcome, health.detail) == ("http_status", "partial")
@@ -277,6 +281,20 @@ def test_weather_partial_keeps_each_location(tmp_path: Path, sim: UpstreamSimula
     assert now["hue"] == first["hue"]  # kept, with its own fetched_at
     assert now["ha-noi"]["fetched_at"] > first["ha-noi"]["fetched_at"]
     assert snap["fetched_at"] == first["hue"]["fetched_at"]
+
+
+def test_weather_failover_is_per_location(tmp_path: Path, sim: UpstreamSimulator, validate_snapshot) -> None:  # type: ignore[no-untyped-def]
+    """One primary batch fails: only its location is asked of MET Norway; the feed is whole."""
+    cfg = make_config(tmp_path, sim, extra=ONE_AT_A_TIME)
+    sim.set_faults("open-meteo", [Fault.latency(0), Fault.status(404), Fault.latency(0)])
+    r, _, health = refresh(cfg, "weather", dns_table())
+    snap = validate_snapshot(tmp_path / "snapshots" / "weather.json")
+    assert snap["status"] == "fresh" and r.outcome == "ok"
+    assert snap["source"]["name"] == "Open-Meteo"  # the source of most locations
+    assert [loc["id"] for loc in snap["data"]["locations"]] == ["ha-noi", "hue", "ho-chi-minh"]
+    met = sim.requests("met-no")
+    assert len(met) == 1 and met[0].query["lat"] == "16.46"
+    assert health.fallback_used
 
 
 def test_weather_failover_to_met_no(tmp_path: Path, sim: UpstreamSimulator, validate_snapshot) -> None:  # type: ignore[no-untyped-def]

@@ -185,7 +185,7 @@ def test_transport_https_downgrade_redirect_refused() -> None:
 
     with pytest.raises(HttpStatusError) as ei:
         run(go())
-    assert ei.value.detail == "redirect_scheme"
+    assert ei.value.detail == "redirect"
 
 
 def test_transport_same_scheme_redirect_followed_and_body_cap() -> None:

@@ -29,7 +29,13 @@ def test_service_contract() -> None:
     assert s["WatchdogSec"] and int(s["WatchdogSec"][0]) > 0
     assert s["RestartPreventExitStatus"] == ["78"]
     assert s["Restart"] == ["on-failure"]
-    assert "-HUP" in s["ExecReload"][0] and "$MAINPID" in s["ExecReload"][0]
+    # A failing ExecStartPre is restarted for ever (RestartPreventExitStatus covers the main
+    # process only): the daemon's own exit 78 is the one configuration check at start.
+    assert "ExecStartPre" not in s
+    # Reload validates first: a bad file fails `systemctl reload`, the old config keeps running.
+    assert len(s["ExecReload"]) == 2
+    assert s["ExecReload"][0] == s["ExecStart"][0].replace(" run --config ", " check-config --config ")
+    assert "-HUP" in s["ExecReload"][1] and "$MAINPID" in s["ExecReload"][1]
     assert "DynamicUser" not in s
     assert s["User"] == ["portal-feeds"]
     assert s["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
@@ -37,6 +43,8 @@ def test_service_contract() -> None:
     tmpfiles = (UNIT.parent / "portal-feeds.tmpfiles").read_text()
     assert re.search(r"^d /var/lib/portal-feeds/snapshots\s+2750 portal-feeds www-data", tmpfiles, re.M)
     assert s["ReadWritePaths"] == ["/var/lib/portal-feeds/snapshots"]
+    # Sized from bench/bombs.py (a fetch peaks at ~45 MB whatever the upstream sends).
+    assert s["MemoryHigh"] == ["128M"] and s["MemoryMax"] == ["192M"]
 
 
 @needs_systemd

@@ -35,7 +35,15 @@ from feeds.models import CurrentWeather, DailyForecast, Location, LocationWeathe
 from feeds.sources.common import coord, load_json, number
 from feeds.sources.conditions import metno_to_wmo, wmo_condition
 
-__all__ = ["DATA_KIND", "DEFAULT_URL", "KIND", "SOURCE_NAME", "build_requests", "parse"]
+__all__ = [
+    "DATA_KIND",
+    "DEFAULT_URL",
+    "KIND",
+    "MAX_REQUESTS_PER_SECOND",
+    "SOURCE_NAME",
+    "build_requests",
+    "parse",
+]
 
 KIND = "met-no"
 DATA_KIND = "weather"
@@ -43,6 +51,10 @@ SOURCE_NAME = "MET Norway"
 DEFAULT_URL = "https://api.met.no/weatherapi/locationforecast/2.0/compact"
 MAX_GRID_OFFSET = 0.5
 FORECAST_DAYS = 3
+#: MET Norway's terms of service (api.met.no/doc/TermsOfService, "Traffic"): more than
+#: 20 requests/second per application (in total, not per client) needs a special
+#: agreement.  feeds.batching paces every request to this host at or below it.
+MAX_REQUESTS_PER_SECOND = 20.0
 
 
 

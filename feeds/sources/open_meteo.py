@@ -33,6 +33,7 @@ __all__ = [
     "KIND",
     "MAX_GRID_OFFSET",
     "MAX_LOCATIONS_PER_REQUEST",
+    "MAX_REQUESTS_PER_SECOND",
     "SOURCE_NAME",
     "build_requests",
     "parse",
@@ -45,6 +46,9 @@ DEFAULT_URL = "https://api.open-meteo.com/v1/forecast"
 MAX_LOCATIONS_PER_REQUEST = 100
 MAX_GRID_OFFSET = 0.5
 FORECAST_DAYS = 3
+#: Open-Meteo publishes daily/hourly/minutely call quotas (10,000 calls a day for the free
+#: API) but no per-second rate; requests are bounded by [http] per_host_concurrency only.
+MAX_REQUESTS_PER_SECOND: float | None = None
 
 CURRENT = (
     "temperature_2m,apparent_temperature,relative_humidity_2m,wind_speed_10m,"

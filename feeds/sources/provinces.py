@@ -5,7 +5,8 @@ shared/upstream-samples/vn-provinces-2025.csv).  Provenance: names and mergers f
 vietaustralia.com and vietnamnews.vn (2025-07-04); administrative centres from the
 Resolution 60-NQ/TW list, verified for the 11 unchanged units and the first 7 merged ones
 only.  **The coordinates are 2-decimal approximations of each centre, not verified against
-a public source** (``coords_verified=no`` in the file) — close enough for a weather grid
+a public source** (``coords_verified=no`` in the file).  The ``short_name`` column (display
+names for page authors: "Hà Nội", "TP. Hồ Chí Minh") is portal-feeds' own addition — close enough for a weather grid
 (Open-Meteo snaps to ~0.1°), not for anything else.
 """
 
@@ -36,6 +37,7 @@ def _load() -> tuple[Location, ...]:
         Location(
             id=slug(row["name_vi"]),
             name=row["name_vi"],
+            short_name=row["short_name"],
             lat=float(row["lat_approx"]),
             lon=float(row["lon_approx"]),
         )

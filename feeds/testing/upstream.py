@@ -28,7 +28,9 @@ API::
 Faults (``Fault.<name>(...)``): ``latency(s)``, ``status(code, retry_after=None, body=b"")``,
 ``html_error()``, ``empty()``, ``truncated(fraction=0.5)``, ``trickle(bytes_per_second=1)``,
 ``reset()``, ``hang()``, ``huge(size_bytes)``, ``garbage()``, ``payload(body, status=200,
-headers=None)``.  Each request takes the next fault of its endpoint's script; when the
+headers=None)``, ``bomb(size_bytes, layers=1)`` (zeros, gzip-compressed ``layers`` times and
+sent with ``Content-Encoding: gzip[, gzip...]``: 1 GiB is ~1 MB on the wire for one layer,
+~2 KB for two).  Each request takes the next fault of its endpoint's script; when the
 script is used up, answers are normal (or the last fault repeats, with ``repeat_last``).
 
 Run alone: ``python -m feeds.testing.upstream [--port N] [--fault ENDPOINT=KIND[:ARG]]``.
@@ -51,7 +53,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["ENDPOINTS", "Fault", "RecordedRequest", "UpstreamSimulator", "main"]
+__all__ = ["ENDPOINTS", "Fault", "RecordedRequest", "UpstreamSimulator", "gzip_bomb", "main"]
 
 ENDPOINTS: dict[str, str] = {
     "vietcombank": "/Usercontrols/TVPortal.TyGia/pXML.aspx",
@@ -125,6 +127,10 @@ class Fault:
         return cls("garbage")
 
     @classmethod
+    def bomb(cls, size_bytes: int, layers: int = 1) -> Fault:
+        return cls("bomb", size=size_bytes, fraction=float(layers))
+
+    @classmethod
     def payload(cls, body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Fault:
         return cls("payload", body=body, status_code=status, headers=tuple((headers or {}).items()))
 
@@ -142,6 +148,9 @@ class Fault:
             return cls.trickle(float(arg or 1))
         if kind == "huge":
             return cls.huge(int(arg or 10_000_000))
+        if kind == "bomb":  # bomb:SIZE[:LAYERS]
+            size, _, layers = (arg or str(1 << 30)).partition(":")
+            return cls.bomb(int(size), int(layers or 1))
         if kind in ("html_error", "empty", "reset", "hang", "garbage"):
             return getattr(cls, kind)()  # type: ignore[no-any-return]
         raise ValueError(f"unknown fault {kind!r}")
@@ -168,6 +177,31 @@ class _Endpoint:
     last_modified: str | None = None
     expires_in: float | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
+
+
+_BOMBS: dict[tuple[int, int], bytes] = {}
+
+
+def gzip_bomb(size: int, layers: int = 1) -> bytes:
+    """``size`` zero bytes gzip-compressed ``layers`` times (built in steps, cached)."""
+    key = (size, layers)
+    if key not in _BOMBS:
+        import zlib
+
+        c = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+        zeros = bytes(1 << 20)
+        parts = []
+        left = size
+        while left > 0:
+            parts.append(c.compress(zeros[: min(left, len(zeros))]))
+            left -= len(zeros)
+        parts.append(c.flush())
+        data = b"".join(parts)
+        for _ in range(layers - 1):
+            c = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+            data = c.compress(data) + c.flush()
+        _BOMBS[key] = data
+    return _BOMBS[key]
 
 
 def _http_date(ts: float) -> str:
@@ -477,6 +511,12 @@ class UpstreamSimulator:
             assert self._stopping is not None
             await self._stopping.wait()
             return False
+        if k == "bomb":
+            layers = max(1, int(fault.fraction))
+            data = gzip_bomb(fault.size, layers)
+            enc = ", ".join(["gzip"] * layers)
+            await self._send(writer, 200, data, ctype, [("Content-Encoding", enc)])
+            return True
         if k == "huge":
             writer.write(self._head(200, fault.size, ctype, []))
             chunk = b"a" * 65536

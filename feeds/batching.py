@@ -1,0 +1,313 @@
+"""Weather at scale: concurrent batches under a per-host limit, and per-location failover.
+
+One weather attempt (``fetch_weather``):
+
+1. **Primary, concurrently.** The primary source's batches (Open-Meteo: up to
+   ``batch_size`` locations per request) run at the same time, at most
+   ``[http] per_host_concurrency`` requests in flight per host (a polite default of 10;
+   the limit is shared by every feed of the attempt's event loop).  Each batch keeps its own
+   retries (``RetryPolicy``) within the phase's time.
+2. **A bounded share.** When the feed has a fallback, the primary gets ``primary_share`` of
+   the time left (default 0.5), so a failing primary can no longer eat the whole deadline.
+   Batches still running at the end of their phase are cancelled; batches already fetched
+   are **kept** -- the deadline never throws away data already received.
+3. **Per-location failover.** Locations the primary did not answer (a failed batch, a held
+   back host, a batch cut by the phase end) are asked of the fallback sources in order,
+   concurrently within each source's published rate limit (``MAX_REQUESTS_PER_SECOND`` of
+   the source module; MET Norway: 20 requests/s per application).  They are asked **oldest
+   first** (never fetched, then by the age of their last good entry): a fallback too slow
+   for every location in one attempt refreshes the oldest ones and the next attempt carries
+   on with the rest.
+4. **Merge.** Locations still unanswered keep their own last good entry and ``fetched_at``,
+   as a partial answer always did.
+
+Everything here works through the coordinator's single-request path (politeness, breaker,
+conditional requests, retries, rejected-body keeping), so this module only decides what is
+asked, when, and how many at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+
+from feeds.clock import Clock
+from feeds.errors import FeedError, FetchTimeoutError, InvalidPayloadError
+from feeds.models import Location, LocationWeather
+from feeds.validate import check_weather
+
+if TYPE_CHECKING:
+    from feeds.config import FeedConfig, SourceConfig
+    from feeds.coordinator import Coordinator, HeldBack, _Got
+
+__all__ = [
+    "DEFAULT_PER_HOST_CONCURRENCY",
+    "DEFAULT_PRIMARY_SHARE",
+    "HostLimits",
+    "RateLimiter",
+    "fetch_weather",
+    "oldest_first",
+    "run_until",
+]
+
+T = TypeVar("T")
+
+#: In-flight requests per upstream host: enough for 3,000 locations (30 batches) in a few
+#: round trips, few enough to stay a polite client of a public API.
+DEFAULT_PER_HOST_CONCURRENCY = 10
+#: The primary's share of the attempt's time when a fallback exists.
+DEFAULT_PRIMARY_SHARE = 0.5
+
+
+def end_margin(deadline: float) -> float:
+    """Time kept back at the end of an attempt to merge what was fetched and hand it over."""
+    return min(0.5, deadline * 0.05)
+
+
+class RateLimiter:
+    """At most ``rate`` request starts per second, paced evenly, on the injected clock.
+
+    The pacing sleep happens under a lock, so concurrent callers queue in order and a fake
+    clock advances exactly as a real one would.
+    """
+
+    def __init__(self, rate: float, clock: Clock) -> None:
+        self.interval = 1.0 / rate
+        self.clock = clock
+        self._next = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            now = self.clock.monotonic()
+            wait = self._next - now
+            if wait > 0:
+                await self.clock.sleep(wait)
+                now = self.clock.monotonic()
+            self._next = max(now, self._next) + self.interval
+
+
+class HostLimits:
+    """Per-host semaphores and rate limiters, one set per event loop (loops do not share them)."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self._per_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, Any]
+        ] = weakref.WeakKeyDictionary()
+
+    def _slots(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        slots = self._per_loop.get(loop)
+        if slots is None:
+            slots = {}
+            self._per_loop[loop] = slots
+        return slots
+
+    def semaphore(self, host: str) -> asyncio.Semaphore:
+        slots = self._slots()
+        key = f"sem/{host}"
+        if key not in slots:
+            slots[key] = asyncio.Semaphore(self.concurrency)
+        sem: asyncio.Semaphore = slots[key]
+        return sem
+
+    def rate(self, host: str, per_second: float | None, clock: Clock) -> RateLimiter | None:
+        if not per_second:
+            return None
+        slots = self._slots()
+        key = f"rate/{host}"
+        if key not in slots:
+            slots[key] = RateLimiter(per_second, clock)
+        lim: RateLimiter = slots[key]
+        return lim
+
+
+async def run_until(
+    jobs: Sequence[Callable[[], Awaitable[T]]], *, clock: Clock, until: float
+) -> list[T | BaseException | None]:
+    """Run every job concurrently; at ``until`` (clock.monotonic) cancel what still runs.
+
+    Returns one entry per job: its result, the exception it raised, or None when it was
+    cut off by the end of the phase.  Finished jobs are never discarded.
+    """
+    if not jobs:
+        return []
+    tasks = [asyncio.ensure_future(job()) for job in jobs]
+    timeout = max(0.0, until - clock.monotonic())
+    try:
+        await asyncio.wait(tasks, timeout=timeout)
+    finally:
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+        # Let the cancelled ones unwind (close their connections) before we go on.
+        await asyncio.gather(*tasks, return_exceptions=True)
+    out: list[T | BaseException | None] = []
+    for t in tasks:
+        if t.cancelled():
+            out.append(None)
+        elif t.exception() is not None:
+            out.append(t.exception())
+        else:
+            out.append(t.result())
+    return out
+
+
+def oldest_first(
+    locations: Sequence[Location], last_fetched: dict[str, datetime]
+) -> list[Location]:
+    """Never-fetched locations first (in feed order), then by their last good fetch, oldest first."""
+    never = [loc for loc in locations if loc.id not in last_fetched]
+    known = sorted(
+        (loc for loc in locations if loc.id in last_fetched), key=lambda loc: last_fetched[loc.id]
+    )
+    return never + known
+
+
+async def _ask(
+    coord: Coordinator,
+    feed: FeedConfig,
+    source: SourceConfig,
+    locations: Sequence[Location],
+    until: float,
+) -> tuple[dict[str, LocationWeather], list[FeedError | HeldBack]]:
+    """Ask one source for ``locations``, concurrently, until ``until``; keep what came back."""
+    from feeds.coordinator import source_module
+
+    mod = source_module(source.kind)
+    batches = mod.build_requests(
+        source.url, locations, user_agent=coord.config.user_agent, batch_size=feed.batch_size
+    )
+    host = httpx.URL(source.url).host
+    sem = coord.host_limits.semaphore(host)
+    limiter = coord.host_limits.rate(host, getattr(mod, "MAX_REQUESTS_PER_SECOND", None), coord.clock)
+
+    def job(spec: Any, locs: tuple[Location, ...]) -> Callable[[], Awaitable[Any]]:
+        held = False
+
+        def free_slot() -> None:
+            nonlocal held
+            if held:
+                held = False
+                sem.release()
+
+        def parse(body: bytes) -> Any:
+            # The answer is in: the host's slot goes to the next batch while we parse.
+            free_slot()
+            parsed = mod.parse(body, locs)
+            check_weather(parsed, [loc.id for loc in locs])
+            return parsed
+
+        async def go() -> Any:
+            nonlocal held
+            await sem.acquire()
+            held = True
+            try:
+                if limiter is not None:
+                    await limiter.acquire()
+                if coord.clock.monotonic() >= until:
+                    return None  # the phase ended while this batch waited for its turn
+                return await coord._get_parsed(feed, spec, until, parse)
+            finally:
+                free_slot()
+
+        return go
+
+    results = await run_until([job(spec, locs) for spec, locs in batches], clock=coord.clock, until=until)
+    from feeds.coordinator import HeldBack
+
+    fresh: dict[str, LocationWeather] = {}
+    errors: list[FeedError | HeldBack] = []
+    for res in results:
+        if isinstance(res, FeedError | HeldBack):
+            errors.append(res)
+        elif isinstance(res, BaseException):
+            # A bug of ours in one batch must not lose the others.
+            import logging
+
+            logging.getLogger(__name__).error(
+                "batch failed feed=%s error=%s", feed.name, type(res).__name__
+            )
+            errors.append(InvalidPayloadError("the answer could not be handled", detail="parser_error"))
+        elif res is not None:
+            for lw in res:
+                fresh[lw.location.id] = lw
+    return fresh, errors
+
+
+async def fetch_weather(coord: Coordinator, feed: FeedConfig, deadline_at: float) -> _Got:
+    """One weather attempt over every source; see the module docstring."""
+    from feeds.coordinator import _Got
+
+    clock = coord.clock
+    end = deadline_at - end_margin(feed.deadline)
+    previous = coord._load_good(feed)
+    old: dict[str, dict[str, Any]] = {
+        loc["id"]: loc for loc in (previous.data["locations"] if previous else [])
+    }
+    fresh: dict[str, LocationWeather] = {}
+    used: dict[str, SourceConfig] = {}
+    errors: list[FeedError | HeldBack] = []
+
+    for i, source in enumerate(feed.sources):
+        missing = [loc for loc in feed.locations if loc.id not in fresh]
+        now_m = clock.monotonic()
+        if not missing or now_m >= end:
+            break
+        if i == 0:
+            until = now_m + (end - now_m) * feed.primary_share if feed.fallback else end
+            asked: Sequence[Location] = missing
+        else:
+            until = end
+            last = {
+                lid: datetime.fromisoformat(entry["fetched_at"])
+                for lid, entry in old.items()
+                if isinstance(entry.get("fetched_at"), str)
+            }
+            asked = oldest_first(missing, last)
+        got, errs = await _ask(coord, feed, source, asked, until)
+        errors.extend(errs)
+        for lid, lw in got.items():
+            fresh[lid] = lw
+            used[lid] = source
+
+    if not fresh:
+        feed_errors = [e for e in errors if isinstance(e, FeedError)]
+        if feed_errors:
+            raise feed_errors[0]
+        if errors:
+            raise errors[0]
+        raise FetchTimeoutError("the attempt's deadline passed", detail="deadline")
+
+    now = clock.now()
+    merged: list[dict[str, Any]] = []
+    for loc in feed.locations:
+        if loc.id in fresh:
+            merged.append(fresh[loc.id].to_data(now))
+        elif loc.id in old:
+            merged.append(old[loc.id])
+    oldest = min(datetime.fromisoformat(m["fetched_at"]) for m in merged)
+    as_ofs = [lw.as_of for lw in fresh.values() if lw.as_of is not None]
+    # The snapshot names the source that answered most of this attempt's locations.
+    counts: dict[SourceConfig, int] = {}
+    for src in used.values():
+        counts[src] = counts.get(src, 0) + 1
+    source = max(feed.sources, key=lambda s: (counts.get(s, 0), -feed.sources.index(s)))
+    partial: FeedError | None = None
+    if len(fresh) < len(feed.locations):
+        first = next((e for e in errors if isinstance(e, FeedError)), None)
+        partial = (
+            first.with_detail("partial")
+            if first is not None
+            else FetchTimeoutError("some locations were not answered in time", detail="partial")
+        )
+    return _Got(
+        {"locations": merged}, min(as_ofs) if as_ofs else None, source, now, oldest, partial,
+        fallback_locations=sum(1 for s in used.values() if s != feed.source),
+    )

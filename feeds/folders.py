@@ -1,0 +1,108 @@
+"""Are the configured folders usable by the user running us?  Asked before anything is opened.
+
+``check-config``, ``fetch`` and ``run`` check each folder: it exists and is a writable
+folder, or it can be created (its nearest existing parent is a writable folder).  A problem
+is a configuration error naming the key (exit 78), never an ``OSError`` traceback at the
+first write.  Nothing is created here: ``check-config`` must not leave folders behind.
+
+``os.access`` answers for the real user and honours read-only mounts (``EROFS``), so under
+the unit's ``ProtectSystem=strict`` the check run by ``ExecReload`` sees what the daemon
+would see.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from feeds.config import Config, ConfigError
+
+__all__ = ["FolderCheck", "check_folder", "check_folders", "current_user", "require_folders"]
+
+#: Folders the shipped unit lets the service write (ProtectSystem=strict makes the rest
+#: read-only); a path elsewhere is worth a note when checked outside the unit.
+UNIT_WRITABLE = (Path("/var/lib/portal-feeds"), Path("/var/lib/prometheus/node-exporter"))
+
+
+@dataclass(frozen=True)
+class FolderCheck:
+    """The answer for one configured folder."""
+
+    key: str
+    path: Path
+    ok: bool
+    state: str  # "exists, writable", "will be created", or what is wrong
+
+    def line(self) -> str:
+        return f"{self.key.split('.')[-1]} {self.path}: {self.state}"
+
+
+def current_user() -> str:
+    """The name of the user running us (or its uid)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return None
+
+
+def check_folder(key: str, path: Path) -> FolderCheck:
+    """Whether ``path`` is (or can become) a folder the current user writes."""
+    user = current_user()
+    try:
+        st = _stat(path)
+        if st is not None:
+            if not stat.S_ISDIR(st.st_mode):
+                return FolderCheck(key, path, False, "exists and is not a folder")
+            if not os.access(path, os.W_OK | os.X_OK):
+                return FolderCheck(key, path, False, f"is a folder {user} cannot write")
+            return FolderCheck(key, path, True, "exists, writable")
+        parent = path.parent
+        while _stat(parent) is None and parent != parent.parent:
+            parent = parent.parent
+        pst = _stat(parent)
+        if pst is None or not stat.S_ISDIR(pst.st_mode):
+            return FolderCheck(key, path, False, f"cannot be created: {parent} is not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return FolderCheck(key, path, False, f"does not exist and {user} cannot create it in {parent}")
+        return FolderCheck(key, path, True, "will be created")
+    except PermissionError:
+        return FolderCheck(key, path, False, f"{user} may not look inside a folder on the way")
+    except OSError as exc:
+        return FolderCheck(key, path, False, f"cannot be checked ({exc.strerror or type(exc).__name__})")
+
+
+def check_folders(config: Config) -> list[FolderCheck]:
+    """Check the cache, the snapshot folder and the metrics file's folder."""
+    checks = [
+        check_folder("paths.cache_dir", config.cache_dir),
+        check_folder("paths.snapshot_dir", config.snapshot_dir),
+    ]
+    if config.metrics_file is not None:
+        checks.append(check_folder("monitoring.metrics_file", config.metrics_file.parent))
+    return checks
+
+
+def require_folders(config: Config) -> list[FolderCheck]:
+    """Raise ``ConfigError`` for the first unusable folder; return the checks otherwise."""
+    checks = check_folders(config)
+    for c in checks:
+        if not c.ok:
+            raise ConfigError(c.key, f"{c.path} {c.state}")
+    return checks
+
+
+def outside_unit(path: Path) -> bool:
+    """True when the shipped unit would not let the service write ``path``."""
+    return not any(path == p or p in path.parents for p in UNIT_WRITABLE)

@@ -1,0 +1,48 @@
+"""The fast path of snapshot serialization writes exactly the bytes of the reference encoder."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from feeds.publish import dumps
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-(10**9), max_value=10**9),
+)
+trees = st.recursive(
+    scalars,
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=5), st.lists(kids, min_size=51, max_size=60),
+        st.dictionaries(st.text(max_size=6), kids, max_size=5),
+    ),
+    max_leaves=120,
+)
+
+SAMPLE = Path(__file__).parent.parent / "feeds/testing/payloads/open-meteo-bangkok-2024-12-13.json"
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(trees)
+def test_fast_path_bytes_equal_reference(doc: object) -> None:
+    assert dumps(doc) == dumps(doc, fast=False)
+
+
+def test_real_weather_sample_equal_and_readable() -> None:
+    one = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    doc = {"feed": "weather", "data": {"locations": [one] * 120}, "rate": Decimal("26081.50")}
+    fast = dumps(doc)
+    assert fast == dumps(doc, fast=False)
+    assert json.loads(fast)["data"] == doc["data"]
+    text = fast.decode()
+    assert text.count("\n") < 150  # one line per location, not hundreds
+    assert '"rate": 26081.5' in text
