@@ -1,7 +1,8 @@
 """The ``portal-feeds`` command line.
 
 Exit codes: 0 all feeds fresh / OK, 1 a feed was published degraded, 2 usage error,
-78 (EX_CONFIG) configuration error.  ``check`` follows the Nagios plugin conventions
+3 ``status`` could not read the feed health, 75 (EX_TEMPFAIL) the daemon or another fetch
+holds the cache, 78 (EX_CONFIG) configuration error (docs/cli.md).  ``check`` follows the Nagios plugin conventions
 (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).  No traceback is printed for an expected failure.
 """
 
@@ -26,6 +27,8 @@ __all__ = ["main"]
 
 EX_OK = 0
 EX_DEGRADED = 1
+#: Another process (the daemon, or another fetch) holds the cache: try again later.
+EX_TEMPFAIL = 75
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,12 +133,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             checks = require_folders(config)
         if args.command == "check-config":
             return _check_config_report(config, checks)
-        if args.command == "fetch":
-            return asyncio.run(_fetch(config, _select(config, args.feeds)))
-        if args.command == "run":
-            from feeds.daemon import run_daemon
+        if args.command in ("fetch", "run"):
+            from feeds.instance import AlreadyRunning, InstanceLock
 
-            return run_daemon(args.config, config)
+            names = _select(config, args.feeds) if args.command == "fetch" else []
+            try:
+                lock = InstanceLock(config.cache_dir, args.command, config.path).acquire()
+            except AlreadyRunning as exc:
+                hint = (
+                    " The daemon fetches on its schedule; `systemctl reload portal-feeds` applies a changed"
+                    " configuration and attempts changed feeds at once, or stop it to use `fetch`."
+                    if args.command == "fetch"
+                    else ""
+                )
+                print(f"portal-feeds: {exc}.{hint}", file=sys.stderr)
+                return EX_TEMPFAIL
+            try:
+                if args.command == "fetch":
+                    return asyncio.run(_fetch(config, names))
+                from feeds.daemon import run_daemon
+
+                return run_daemon(args.config, config, instance=lock)
+            finally:
+                lock.release()
         if args.command == "status":
             from feeds.health import print_status
 

@@ -225,14 +225,14 @@ class Coordinator:
         prev_status = state.get("status")
         if good is None:
             status: str = "unavailable"
-        elif prev_status == "fresh" and now - good.fetched_at <= timedelta(seconds=feed.every * 2):
-            status = "fresh"
         else:
             status = freshness.decide(
                 succeeded=False,
                 last_good_at=good.fetched_at,
                 max_stale=timedelta(seconds=feed.max_stale),
                 now=now,
+                was_fresh=prev_status == "fresh",
+                fresh_for=_fresh_for(feed),
             )
         stale_since = None if status == "fresh" else (state.get("stale_since") or now)
         try:
@@ -478,12 +478,11 @@ class Coordinator:
         last_good_at = good.fetched_at if good else None
         if held is not None and error is None:
             # Held back by politeness: not a failure; the state stays what it was.
-            if state.get("status") == "fresh" and good is not None:
-                status: str = "fresh"
-            else:
-                status = freshness.decide(
-                    succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now
-                )
+            # Held back by politeness: not a failure, but the status still follows the age.
+            status: str = freshness.decide(
+                succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now,
+                was_fresh=state.get("status") == "fresh", fresh_for=_fresh_for(feed),
+            )
         else:
             status = freshness.decide(
                 succeeded=error is None, last_good_at=last_good_at, max_stale=max_stale, now=now
@@ -626,6 +625,11 @@ class _NotWritten(Exception):
         super().__init__(error.message)
         self.snapshot = snapshot
         self.error = error
+
+
+def _fresh_for(feed: FeedConfig) -> timedelta:
+    """How long data fetched fresh stays fresh when no request could be made: two intervals."""
+    return timedelta(seconds=2 * max(feed.every, feed.min_interval))
 
 
 class _Final(Exception):

@@ -38,6 +38,7 @@ from feeds.app import Runtime, open_runtime
 from feeds.clock import VIETNAM_TZ, Clock
 from feeds.config import Config, ConfigError, FeedConfig, load_config
 from feeds.health import feed_rows, status_line
+from feeds.instance import InstanceLock
 from feeds.logs import setup_logging
 from feeds.notify import Notifier
 
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 #: How long in-flight attempts may finish after SIGTERM before they are cancelled.
 STOP_GRACE = 5.0
+#: How often the daemon's heartbeat is written to the instance lock's record.
+HEARTBEAT_EVERY = 10.0
 #: A run may start this late (e.g. after a suspend) and still run.
 MISFIRE_GRACE = 300
 
@@ -117,6 +120,7 @@ class Daemon:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         runtime_factory: Callable[[Config], Any] | None = None,
+        instance: InstanceLock | None = None,
     ) -> None:
         self.config_path = config_path
         self.config = config
@@ -127,6 +131,8 @@ class Daemon:
         self.inflight: set[asyncio.Task[Any]] = set()
         self.rt: Runtime | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        #: The cache's instance lock; its record carries our heartbeat for ``status``.
+        self.instance = instance
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> int:
@@ -148,6 +154,7 @@ class Daemon:
             self._update_status()
             logger.info("started feeds=%d config=%s", len(self.config.feeds), self.config.path or "embedded")
             watchdog = asyncio.create_task(self._watchdog())
+            heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self.stop_event.wait()
             finally:
@@ -159,9 +166,16 @@ class Daemon:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
                 if self.inflight:
-                    await asyncio.wait(set(self.inflight), timeout=STOP_GRACE)
+                    _, late = await asyncio.wait(set(self.inflight), timeout=STOP_GRACE)
+                    # Still running after the grace: cancel them ourselves, so each ends as an
+                    # interrupted attempt (``_job``) rather than a scheduler job error.
+                    for task in late:
+                        task.cancel()
+                    if late:
+                        await asyncio.wait(late, timeout=1.0)
                 self.scheduler.shutdown(wait=False)
                 watchdog.cancel()
+                heartbeat.cancel()
                 self._write_metrics()
         logger.info("stopped")
         return 0
@@ -209,6 +223,12 @@ class Daemon:
             if nxt is None or nxt <= self.rt.clock.now():
                 nxt = self.rt.clock.now() + timedelta(seconds=feed.every)
             await self.rt.coordinator.refresh(feed, next_update_at=nxt)
+        except asyncio.CancelledError:
+            if not self.stop_event.is_set():
+                raise
+            # A stop is not an error: the snapshot keeps what was last published.
+            logger.info("attempt interrupted by stop feed=%s", name)
+            return
         finally:
             if task is not None:
                 self.inflight.discard(task)
@@ -247,13 +267,16 @@ class Daemon:
             logger.warning("reload: cache_dir changed; it takes effect at the next restart")
         assert self.rt is not None and self.scheduler is not None
         old_names = set(self.config.feeds)
+        changed = {n for n in old_names & set(new.feeds) if new.feeds[n] != self.config.feeds[n]}
         self.config = new
         self.rt.config = new
         self.rt.coordinator.config = _keep_cache_dir(new, self.rt.coordinator.config)
         for name in old_names - set(new.feeds):
             self.scheduler.remove_job(name)
         self._schedule_all(first_run_now=False)
-        for name in set(new.feeds) - old_names:
+        # New feeds and changed ones (a fixed URL, say) are attempted at once: the admin sees
+        # the effect of the edit now (politeness towards the upstream still applies).
+        for name in (set(new.feeds) - old_names) | changed:
             job = self.scheduler.get_job(name)
             if job is not None:
                 job.modify(next_run_time=self.rt.clock.now())
@@ -282,6 +305,14 @@ class Daemon:
         except OSError as exc:
             logger.warning("metrics file not written kind=%s", type(exc).__name__)
 
+    async def _heartbeat(self) -> None:
+        """Write the heartbeat ``status`` and ``check`` show, from inside the loop."""
+        if self.instance is None:
+            return
+        while True:
+            self.instance.beat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
     async def _watchdog(self) -> None:
         """Ping systemd's watchdog from inside the loop: a wedged loop stops the pings."""
         interval = self.notifier.watchdog_interval()
@@ -298,7 +329,7 @@ def _keep_cache_dir(new: Config, old: Config) -> Config:
     return replace(new, cache_dir=old.cache_dir)
 
 
-def run_daemon(config_path: str | Path | None, config: Config) -> int:
-    """Entry point of ``portal-feeds run``."""
+def run_daemon(config_path: str | Path | None, config: Config, *, instance: InstanceLock | None = None) -> int:
+    """Entry point of ``portal-feeds run`` (the caller holds the cache's instance lock)."""
     setup_logging(logging.INFO)
-    return asyncio.run(Daemon(config_path, config).run())
+    return asyncio.run(Daemon(config_path, config, instance=instance).run())

@@ -13,8 +13,11 @@ failed / held back         younger than or as old as ``max_stale``     ``stale``
 failed / held back         older than ``max_stale``                    ``expired``
 =========================  ==========================================  ===============
 
-An attempt held back by politeness (nothing was asked of the upstream) keeps the status the
-data already had: data still fresh by the feed's own schedule stays ``fresh``.
+When no request was made (held back by politeness, or a restart republishing from the
+cache), the status is still a function of the data's age: data that was ``fresh`` stays
+``fresh`` only while it is younger than ``fresh_for`` (the caller passes two of the feed's
+intervals) and never past ``max_stale``; then it is ``stale``, then ``expired``, as if the
+attempt had failed.  Whatever kept us from asking, old data never reads as fresh.
 """
 
 from __future__ import annotations
@@ -34,14 +37,23 @@ def decide(
     last_good_at: datetime | None,
     max_stale: timedelta,
     now: datetime,
+    was_fresh: bool = False,
+    fresh_for: timedelta | None = None,
 ) -> Status:
-    """Return the status of a snapshot after an attempt."""
+    """Return the status of a snapshot after an attempt.
+
+    ``was_fresh`` and ``fresh_for`` apply when no request was made: data published ``fresh``
+    stays so while its age is at most ``fresh_for`` (and ``max_stale``).
+    """
     if succeeded:
         return "fresh"
     if last_good_at is None:
         return "unavailable"
-    if now - last_good_at > max_stale:
+    age = now - last_good_at
+    if age > max_stale:
         return "expired"
+    if was_fresh and fresh_for is not None and age <= fresh_for:
+        return "fresh"
     return "stale"
 
 

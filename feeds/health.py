@@ -294,25 +294,35 @@ def read_rows(config: Config, now: datetime, names: Sequence[str] | None = None)
     return rows
 
 
-def print_status(config: Config, *, as_json: bool = False, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
+def print_status(config: Config, *, as_json: bool = False, clock: Clock | None = None, out: TextIO | None = None) -> int:
     """``portal-feeds status``: 0 when every feed is fresh and no local fault is seen, 1
     otherwise, 3 when health cannot be read."""
+    out = out or sys.stdout
+    from feeds.instance import daemon_state
+
     now = (clock or SystemClock()).now()
+    daemon = daemon_state(config.cache_dir)
+    origin = str(config.path) if config.path else "built-in defaults"
     try:
         rows = read_rows(config, now)
     except CannotRead as exc:
-        sys.stderr.write(f"portal-feeds: cannot read the feed health: {exc}\n")
+        sys.stderr.write(
+            f"portal-feeds: cannot read the feed health: {exc} (config {origin}; {daemon.describe(now)})\n"
+        )
         return EX_CANNOT_READ
     faults = local_faults(config)
     if as_json:
         doc = {
             "generated_at": isoformat(now),
+            "config": origin,
+            "daemon": daemon.to_json(),
             "summary": status_line(rows),
             "feeds": [r.to_json() for r in rows],
             "local_faults": faults,
         }
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     else:
+        out.write(f"config {origin}; {daemon.describe(now)}\n\n")
         out.write(format_table(rows, now) + "\n")
         for fault in faults:
             out.write(f"local fault: {fault}\n")
@@ -367,17 +377,22 @@ def evaluate_check(
     return CheckResult(code, f"PORTAL-FEEDS {NAGIOS[code]} - {summary} | {' '.join(perf)}")
 
 
-def run_check(config: Config, names: Sequence[str], *, clock: Clock | None = None, out: TextIO = sys.stdout) -> int:
+def run_check(config: Config, names: Sequence[str], *, clock: Clock | None = None, out: TextIO | None = None) -> int:
     """``portal-feeds check``: print the plugin line, return its exit code."""
+    out = out or sys.stdout
+    from feeds.instance import daemon_state
+
     now = (clock or SystemClock()).now()
+    about = f"{daemon_state(config.cache_dir).describe(now)}; config {config.path or 'built-in defaults'}"
     try:
         rows = read_rows(config, now, names)
     except CannotRead as exc:
-        out.write(f"PORTAL-FEEDS UNKNOWN - cannot read the feed health: {exc}\n")
+        out.write(f"PORTAL-FEEDS UNKNOWN - cannot read the feed health: {exc}; {about}\n")
         return 3
     result = evaluate_check(
         rows, now, stale_warning=config.check_stale_warning, missed_intervals=config.check_missed_intervals,
         faults=local_faults(config),
     )
-    out.write(result.line + "\n")
+    text, _, perf = result.line.partition(" | ")
+    out.write(f"{text}; {about} | {perf}\n")
     return result.code
