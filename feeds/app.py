@@ -47,6 +47,7 @@ def build_resolver(config: Config, store: Store, clock: Clock) -> Resolver:
         primary=SystemResolver(timeout=config.dns.timeout),
         fallbacks=fallbacks,
         stale_max=config.dns.stale_max,
+        stale_answer_after=config.dns.stale_answer_after,
     )
 
 

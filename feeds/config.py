@@ -128,6 +128,8 @@ class DnsConfig:
     nameservers: tuple[str, ...] = ()
     timeout: float = 5.0
     stale_max: float = 7 * 86400.0
+    #: RFC 8767 client response timer: answer from the last known addresses after this.
+    stale_answer_after: float = 1.8
 
 
 @dataclass(frozen=True)
@@ -540,7 +542,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         raise ConfigError("http.per_host_concurrency", f"expected a whole number from 1 to 100, got {_show(per_host)}")
 
     dns_t = _table(data.get("dns", {}), "dns")
-    _unknown(dns_t, {"nameservers", "timeout", "stale_max"}, "dns")
+    _unknown(dns_t, {"nameservers", "timeout", "stale_max", "stale_answer_after"}, "dns")
     ns = dns_t.get("nameservers", [])
     if not isinstance(ns, list):
         raise ConfigError("dns.nameservers", f'expected a list of addresses like ["1.1.1.1"], got {_show(ns)}')
@@ -551,6 +553,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         nameservers=tuple(_nameserver(x, "dns.nameservers") for x in ns),
         timeout=dns_timeout,
         stale_max=parse_duration(dns_t.get("stale_max", "7d"), "dns.stale_max"),
+        stale_answer_after=parse_duration(dns_t.get("stale_answer_after", "1.8s"), "dns.stale_answer_after"),
     )
 
     mon = _table(data.get("monitoring", {}), "monitoring")

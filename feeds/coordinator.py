@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from feeds import freshness
+from feeds import freshness, trust
 from feeds.batching import HostLimits, fetch_weather
 from feeds.clock import Clock
 from feeds.config import Config, FeedConfig, SourceConfig
@@ -275,11 +275,21 @@ class Coordinator:
 
         def parse(body: bytes) -> Any:
             rates = mod.parse(body)
-            check_rates(
-                rates,
-                previous.data if previous and previous.source_name == mod.SOURCE_NAME else None,
-                feed.max_change,
-            )
+            try:
+                check_rates(
+                    rates,
+                    previous.data if previous and previous.source_name == mod.SOURCE_NAME else None,
+                    feed.max_change,
+                )
+            except RejectedError as exc:
+                # The recovery rule: the same move in enough answers over enough time is real.
+                if exc.detail != "moved_too_far" or not trust.confirm_move(
+                    self.store, feed.name, rates, self.clock.now(), feed.max_change
+                ):
+                    raise
+            else:
+                trust.clear_move(self.store, feed.name)
+            trust.update(self.store, feed.name, dropped=list(rates.dropped) or None)
             return rates
 
         rates = await self._get_parsed(feed, spec, deadline_at, parse)

@@ -2,8 +2,9 @@
 
 - Warm start: before any fetch, every feed's snapshot is republished from the store with its
   true status, so a restart in the middle of an outage still serves the last good data.
-- APScheduler 3.x ``AsyncIOScheduler``: one job per feed (interval with jitter, or a cron
-  expression in Vietnam time), ``coalesce``, ``max_instances=1``, a misfire grace.  The job
+- APScheduler 3.x ``AsyncIOScheduler``: one job per feed (a fixed grid with per-run jitter,
+  ``feeds.schedule.GridTrigger``, or a cron expression in Vietnam time); after a failed
+  attempt a one-off retry job at the earliest polite moment (``feeds.schedule.retry_at``), ``coalesce``, ``max_instances=1``, a misfire grace.  The job
   body is ``Coordinator.refresh``, which classifies every upstream fault itself, so a
   scheduler error event means a bug of ours: it is logged and recorded, never fatal.
 - systemd notify protocol (``feeds.notify``): READY=1 after the warm start, STATUS= after
@@ -32,7 +33,6 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from feeds.app import Runtime, open_runtime
 from feeds.clock import VIETNAM_TZ, Clock
@@ -41,6 +41,7 @@ from feeds.health import feed_rows, status_line
 from feeds.instance import InstanceLock
 from feeds.logs import setup_logging
 from feeds.notify import Notifier
+from feeds.schedule import GridTrigger
 
 __all__ = ["Daemon", "run_daemon"]
 
@@ -92,7 +93,7 @@ def crontab_day_of_week(field: str) -> str:
     return ",".join(names)
 
 
-def build_trigger(feed: FeedConfig) -> IntervalTrigger | CronTrigger:
+def build_trigger(feed: FeedConfig) -> GridTrigger | CronTrigger:
     """The feed's schedule: ``at`` (cron, Vietnam time) or ``every`` with jitter."""
     if feed.at:
         minute, hour, dom, month, dow = feed.at.split()
@@ -106,7 +107,8 @@ def build_trigger(feed: FeedConfig) -> IntervalTrigger | CronTrigger:
         )
     # Jitter spreads the feeds (and the portals running us) off the exact minute, as MET
     # Norway's terms ask; a tenth of the interval, at most two minutes.
-    return IntervalTrigger(seconds=feed.every, jitter=min(feed.every * 0.1, 120.0))
+    # On a fixed grid (feeds.schedule): jitter never accumulates from one run to the next.
+    return GridTrigger(feed.every, jitter=min(feed.every * 0.1, 120.0), seed=feed.name)
 
 
 class Daemon:
@@ -222,7 +224,8 @@ class Daemon:
             nxt: datetime | None = job.next_run_time if job is not None else None
             if nxt is None or nxt <= self.rt.clock.now():
                 nxt = self.rt.clock.now() + timedelta(seconds=feed.every)
-            await self.rt.coordinator.refresh(feed, next_update_at=nxt)
+            result = await self.rt.coordinator.refresh(feed, next_update_at=nxt)
+            self._schedule_retry(feed, result, nxt)
         except asyncio.CancelledError:
             if not self.stop_event.is_set():
                 raise
@@ -234,6 +237,46 @@ class Daemon:
                 self.inflight.discard(task)
         self._update_status()
         self._write_metrics()
+
+    def _schedule_retry(self, feed: FeedConfig, result: Any, next_run: datetime) -> None:
+        """After a failed attempt: one retry at the earliest polite moment, then backing off.
+
+        The snapshot is republished with the retry's time as ``next_update_at`` so portals
+        and caches in front of them know an update may come before the next grid run.
+        """
+        assert self.rt is not None and self.scheduler is not None
+        if result.outcome in ("ok", "held_back", "republished"):
+            return
+        import httpx
+
+        from feeds.schedule import retry_at
+
+        now = self.rt.clock.now()
+        health = self.rt.store.get(f"health/{feed.name}")
+        failures = getattr(health, "consecutive_failures", 1) or 1
+        host = httpx.URL(feed.source.url).host
+        wait = self.rt.coordinator.guard.wait_needed(host, feed.min_interval, now)
+        at = retry_at(now=now, failures=failures, polite_wait=wait, min_interval=feed.min_interval, next_run=next_run)
+        if at is None:
+            return
+        self.scheduler.add_job(
+            self._job,
+            trigger="date",
+            run_date=at,
+            args=[feed.name],
+            id=f"{feed.name}#retry",
+            name=f"{feed.name} (retry)",
+            misfire_grace_time=MISFIRE_GRACE,
+            replace_existing=True,
+        )
+        logger.info("retry scheduled feed=%s in_s=%.0f failures=%d", feed.name, (at - now).total_seconds(), failures)
+        try:
+            self.rt.coordinator.republish(feed, next_update_at=at)
+            if health is not None:
+                with self.rt.store.lock():
+                    self.rt.store.set(f"health/{feed.name}", health.evolve(next_attempt_at=at))
+        except Exception:
+            logger.exception("republish after scheduling a retry failed feed=%s", feed.name)
 
     def _on_event(self, event: JobExecutionEvent | JobSubmissionEvent) -> None:
         """Scheduler events: a bug of ours or a missed run; logged and recorded, never fatal."""

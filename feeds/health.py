@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from feeds import trust
 from feeds.clock import Clock, SystemClock
 from feeds.config import Config, FeedConfig
 from feeds.localfaults import NOT_WRITTEN, probe_folder
@@ -70,6 +71,8 @@ class FeedRow:
     #: When last good data was last recovered from the published snapshot (issue 9).
     recovered_at: datetime | None = None
     recovered_fetched_at: datetime | None = None
+    #: What is known about the upstream's trustworthiness (``feeds.trust``, issue 8).
+    upstream: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,7 +103,43 @@ class FeedRow:
                 if self.recovered_at
                 else None
             ),
+            "upstream": upstream_json(self.upstream),
         }
+
+
+def upstream_json(entry: dict[str, Any]) -> dict[str, Any]:
+    """``feeds.trust``'s entry for ``status --json``: timestamps as ISO 8601, no tables."""
+    pending = entry.get("move_pending") or {}
+    accepted = entry.get("move_accepted") or {}
+    return {
+        "upstream_stale_since": isoformat(entry.get("upstream_stale_since")),
+        "dropped_codes": list(entry.get("dropped") or []),
+        "move_pending": (
+            {"since": isoformat(pending.get("since")), "answers": pending.get("count")} if pending else None
+        ),
+        "move_accepted": (
+            {"at": isoformat(accepted.get("at")), "since": isoformat(accepted.get("since")),
+             "answers": accepted.get("answers")}
+            if accepted
+            else None
+        ),
+    }
+
+
+def upstream_notes(entry: dict[str, Any], now: datetime) -> list[str]:
+    """Short notes for the status table's OUTCOME column."""
+    notes = []
+    if entry.get("upstream_stale_since"):
+        notes.append(f"upstream data not updated since {_when(entry['upstream_stale_since'], now)}")
+    if entry.get("dropped"):
+        notes.append(f"{len(entry['dropped'])} unknown codes dropped")
+    pending = entry.get("move_pending")
+    if pending:
+        notes.append(f"move > max_change seen {pending.get('count')}x")
+    accepted = entry.get("move_accepted")
+    if accepted and (now - accepted["at"]).total_seconds() < RECENT_SCHEDULER_EVENT:
+        notes.append(f"move accepted {_when(accepted['at'], now)}")
+    return notes
 
 
 def _circuit(guard: HostGuard, feed: FeedConfig, now: datetime) -> str:
@@ -145,6 +184,7 @@ def feed_rows(config: Config, store: Store, now: datetime, names: Sequence[str] 
                 last_scheduler_event_at=last_event.get("at"),
                 recovered_at=recovered.get("at"),
                 recovered_fetched_at=recovered.get("fetched_at"),
+                upstream=trust.read(store, name),
             )
         )
     return rows
@@ -193,6 +233,7 @@ def format_table(rows: Sequence[FeedRow], now: datetime) -> str:
         rec = r.recovered_at
         if rec is not None and (now - rec).total_seconds() < RECENT_SCHEDULER_EVENT:
             notes.append(f"recovered from snapshot {_when(rec, now)}")
+        notes += upstream_notes(r.upstream, now)
         if notes:
             outcome += " [" + ", ".join(notes) + "]"
         body.append(

@@ -72,6 +72,8 @@ class ExchangeRates:
     as_of: datetime | None
     rates: tuple[ExchangeRate, ...]
     base: str = "VND"
+    #: Codes outside ISO 4217's active list, dropped by the parser (not published).
+    dropped: tuple[str, ...] = ()
 
     def to_data(self) -> dict[str, Any]:
         return {"base": self.base, "rates": [r.to_data() for r in self.rates]}

@@ -11,7 +11,9 @@ The chain of lookups (``ServeStaleResolver``):
    a stuck lookup never blocks the event loop, the scheduler or another feed);
 2. the fallback nameservers of ``[dns] nameservers`` (dnspython's async resolver);
 3. the last known good addresses of the host, kept in the store, for at most
-   ``[dns] stale_max`` after they were last resolved -- the serve-stale of RFC 8767 §4.
+   ``[dns] stale_max`` after they were last resolved -- the serve-stale of RFC 8767 §4;
+   and, with the client response timer of RFC 8767 §5, as soon as a lookup has taken
+   ``[dns] stale_answer_after`` (1.8 s) while it goes on in the background.
 
 When every step fails the lookup raises ``DnsError`` with detail ``nxdomain``,
 ``no_answer``, ``temporary`` or ``timeout``.  A lookup that used stale addresses is noted
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import ipaddress
 import logging
 import socket
@@ -183,7 +186,15 @@ class resolution_log:  # noqa: N801 - used like a function: ``with resolution_lo
 
 
 class ServeStaleResolver:
-    """System resolver, then fallback nameservers, then last known good addresses."""
+    """System resolver, then fallback nameservers, then last known good addresses.
+
+    RFC 8767 §5 client response timer: when the host has usable last known addresses and
+    the lookup has not answered within ``stale_answer_after`` (1.8 s, the RFC's suggested
+    value), the stale addresses are answered at once while the lookup goes on in the
+    background; when it completes it refreshes the store for the next connection.  One
+    background lookup per host at a time.  Without last known addresses the lookup is
+    awaited to its own bound (``dns.timeout``).
+    """
 
     def __init__(
         self,
@@ -193,15 +204,24 @@ class ServeStaleResolver:
         primary: Resolver | None = None,
         fallbacks: Iterable[Resolver] = (),
         stale_max: float = 7 * 86400.0,
+        stale_answer_after: float = 1.8,
     ) -> None:
         self.store = store
         self.now = now
         self.primary = primary or SystemResolver()
         self.fallbacks = list(fallbacks)
         self.stale_max = timedelta(seconds=stale_max)
+        self.stale_answer_after = stale_answer_after
+        self._inflight: dict[str, asyncio.Task[list[str]]] = {}
 
-    async def resolve(self, host: str) -> list[str]:
-        key = f"dns/{host.lower()}"
+    def _known(self, host: str) -> dict[str, Any] | None:
+        known: dict[str, Any] | None = self.store.get(f"dns/{host.lower()}")
+        if known and self.now() - known["resolved_at"] <= self.stale_max:
+            return known
+        return None
+
+    async def _lookup(self, host: str) -> list[str]:
+        """The chain of resolvers; stores and returns the first answer, else the first error."""
         first_error: DnsError | None = None
         for i, resolver in enumerate([self.primary, *self.fallbacks]):
             try:
@@ -209,24 +229,53 @@ class ServeStaleResolver:
             except DnsError as exc:
                 first_error = first_error or exc
                 continue
-            self.store.set(key, {"addrs": addrs, "resolved_at": self.now()})
+            self.store.set(f"dns/{host.lower()}", {"addrs": addrs, "resolved_at": self.now()})
             log = _log_var.get()
             if i > 0 and log is not None:
                 log.fallback_hosts.append(host)
             return addrs
         assert first_error is not None
-        known: dict[str, Any] | None = self.store.get(key)
-        if known and self.now() - known["resolved_at"] <= self.stale_max:
-            log = _log_var.get()
-            if log is not None:
-                log.stale_hosts.append(host)
-            logger.info(
-                "dns failed, using last known addresses host_age_s=%d kind=dns detail=%s",
-                (self.now() - known["resolved_at"]).total_seconds(),
-                first_error.detail,
-            )
-            return list(known["addrs"])
         raise first_error
+
+    def _stale(self, host: str, known: dict[str, Any], detail: str | None) -> list[str]:
+        log = _log_var.get()
+        if log is not None:
+            log.stale_hosts.append(host)
+        logger.info(
+            "dns failed, using last known addresses host_age_s=%d kind=dns detail=%s",
+            (self.now() - known["resolved_at"]).total_seconds(),
+            detail,
+        )
+        return list(known["addrs"])
+
+    async def resolve(self, host: str) -> list[str]:
+        known = self._known(host)
+        if known is None or self.stale_answer_after <= 0:
+            try:
+                return await self._lookup(host)
+            except DnsError as exc:
+                known = self._known(host)
+                if known is None:
+                    raise
+                return self._stale(host, known, exc.detail)
+        task = self._inflight.get(host)
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            task = asyncio.ensure_future(self._lookup(host))
+            self._inflight[host] = task
+            task.add_done_callback(functools.partial(self._done, host))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.stale_answer_after)
+        except TimeoutError:
+            # The lookup goes on (and will refresh the store); this connection goes ahead.
+            return self._stale(host, known, "slow_lookup")
+        except DnsError as exc:
+            return self._stale(host, known, exc.detail)
+
+    def _done(self, host: str, task: asyncio.Task[list[str]]) -> None:
+        if self._inflight.get(host) is task:
+            del self._inflight[host]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed background lookup is not an error to log
 
 
 class ResolvingBackend(httpcore.AsyncNetworkBackend):

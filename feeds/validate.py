@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from feeds.errors import RejectedError
 from feeds.models import ExchangeRates, LocationWeather
+from feeds.sources.currencies import bounds_of
 
-__all__ = ["WEATHER_RANGES", "check_rates", "check_weather"]
+__all__ = ["WEATHER_RANGES", "check_rates", "check_weather", "moved_too_far"]
 
 # Physical bounds of plausible surface weather (world records, with a margin).
 WEATHER_RANGES: dict[str, tuple[float, float]] = {
@@ -30,13 +31,33 @@ WEATHER_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+def _dec(value: Any) -> Decimal | None:
+    """A stored or parsed value as a Decimal the gate can compute with, or None.
+
+    The gate never raises on a stored value: whatever an older version (or a hostile
+    answer it let through) stored, a value that is not a finite number of sane magnitude
+    is simply not compared.
+    """
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
+        return None
+    try:
+        d = value if isinstance(value, Decimal) else Decimal(str(value)[:64])
+    except (ArithmeticError, ValueError):
+        return None
+    if not d.is_finite() or d <= 0 or not -12 <= d.adjusted() <= 15:
+        return None
+    return d
+
+
 def check_rates(
     rates: ExchangeRates,
     previous: Mapping[str, Any] | None = None,
     max_change: float = 0.2,
 ) -> None:
-    """Refuse a rate table that is empty, lacks USD, has non-positive or crossed values,
-    or moved more than ``max_change`` (a fraction) from the last good table."""
+    """Refuse a rate table that is empty, lacks USD, has non-positive, crossed or
+    implausible values (``feeds.sources.currencies`` bounds), or moved more than
+    ``max_change`` (a fraction) from the last good table -- the last check, so a
+    ``moved_too_far`` table passed every other rule (``feeds.trust``'s recovery rule)."""
     if not rates.rates:
         raise RejectedError("no rates", detail="no_rates")
     if not any(r.code == "USD" for r in rates.rates):
@@ -52,20 +73,38 @@ def check_rates(
             for buy in (r.buy_cash, r.buy_transfer):
                 if buy is not None and buy > r.sell:
                     raise RejectedError(f"{r.code}: buy above sell", detail="buy_above_sell")
+    for r in rates.rates:
+        lo, hi = bounds_of(r.code)
+        for val in (r.buy_cash, r.buy_transfer, r.sell):
+            if val is not None and (_dec(val) is None or not lo <= val <= hi):
+                raise RejectedError(f"{r.code}: value outside its plausible bounds", detail="out_of_bounds")
     if previous:
-        old = {row["code"]: row for row in previous.get("rates", [])}
+        moved = moved_too_far(rates, previous, max_change)
+        if moved:
+            raise RejectedError(f"{moved}: moved too far", detail="moved_too_far")
+
+
+def moved_too_far(rates: ExchangeRates, previous: Mapping[str, Any], max_change: float) -> str | None:
+    """The first ``CODE column`` that moved more than ``max_change`` from ``previous``, or None."""
+    prev_rates = previous.get("rates") if isinstance(previous, Mapping) else None
+    if not isinstance(prev_rates, list):
+        return None
+    old = {row.get("code"): row for row in prev_rates if isinstance(row, Mapping)}
+    limit = Decimal(str(max_change))
+    with localcontext() as ctx:
+        ctx.prec = 40
         for r in rates.rates:
             before = old.get(r.code)
             if not before:
                 continue
             for col in ("buy_cash", "buy_transfer", "sell"):
-                new_v: Decimal | None = getattr(r, col)
-                old_v = before.get(col)
-                if new_v is None or old_v is None or old_v == 0:
+                new_v = _dec(getattr(r, col))
+                old_v = _dec(before.get(col))
+                if new_v is None or old_v is None:
                     continue
-                change = abs(new_v - Decimal(old_v)) / Decimal(old_v)
-                if change > Decimal(str(max_change)):
-                    raise RejectedError(f"{r.code}: {col} moved too far", detail="moved_too_far")
+                if abs(new_v - old_v) / old_v > limit:
+                    return f"{r.code} {col}"
+    return None
 
 
 def _in_range(name: str, value: float | None) -> None:

@@ -219,7 +219,7 @@ def test_unknown_code_falls_back_to_trimmed_english_name() -> None:
         (" 158.20 ", "158.2"),
         ("0.05", "0.05"),
         ("100", "100"),
-        ("1,000,000,000,000,000,000,000,000,000,000.25", "1000000000000000000000000000000.25"),
+        ("999,999,999,999.250000", "999999999999.25"),  # the widest accepted: 12 + 6 digits
     ],
 )
 def test_amount_is_exact_without_exponent(raw: str, exact: str) -> None:

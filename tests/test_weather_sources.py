@@ -105,7 +105,9 @@ def test_met_no_recorded_new_york() -> None:
     assert w.as_of == datetime(2020, 7, 20, 1, 30, 57, tzinfo=UTC)
     # Vietnam-time day 2020-07-20 holds the four hourly entries (18:00-21:00 local)
     assert w.daily[0].date == date(2020, 7, 20)
-    assert (w.daily[0].temperature_min_c, w.daily[0].temperature_max_c) == (26.5, 30.8)
+    # Four hours of a day are not its range (issue 8): min/max null, the rest kept.
+    assert (w.daily[0].temperature_min_c, w.daily[0].temperature_max_c) == (None, None)
+    assert w.daily[0].condition != "unknown"
 
 
 def test_met_no_built_three_days() -> None:

@@ -3,20 +3,58 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from feeds.errors import InvalidPayloadError
 
-__all__ = ["coord", "load_json", "number"]
+__all__ = ["MAX_MAGNITUDE", "coord", "finite", "load_json", "number", "wmo_code"]
+
+#: No weather value is anywhere near this; larger ones (a 400-digit integer, -1e308) are
+#: refused here, before any arithmetic could overflow on them.
+MAX_MAGNITUDE = 1e9
 
 
 def number(value: Any) -> float | None:
-    """A JSON number or null; anything else (a string, a boolean) is invalid_payload."""
+    """A finite JSON number of sane magnitude, or null; anything else is invalid_payload.
+
+    Strings, booleans, NaN/Infinity (which ``json.loads`` accepts) and absurd magnitudes are
+    ``invalid_payload/bad_value``.
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidPayloadError("a value is not a number", detail="bad_value")
+    if isinstance(value, int):
+        if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:
+            raise InvalidPayloadError("a value is out of any range", detail="bad_value")
+        return value
+    if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+        raise InvalidPayloadError("a value is not a finite number", detail="bad_value")
     return value
+
+
+def finite(value: Any) -> bool:
+    """Whether ``value`` is a (non-boolean) finite JSON number."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and abs(value) <= MAX_MAGNITUDE
+    )
+
+
+def wmo_code(value: Any) -> int | None:
+    """A WMO 4677 present-weather code (a whole number 0-99), or null; else invalid_payload.
+
+    ``2.7`` is not truncated to 2: a code that is not a whole number is refused.
+    """
+    v = number(value)
+    if v is None:
+        return None
+    if v != int(v) or not 0 <= v <= 99:
+        raise InvalidPayloadError("a weather code is not a WMO code", detail="bad_value")
+    return int(v)
 
 
 def coord(x: float) -> str:
@@ -30,5 +68,6 @@ def load_json(body: bytes) -> Any:
         raise InvalidPayloadError("empty body", detail="empty")
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: "[" x 1000; ValueError also covers integers of 4,300+ digits.
         raise InvalidPayloadError("not JSON", detail="malformed") from None

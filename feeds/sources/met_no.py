@@ -12,6 +12,7 @@ Format facts (api.met.no docs, shared/upstream-samples/README.md):
   and ``details.precipitation_amount``.  The ``next_*`` blocks thin out along the series;
   the last entry has only ``instant``.
 - Wind speed is in m/s (converted to km/h); there is no apparent temperature (null).
+  ``meta.units`` is checked: another unit than the documented ones is ``invalid_payload/units``.
 
 Our rules:
 - ``current`` is the first entry: its instant details, the symbol and precipitation of its
@@ -21,6 +22,8 @@ Our rules:
   ``next_1_hours`` blocks, with ``next_6_hours`` blocks where hourly ones have stopped,
   attributed to the day each block starts in; the day's ``weather_code`` is the most severe
   (highest) WMO code among its symbols -- the same rule as Open-Meteo's daily code.
+- A day whose entries cover less than 12 hours (from its first entry to its last, plus the
+  last one's step) has null min/max: two entries from 22:00 are not "today's" range.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 from feeds.clock import VIETNAM_TZ
 from feeds.errors import InvalidPayloadError
 from feeds.models import CurrentWeather, DailyForecast, Location, LocationWeather, RequestSpec
-from feeds.sources.common import coord, load_json, number
+from feeds.sources.common import coord, finite, load_json, number
 from feeds.sources.conditions import metno_to_wmo, wmo_condition
 
 __all__ = [
@@ -78,24 +81,49 @@ def build_requests(
 
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is an object; an absent block (``None``) is empty; else invalid_payload."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidPayloadError("a block is not an object", detail="shape")
+    return value
+
+
 def _block(data: dict[str, Any], name: str) -> tuple[str | None, float | None]:
     b = data.get(name)
     if not isinstance(b, dict):
         return None, None
-    symbol = (b.get("summary") or {}).get("symbol_code")
-    amount = number((b.get("details") or {}).get("precipitation_amount"))
+    symbol = _dict(b.get("summary")).get("symbol_code")
+    amount = number(_dict(b.get("details")).get("precipitation_amount"))
     return (symbol if isinstance(symbol, str) else None), amount
+
+
+#: The units the compact product documents; anything else is ``invalid_payload/units``.
+UNITS = {
+    "air_temperature": "celsius",
+    "wind_speed": "m/s",
+    "precipitation_amount": "mm",
+    "relative_humidity": "%",
+    "wind_from_direction": "degrees",
+}
+#: A day's min/max are given only when its entries cover at least this much of it.
+MIN_DAY_COVERAGE = timedelta(hours=12)
 
 
 def _time(text: Any) -> datetime:
     if not isinstance(text, str):
         raise InvalidPayloadError("a time is missing", detail="bad_time")
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(text[:40].replace("Z", "+00:00"))
     except ValueError:
         raise InvalidPayloadError("a time is not ISO 8601", detail="bad_time") from None
     if dt.tzinfo is None:
         raise InvalidPayloadError("a time has no zone", detail="bad_time")
+    off = dt.utcoffset()
+    # 9999-12-31T23:00Z would overflow when moved to Vietnam time; no forecast is that far.
+    if not 1970 <= dt.year <= 2200 or off is None or off.total_seconds() % 60:
+        raise InvalidPayloadError("a time is out of range", detail="bad_time")
     return dt
 
 
@@ -107,17 +135,22 @@ def parse(body: bytes, locations: Sequence[Location]) -> tuple[LocationWeather, 
     doc = load_json(body)
     if not isinstance(doc, dict) or doc.get("type") != "Feature":
         raise InvalidPayloadError("not a GeoJSON Feature", detail="shape")
-    coords = (doc.get("geometry") or {}).get("coordinates")
-    if not isinstance(coords, list) or len(coords) < 2 or not all(isinstance(c, int | float) for c in coords[:2]):
+    coords = _dict(doc.get("geometry")).get("coordinates")
+    if not isinstance(coords, list) or len(coords) < 2 or not all(finite(c) for c in coords[:2]):
         raise InvalidPayloadError("no coordinates", detail="shape")
     lon, lat = coords[0], coords[1]
     if abs(lat - loc.lat) > MAX_GRID_OFFSET or abs(lon - loc.lon) > MAX_GRID_OFFSET:
         raise InvalidPayloadError("an answer is for another place", detail="location_mismatch")
-    props = doc.get("properties") or {}
+    props = _dict(doc.get("properties"))
     series = props.get("timeseries")
     if not isinstance(series, list) or not series:
         raise InvalidPayloadError("no timeseries", detail="shape")
-    updated = props.get("meta", {}).get("updated_at") if isinstance(props.get("meta"), dict) else None
+    meta = _dict(props.get("meta"))
+    units = _dict(meta.get("units"))
+    for name, unit in UNITS.items():
+        if name in units and units[name] != unit:
+            raise InvalidPayloadError("an answer uses a unit we do not read", detail="units")
+    updated = meta.get("updated_at")
     as_of = _time(updated) if updated else None
 
     entries: list[tuple[datetime, dict[str, Any]]] = []
@@ -128,7 +161,7 @@ def parse(body: bytes, locations: Sequence[Location]) -> tuple[LocationWeather, 
     entries.sort(key=lambda e: e[0])
 
     t0, d0 = entries[0]
-    inst = (d0.get("instant") or {}).get("details") or {}
+    inst = _dict(_dict(d0.get("instant")).get("details"))
     sym, precip = _block(d0, "next_1_hours")
     if sym is None:
         sym, precip = _block(d0, "next_6_hours")
@@ -157,11 +190,13 @@ def _daily(entries: list[tuple[datetime, dict[str, Any]]]) -> tuple[DailyForecas
     rain: dict[date, float | None] = dict.fromkeys(days)
     codes: dict[date, list[int]] = {d: [] for d in days}
     covered_until: datetime | None = None
+    span: dict[date, list[datetime]] = {d: [] for d in days}
     for t, data in entries:
         day = t.astimezone(VIETNAM_TZ).date()
         if day not in temps:
             continue
-        temp = number(((data.get("instant") or {}).get("details") or {}).get("air_temperature"))
+        span[day].append(t)
+        temp = number(_dict(_dict(data.get("instant")).get("details")).get("air_temperature"))
         if temp is not None:
             temps[day].append(temp)
         for name, hours in (("next_1_hours", 1), ("next_6_hours", 6)):
@@ -182,11 +217,14 @@ def _daily(entries: list[tuple[datetime, dict[str, Any]]]) -> tuple[DailyForecas
         code = max(codes[d]) if codes[d] else None
         total = rain[d]
         key, label = wmo_condition(code)
+        # A day the series covers only partly (it starts at 22:00 local time: 2 entries)
+        # would show a misleading min/max: null instead (docs/snapshots.md).
+        whole = bool(temps[d]) and _coverage(span[d], entries) >= MIN_DAY_COVERAGE
         out.append(
             DailyForecast(
                 date=d,
-                temperature_min_c=min(temps[d]) if temps[d] else None,
-                temperature_max_c=max(temps[d]) if temps[d] else None,
+                temperature_min_c=min(temps[d]) if whole else None,
+                temperature_max_c=max(temps[d]) if whole else None,
                 precipitation_mm=None if total is None else round(total, 1),
                 weather_code=code,
                 condition=key,
@@ -194,3 +232,13 @@ def _daily(entries: list[tuple[datetime, dict[str, Any]]]) -> tuple[DailyForecas
             )
         )
     return tuple(out)
+
+
+def _coverage(times: list[datetime], entries: list[tuple[datetime, dict[str, Any]]]) -> timedelta:
+    """How much of a day its entries cover: first to last entry, plus the last one's step."""
+    if not times:
+        return timedelta(0)
+    first, last = min(times), max(times)
+    later = [t for t, _ in entries if t > last]
+    step = min(later[0] - last, timedelta(hours=6)) if later else timedelta(hours=1)
+    return last - first + step

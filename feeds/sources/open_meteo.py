@@ -14,17 +14,24 @@ Format facts (shared/upstream-samples/README.md, Open-Meteo docs):
 - Any array value may be ``null``; any ``current`` variable may be absent.
 - Errors: HTTP 400 with ``{"error": true, "reason": "..."}`` -> ``invalid_payload`` (the
   reason text is not kept: nothing foreign reaches health or a snapshot).
+
+Hostile answers (issue 8): every number must be finite and of sane magnitude, a weather
+code a whole number 0-99, coordinates finite, ``utc_offset_seconds`` and any offset in a
+time whole minutes (else ``invalid_payload/bad_value`` / ``bad_time`` / ``shape``).  The
+``current_units``/``daily_units`` blocks are checked against what we asked for: °F, m/s,
+knots, mph and inches are converted; any other unit is ``invalid_payload/units``.  The old
+``current_weather`` shape (temperature, wind, code) is read explicitly, the rest null.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from feeds.errors import InvalidPayloadError
 from feeds.models import CurrentWeather, DailyForecast, Location, LocationWeather, RequestSpec
-from feeds.sources.common import coord, load_json, number
+from feeds.sources.common import coord, finite, load_json, number, wmo_code
 from feeds.sources.conditions import wmo_condition
 
 __all__ = [
@@ -84,52 +91,153 @@ def build_requests(
 
 
 
-def _code(value: Any) -> int | None:
+#: What we ask for, per unit kind, and how other units Open-Meteo can answer in convert.
+_CONVERT: dict[str, dict[str, Callable[[float], float]]] = {
+    "temperature": {"°C": lambda x: x, "°F": lambda x: (x - 32) * 5 / 9},
+    "speed": {
+        "km/h": lambda x: x,
+        "m/s": lambda x: x * 3.6,
+        "kn": lambda x: x * 1.852,
+        "mp/h": lambda x: x * 1.609344,
+        "mph": lambda x: x * 1.609344,
+    },
+    "length": {"mm": lambda x: x, "inch": lambda x: x * 25.4},
+    "percent": {"%": lambda x: x},
+    "degrees": {"°": lambda x: x},
+}
+#: Variable -> unit kind, for ``current``, ``daily`` and the old ``current_weather``.
+_UNIT_KIND = {
+    "temperature_2m": "temperature",
+    "apparent_temperature": "temperature",
+    "temperature_2m_max": "temperature",
+    "temperature_2m_min": "temperature",
+    "temperature": "temperature",
+    "wind_speed_10m": "speed",
+    "windspeed": "speed",
+    "relative_humidity_2m": "percent",
+    "wind_direction_10m": "degrees",
+    "winddirection": "degrees",
+    "precipitation": "length",
+    "precipitation_sum": "length",
+    "rain": "length",
+}
+#: The longest offset any zone has (UTC+14, UTC-12), with a margin.
+MAX_OFFSET = 18 * 3600
+
+
+def _value(block: dict[str, Any], units: Any, name: str, value: Any) -> float | None:
+    """A number of ``block``, converted to our unit from the one ``units`` names."""
     v = number(value)
-    return None if v is None else int(v)
+    unit = units.get(name) if isinstance(units, dict) else None
+    if unit is None:
+        return v  # no unit block: the units we asked for
+    kind = _UNIT_KIND.get(name)
+    convert = _CONVERT[kind].get(unit) if kind and isinstance(unit, str) else None
+    if convert is None:
+        raise InvalidPayloadError("an answer uses a unit we did not ask for", detail="units")
+    if v is None:
+        return None
+    converted = convert(v)
+    return v if converted == v else round(converted, 1)
 
 
 def _local_time(text: Any, tz: timezone) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        dt = datetime.fromisoformat(text)
+        dt = datetime.fromisoformat(text[:40])
     except ValueError:
         raise InvalidPayloadError("a time is not ISO 8601", detail="bad_time") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=tz)
+    if dt.tzinfo is not None:
+        off = dt.utcoffset()
+        if off is None or off.total_seconds() % 60 or abs(off.total_seconds()) > MAX_OFFSET:
+            raise InvalidPayloadError("a time's offset is not whole minutes", detail="bad_time")
+        return dt
+    return dt.replace(tzinfo=tz)
+
+
+def _offset(obj: dict[str, Any]) -> timezone:
+    offset = obj.get("utc_offset_seconds", 0)
+    if offset is None:
+        offset = 0
+    if (
+        isinstance(offset, bool)
+        or not isinstance(offset, int)
+        or offset % 60
+        or abs(offset) > MAX_OFFSET
+    ):
+        raise InvalidPayloadError("utc_offset_seconds is not a whole-minute offset", detail="bad_time")
+    return timezone(timedelta(seconds=offset))
+
+
+def _current(obj: dict[str, Any], tz: timezone) -> CurrentWeather:
+    cur = obj.get("current")
+    if cur is None and obj.get("current_weather") is not None:
+        return _current_weather(obj, tz)
+    cur = cur or {}
+    if not isinstance(cur, dict):
+        raise InvalidPayloadError("current is not an object", detail="shape")
+    units = obj.get("current_units")
+
+    def val(name: str, raw: Any = None) -> float | None:
+        return _value(cur, units, name, cur.get(name) if raw is None else raw)
+
+    code = wmo_code(cur.get("weather_code"))
+    key, label = wmo_condition(code)
+    rain_name = "precipitation" if "precipitation" in cur else "rain"
+    return CurrentWeather(
+        time=_local_time(cur.get("time"), tz),
+        temperature_c=val("temperature_2m"),
+        apparent_temperature_c=val("apparent_temperature"),
+        humidity_pct=val("relative_humidity_2m"),
+        wind_speed_kmh=val("wind_speed_10m"),
+        wind_direction_deg=val("wind_direction_10m"),
+        precipitation_mm=val(rain_name),
+        weather_code=code,
+        condition=key,
+        condition_vi=label,
+    )
+
+
+def _current_weather(obj: dict[str, Any], tz: timezone) -> CurrentWeather:
+    """The old ``current_weather=true`` shape: temperature, wind and code only (the rest null)."""
+    cw = obj.get("current_weather")
+    if not isinstance(cw, dict):
+        raise InvalidPayloadError("current_weather is not an object", detail="shape")
+    units = obj.get("current_weather_units")
+    code = wmo_code(cw.get("weathercode", cw.get("weather_code")))
+    key, label = wmo_condition(code)
+    return CurrentWeather(
+        time=_local_time(cw.get("time"), tz),
+        temperature_c=_value(cw, units, "temperature", cw.get("temperature")),
+        apparent_temperature_c=None,
+        humidity_pct=None,
+        wind_speed_kmh=_value(cw, units, "windspeed", cw.get("windspeed", cw.get("wind_speed"))),
+        wind_direction_deg=_value(cw, units, "winddirection", cw.get("winddirection", cw.get("wind_direction"))),
+        precipitation_mm=None,
+        weather_code=code,
+        condition=key,
+        condition_vi=label,
+    )
 
 
 def _one(obj: Any, loc: Location) -> LocationWeather:
     if not isinstance(obj, dict):
         raise InvalidPayloadError("a location answer is not an object", detail="shape")
     lat, lon = obj.get("latitude"), obj.get("longitude")
-    if not isinstance(lat, int | float) or not isinstance(lon, int | float):
+    if not finite(lat) or not finite(lon):
         raise InvalidPayloadError("a location answer has no coordinates", detail="shape")
-    if abs(lat - loc.lat) > MAX_GRID_OFFSET or abs(lon - loc.lon) > MAX_GRID_OFFSET:
+    if abs(float(lat) - loc.lat) > MAX_GRID_OFFSET or abs(float(lon) - loc.lon) > MAX_GRID_OFFSET:  # type: ignore[arg-type]
         raise InvalidPayloadError("an answer is for another place", detail="location_mismatch")
-    offset = obj.get("utc_offset_seconds", 0)
-    tz = timezone(timedelta(seconds=offset if isinstance(offset, int) else 0))
-    cur = obj.get("current") or {}
-    if not isinstance(cur, dict):
-        raise InvalidPayloadError("current is not an object", detail="shape")
-    code = _code(cur.get("weather_code"))
-    key, label = wmo_condition(code)
-    current = CurrentWeather(
-        time=_local_time(cur.get("time"), tz),
-        temperature_c=number(cur.get("temperature_2m")),
-        apparent_temperature_c=number(cur.get("apparent_temperature")),
-        humidity_pct=number(cur.get("relative_humidity_2m")),
-        wind_speed_kmh=number(cur.get("wind_speed_10m")),
-        wind_direction_deg=number(cur.get("wind_direction_10m")),
-        precipitation_mm=number(cur.get("precipitation", cur.get("rain"))),
-        weather_code=code,
-        condition=key,
-        condition_vi=label,
-    )
+    tz = _offset(obj)
+    current = _current(obj, tz)
     daily_raw = obj.get("daily") or {}
     if not isinstance(daily_raw, dict):
         raise InvalidPayloadError("daily is not an object", detail="shape")
+    units = obj.get("daily_units")
     times = daily_raw.get("time") or []
+    if not isinstance(times, list):
+        raise InvalidPayloadError("daily.time is not a list", detail="shape")
     days = []
     for i, day_text in enumerate(times[:FORECAST_DAYS]):
 
@@ -141,14 +249,14 @@ def _one(obj: Any, loc: Location) -> LocationWeather:
             day = date.fromisoformat(day_text)
         except (TypeError, ValueError):
             raise InvalidPayloadError("a daily date is not ISO 8601", detail="bad_time") from None
-        dcode = _code(col("weather_code"))
+        dcode = wmo_code(col("weather_code"))
         dkey, dlabel = wmo_condition(dcode)
         days.append(
             DailyForecast(
                 date=day,
-                temperature_min_c=number(col("temperature_2m_min")),
-                temperature_max_c=number(col("temperature_2m_max")),
-                precipitation_mm=number(col("precipitation_sum")),
+                temperature_min_c=_value(daily_raw, units, "temperature_2m_min", col("temperature_2m_min")),
+                temperature_max_c=_value(daily_raw, units, "temperature_2m_max", col("temperature_2m_max")),
+                precipitation_mm=_value(daily_raw, units, "precipitation_sum", col("precipitation_sum")),
                 weather_code=dcode,
                 condition=dkey,
                 condition_vi=dlabel,

@@ -24,6 +24,19 @@ Decisions:
 - Only structure is checked here (root, at least one row, a code per row, numbers that are
   numbers).  Sanity (Buy <= Transfer <= Sell, USD present, ...) is the validation gate's.
 - A row with an empty ``CurrencyName`` takes its code as the name.
+
+Hostile answers (issue 8):
+
+- ``CurrencyCode`` must be three ASCII letters *before* any case folding (``uſd`` is not
+  ``USD``); a code twice in one table is ``invalid_payload/duplicate_code``.
+- A code outside ISO 4217's active list (``feeds.sources.currencies``) is dropped and
+  counted (``ExchangeRates.dropped``, shown by ``portal-feeds status``); more than
+  ``MAX_UNKNOWN_CODES`` of them is ``invalid_payload/unknown_codes``.  More than ``MAX_ROWS``
+  rows is ``invalid_payload/too_many_rows``.
+- A rate has at most 12 integer digits and 6 decimal places (trailing zeros aside), else
+  ``invalid_payload/bad_number``: nothing a browser or PHP would read as Infinity.
+- ``CurrencyName`` is normalised by ``feeds.text.clean_name`` (NFC, no controls or bidi
+  overrides, whitespace collapsed, at most 64 characters).
 """
 
 from __future__ import annotations
@@ -37,6 +50,8 @@ from lxml import etree
 from feeds.clock import VIETNAM_TZ
 from feeds.errors import InvalidPayloadError
 from feeds.models import ExchangeRate, ExchangeRates, RequestSpec
+from feeds.sources.currencies import ISO4217_ACTIVE
+from feeds.text import clean_name
 from feeds.xml import parse_xml
 
 __all__ = [
@@ -44,6 +59,8 @@ __all__ = [
     "DATA_KIND",
     "DEFAULT_URL",
     "KIND",
+    "MAX_ROWS",
+    "MAX_UNKNOWN_CODES",
     "SOURCE_NAME",
     "build_request",
     "parse",
@@ -92,7 +109,15 @@ _DATETIME = re.compile(
     r"(?:\s*([AaPp])\.?[Mm]\.?)?"
 )
 _NOT_QUOTED = {"", "-"}
-_CODE = re.compile(r"[A-Z]{3}")
+#: Three ASCII letters, checked before upper-casing (``"uſd".upper() == "USD"``).
+_CODE = re.compile(r"[A-Za-z]{3}", re.ASCII)
+#: A rate's integer digits and decimal places (after trailing zeros are dropped).
+MAX_INT_DIGITS = 12
+MAX_DECIMALS = 6
+#: Rows in one table (Vietcombank sends 19-20).
+MAX_ROWS = 200
+#: Rows with a code outside ISO 4217 that are dropped before the table is refused.
+MAX_UNKNOWN_CODES = 3
 
 
 def build_request(url: str) -> RequestSpec:
@@ -105,13 +130,18 @@ def parse_amount(text: str | None) -> Decimal | None:
     value = (text or "").strip()
     if value in _NOT_QUOTED:
         return None
-    if not _AMOUNT.fullmatch(value):
+    # 12 digits, 3 separators, a point and 6 decimals need 22 characters; trailing zeros
+    # may be more, a 1,000,001-digit "rate" is not read at all.
+    if len(value) > 64 or not _AMOUNT.fullmatch(value):
         raise InvalidPayloadError("a rate is not a number", detail="bad_number")
     digits = value.replace(",", "")
     # Trim on the text, not with Decimal.normalize(): normalize rounds to the context
     # precision and writes 25850 as 2.585E+4; this keeps every digit and no exponent.
     if "." in digits:
         digits = digits.rstrip("0").rstrip(".")
+    whole, _, frac = digits.partition(".")
+    if len(whole.lstrip("0")) > MAX_INT_DIGITS or len(frac) > MAX_DECIMALS:
+        raise InvalidPayloadError("a rate has too many digits", detail="bad_number")
     amount = Decimal(digits)
     # The bank writes 0 for "not quoted" (2015-2017); no real rate is ever zero.
     return None if amount == 0 else amount
@@ -120,7 +150,8 @@ def parse_amount(text: str | None) -> Decimal | None:
 def parse_datetime(text: str | None) -> datetime | None:
     """Read ``"6/18/2026 3:53:15 PM"`` (Vietnam time) as an aware +07:00 datetime, or None."""
     # A regex rather than strptime: %p follows the process locale, the bank's text does not.
-    match = _DATETIME.fullmatch((text or "").strip())
+    text = (text or "").strip()
+    match = _DATETIME.fullmatch(text) if len(text) <= 64 else None
     if match is None:
         return None
     month, day, year, hour, minute = (int(g) for g in match.groups()[:5])
@@ -136,13 +167,17 @@ def parse_datetime(text: str | None) -> datetime | None:
         return None
 
 
-def _row(row: etree._Element) -> ExchangeRate:
+def _code(row: etree._Element) -> str:
+    raw = (row.get("CurrencyCode") or "").strip(" \t\r\n")
+    if not _CODE.fullmatch(raw):
+        raise InvalidPayloadError("a row has no valid CurrencyCode", detail="bad_code")
+    return raw.upper()
+
+
+def _row(row: etree._Element, code: str) -> ExchangeRate:
     """Turn one ``<Exrate>`` element into an ExchangeRate."""
     get = row.get
-    code = (get("CurrencyCode") or "").strip().upper()
-    if not _CODE.fullmatch(code):
-        raise InvalidPayloadError("a row has no valid CurrencyCode", detail="bad_code")
-    name = (get("CurrencyName") or "").strip() or code
+    name = clean_name(get("CurrencyName")) or code
     return ExchangeRate(
         code=code,
         name=name,
@@ -161,5 +196,22 @@ def parse(body: bytes) -> ExchangeRates:
     rows = root.findall("Exrate")
     if not rows:
         raise InvalidPayloadError("no Exrate rows", detail="no_rows")
-    rates = tuple(_row(row) for row in rows)
-    return ExchangeRates(as_of=parse_datetime(root.findtext("DateTime")), rates=rates)
+    if len(rows) > MAX_ROWS:
+        raise InvalidPayloadError("more rows than any real table", detail="too_many_rows")
+    rates: list[ExchangeRate] = []
+    seen: set[str] = set()
+    dropped: list[str] = []
+    for row in rows:
+        code = _code(row)
+        if code in seen:
+            raise InvalidPayloadError("a currency code appears twice", detail="duplicate_code")
+        seen.add(code)
+        if code not in ISO4217_ACTIVE:
+            dropped.append(code)
+            continue
+        rates.append(_row(row, code))
+    if len(dropped) > MAX_UNKNOWN_CODES:
+        raise InvalidPayloadError("too many codes outside ISO 4217", detail="unknown_codes")
+    return ExchangeRates(
+        as_of=parse_datetime(root.findtext("DateTime")), rates=tuple(rates), dropped=tuple(dropped)
+    )
