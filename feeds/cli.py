@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
 
     f = add("fetch", "Make one attempt at each feed and publish its snapshot.")
     f.add_argument("feeds", nargs="*", metavar="NAME", help="feeds to fetch (default: all)")
+    f.add_argument(
+        "--force", action="store_true",
+        help="ask the named feeds' upstreams now, once: one request each, ignoring the politeness "
+             "window (min_interval, Retry-After) and an open circuit breaker",
+    )
     add("check-config", "Validate the configuration without fetching.")
     add("run", "Run the daemon: scheduled fetches, warm start, systemd notify.")
     s = add("status", "Show every feed's health.")
@@ -81,20 +86,34 @@ def _short_time(value: datetime | str | None) -> str:
     return value.isoformat(timespec="minutes")
 
 
-async def _fetch(config: Config, names: list[str]) -> int:
+def _in(seconds: float) -> str:
+    s = max(0, round(seconds))
+    return f"{s}s" if s < 120 else (f"{s // 60}m{s % 60:02d}s" if s < 7200 else f"{s // 3600}h{(s % 3600) // 60:02d}m")
+
+
+async def _fetch(config: Config, names: list[str], *, force: bool = False) -> int:
+    from datetime import UTC, timedelta
+
     from feeds.app import open_runtime
 
     code = EX_OK
     async with open_runtime(config) as rt:
         # Feeds run concurrently: a slow upstream never delays another feed's publish.
-        results = await asyncio.gather(*(rt.coordinator.refresh(config.feeds[n]) for n in names))
+        results = await asyncio.gather(*(rt.coordinator.refresh(config.feeds[n], force=force) for n in names))
     width = max(len(n) for n in names)
+    now = datetime.now(UTC)
     for r in results:
         line = f"{r.feed:<{width}}  {r.status:<11}  {r.summary}"
         if r.snapshot.get("as_of"):
             line += f"  as_of {_short_time(r.snapshot['as_of'])}"
         if r.outcome not in ("ok",):
             line += f"  ({r.outcome}{': ' + r.detail if r.detail else ''})"
+        if r.retry_in is not None:
+            at = (now + timedelta(seconds=r.retry_in)).astimezone().isoformat(timespec="seconds")
+            line += (f"; next request allowed in {_in(r.retry_in)}, at {at}"
+                     f" (portal-feeds fetch --force {r.feed} asks now)")
+        if r.forced:
+            line += "  [forced: one request now, politeness window and circuit breaker ignored once]"
         print(line)
         if r.error is not None and r.error.kind == "local":
             print(f"portal-feeds: {r.feed}: {r.error.message}", file=sys.stderr)
@@ -137,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from feeds.instance import AlreadyRunning, InstanceLock
 
             names = _select(config, args.feeds) if args.command == "fetch" else []
+            if args.command == "fetch" and args.force and not args.feeds:
+                print("portal-feeds: fetch --force needs the feed NAMEs to ask now "
+                      f"(known: {', '.join(config.feeds)})", file=sys.stderr)
+                return 2
             try:
                 lock = InstanceLock(config.cache_dir, args.command, config.path).acquire()
             except AlreadyRunning as exc:
@@ -150,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EX_TEMPFAIL
             try:
                 if args.command == "fetch":
-                    return asyncio.run(_fetch(config, names))
+                    return asyncio.run(_fetch(config, names, force=args.force))
                 from feeds.daemon import run_daemon
 
                 return run_daemon(args.config, config, instance=lock)

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -130,6 +130,10 @@ class AttemptResult:
     duration_s: float
     snapshot: dict[str, Any]
     error: FeedError | None = None
+    #: Held back: seconds until the upstream may be asked again (politeness or circuit).
+    retry_in: float | None = None
+    #: ``fetch --force``: the politeness window / open circuit was ignored for this attempt.
+    forced: bool = False
 
     @property
     def summary(self) -> str:
@@ -179,14 +183,30 @@ class Coordinator:
         )
         #: Per-host concurrency and rate limits of concurrent requests (feeds.batching).
         self.host_limits = HostLimits(config.per_host_concurrency)
+        #: Feeds whose current attempt was forced (``fetch --force``).
+        self._forced: set[str] = set()
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
 
     # -- public ----------------------------------------------------------------------
     async def refresh(
-        self, feed: FeedConfig, *, next_update_at: datetime | None = None
+        self, feed: FeedConfig, *, next_update_at: datetime | None = None, force: bool = False
     ) -> AttemptResult:
-        """Make one attempt at ``feed`` and publish its snapshot; never raises for upstream faults."""
+        """Make one attempt at ``feed`` and publish its snapshot; never raises for upstream faults.
+
+        ``force`` (``fetch --force``, an admin checking a fix): one request per upstream call
+        now, ignoring the politeness window (``min_interval``, ``Retry-After``), an ``Expires``
+        still running, and an open circuit, once.  Its time still counts for the window.
+        """
+        if force:
+            self._forced.add(feed.name)
+        try:
+            result = await self._refresh(feed, next_update_at=next_update_at)
+        finally:
+            self._forced.discard(feed.name)
+        return replace(result, forced=True) if force else result
+
+    async def _refresh(self, feed: FeedConfig, *, next_update_at: datetime | None) -> AttemptResult:
         started = self.clock.now()
         t0 = self.clock.monotonic()
         error: FeedError | None = None
@@ -308,10 +328,12 @@ class Coordinator:
         cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
         cached: dict[str, Any] | None = self.store.get(cache_key)
         now = self.clock.now()
+        forced = feed.name in self._forced
         # MET Norway: do not ask again before the (capped) Expires the server gave.  An
         # entry from before the cap (no stored_at) or past the cap is not honoured.
         if (
-            cached
+            not forced
+            and cached
             and cached.get("expires")
             and cached.get("stored_at")
             and now < cached["expires"]
@@ -320,15 +342,17 @@ class Coordinator:
         ):
             return self._parse_or_keep(feed, cached["body"], parse)
         breaker = self.guard.breaker(host, now)
-        if breaker.state == "open":
-            raise HeldBack("circuit_open", 0.0)
+        if breaker.state == "open" and not forced:
+            left = (breaker.opened_at + self.guard.cooldown - now).total_seconds() if breaker.opened_at else 0.0
+            raise HeldBack("circuit_open", max(0.0, left))
         # Half-open: one probe request, not a retried attempt, decides the breaker's fate.
-        probe_only = breaker.state == "half_open"
+        # A forced attempt is one request too, whatever the breaker says.
+        probe_only = breaker.state == "half_open" or forced
         tried: list[FeedError] = []
 
         async def once() -> Fetched:
             remaining = deadline_at - self.clock.monotonic()
-            wait = self.guard.wait_needed(host, feed.min_interval, self.clock.now())
+            wait = 0.0 if forced else self.guard.wait_needed(host, feed.min_interval, self.clock.now())
             if wait > 0:
                 if wait < remaining - 1:
                     await self.clock.sleep(wait)
@@ -337,7 +361,7 @@ class Coordinator:
                 else:
                     raise HeldBack("min_interval", wait)
             before = self.guard.host_state(host)
-            if not self.guard.claim(host, feed.min_interval, self.clock.now()):
+            if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced):
                 raise HeldBack("min_interval", feed.min_interval)
             try:
                 return await fetch(
@@ -487,7 +511,6 @@ class Coordinator:
         good = self._load_good(feed)
         last_good_at = good.fetched_at if good else None
         if held is not None and error is None:
-            # Held back by politeness: not a failure; the state stays what it was.
             # Held back by politeness: not a failure, but the status still follows the age.
             status: str = freshness.decide(
                 succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now,
@@ -529,7 +552,8 @@ class Coordinator:
                 "outcome": outcome,
             },
         )
-        return AttemptResult(feed.name, written, outcome, detail, duration, snap, error)
+        return AttemptResult(feed.name, written, outcome, detail, duration, snap, error,
+                             retry_in=held.wait if held is not None and error is None else None)
 
     def _publish(
         self,

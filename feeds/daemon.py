@@ -344,7 +344,7 @@ class Daemon:
         from feeds.metrics import write_metrics
 
         try:
-            write_metrics(self.config.metrics_file, self._rows())
+            write_metrics(self.config.metrics_file, self._rows(), self.rt.clock.now())
         except OSError as exc:
             logger.warning("metrics file not written kind=%s", type(exc).__name__)
 

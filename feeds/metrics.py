@@ -1,15 +1,21 @@
 """Prometheus metrics as a node_exporter textfile (written by the daemon after each attempt).
 
-prometheus-client's ``write_to_textfile`` writes a temporary file and renames it over the
-target, so node_exporter never reads a half-written file.
+Written like a snapshot (``feeds.publish.write_atomic``): a temporary file renamed over the
+target, so node_exporter never reads a half-written file, and mode 0644 whatever the
+service's ``UMask=0077``, so node_exporter (another user) can read it.
+
+A textfile keeps its last values when the daemon dies, so ``data_age_seconds`` freezes:
+``portal_feeds_last_run_timestamp_seconds`` (the time of this write) lets an alert on
+``time() - portal_feeds_last_run_timestamp_seconds`` catch a dead daemon (docs/deploy.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -21,8 +27,9 @@ __all__ = ["FeedsCollector", "write_metrics"]
 class FeedsCollector(Collector):
     """Turns health rows into metric families."""
 
-    def __init__(self, rows: Sequence[FeedRow]) -> None:
+    def __init__(self, rows: Sequence[FeedRow], now: datetime | None = None) -> None:
         self.rows = rows
+        self.now = now
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         last = GaugeMetricFamily(
@@ -43,7 +50,20 @@ class FeedsCollector(Collector):
             "portal_feeds_attempts", "Attempts by outcome (ok, held_back or an error kind).",
             labels=["feed", "outcome"],
         )
+        run = GaugeMetricFamily(
+            "portal_feeds_last_run_timestamp_seconds",
+            "Unix time the daemon last wrote this file (after each attempt): alert on time() minus it.",
+        )
+        if self.now is not None:
+            run.add_metric([], self.now.timestamp())
+        attempted = GaugeMetricFamily(
+            "portal_feeds_last_attempt_timestamp_seconds",
+            "Unix time of the feed's last attempt, successful or not.",
+            labels=["feed"],
+        )
         for r in self.rows:
+            if r.last_attempt_at is not None:
+                attempted.add_metric([r.feed], r.last_attempt_at.timestamp())
             if r.last_success_at is not None:
                 last.add_metric([r.feed], r.last_success_at.timestamp())
             if r.data_age_s is not None:
@@ -52,12 +72,13 @@ class FeedsCollector(Collector):
             failures.add_metric([r.feed], r.consecutive_failures)
             for outcome, n in sorted(r.attempts.items()):
                 attempts.add_metric([r.feed, outcome], n)
-        yield from (last, age, up, failures, attempts)
+        yield from (run, attempted, last, age, up, failures, attempts)
 
 
-def write_metrics(path: Path, rows: Sequence[FeedRow]) -> None:
-    """Write the textfile atomically."""
+def write_metrics(path: Path, rows: Sequence[FeedRow], now: datetime | None = None) -> None:
+    """Write the textfile atomically, mode 0644; ``now`` is the last-run timestamp."""
+    from feeds.publish import write_atomic
+
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FeedsCollector(rows))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_to_textfile(str(path), registry)
+    registry.register(FeedsCollector(rows, now))
+    write_atomic(path, generate_latest(registry), mode=0o644)

@@ -73,10 +73,13 @@ class HostGuard:
             waits.append((st.not_before - now).total_seconds())
         return max(waits)
 
-    def claim(self, host: str, min_interval: float, now: datetime) -> bool:
-        """Atomically take the host's next request slot; False if it is not free yet."""
+    def claim(self, host: str, min_interval: float, now: datetime, *, force: bool = False) -> bool:
+        """Atomically take the host's next request slot; False if it is not free yet.
+
+        ``force`` (``fetch --force``) takes it anyway; the window starts again from now.
+        """
         with self.store.lock():
-            if self.wait_needed(host, min_interval, now) > 0:
+            if not force and self.wait_needed(host, min_interval, now) > 0:
                 return False
             st = self.host_state(host)
             self.store.set(f"polite/{host}", {"last_request_at": now, "not_before": st.not_before})

@@ -226,3 +226,27 @@ def test_stop_during_an_attempt_is_not_an_error(tmp_path: Path, monkeypatch: pyt
         assert "job_error" not in (store.get("scheduler/rates") or {})
     finally:
         store.close()
+
+
+def test_metrics_carry_a_last_run_timestamp_and_are_world_readable(tmp_path: Path) -> None:
+    """A dead daemon freezes the textfile: time() - last_run catches it; node_exporter can read it."""
+    import stat
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from feeds.health import FeedRow
+    from feeds.metrics import write_metrics
+
+    row = FeedRow("rates", "exchange_rates", "fresh", 60.0, NOW - timedelta(seconds=60), NOW - timedelta(seconds=5),
+                  "ok", None, 0, "closed", None, 900, "Vietcombank", False, False, {"ok": 1})
+    path = tmp_path / "prom" / "portal_feeds.prom"
+    old = os.umask(0o077)  # the unit's UMask
+    try:
+        write_metrics(path, [row], NOW)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    fams = {f.name: f for f in text_string_to_metric_families(path.read_text())}
+    assert fams["portal_feeds_last_run_timestamp_seconds"].samples[0].value == NOW.timestamp()
+    sample = fams["portal_feeds_last_attempt_timestamp_seconds"].samples[0]
+    assert sample.labels == {"feed": "rates"} and sample.value == (NOW - timedelta(seconds=5)).timestamp()
