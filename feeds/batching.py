@@ -241,8 +241,10 @@ async def _ask(
     return fresh, errors
 
 
-async def fetch_weather(coord: Coordinator, feed: FeedConfig, deadline_at: float) -> _Got:
-    """One weather attempt over every source; see the module docstring."""
+async def fetch_weather(
+    coord: Coordinator, feed: FeedConfig, deadline_at: float, sources: Sequence[SourceConfig] | None = None
+) -> _Got:
+    """One weather attempt over ``sources`` (default: the feed's); see the module docstring."""
     from feeds.coordinator import _Got
 
     clock = coord.clock
@@ -255,13 +257,14 @@ async def fetch_weather(coord: Coordinator, feed: FeedConfig, deadline_at: float
     used: dict[str, SourceConfig] = {}
     errors: list[FeedError | HeldBack] = []
 
-    for i, source in enumerate(feed.sources):
+    sources = tuple(feed.sources if sources is None else sources)
+    for i, source in enumerate(sources):
         missing = [loc for loc in feed.locations if loc.id not in fresh]
         now_m = clock.monotonic()
         if not missing or now_m >= end:
             break
         if i == 0:
-            until = now_m + (end - now_m) * feed.primary_share if feed.fallback else end
+            until = now_m + (end - now_m) * feed.primary_share if len(sources) > 1 else end
             asked: Sequence[Location] = missing
         else:
             until = end
@@ -298,7 +301,7 @@ async def fetch_weather(coord: Coordinator, feed: FeedConfig, deadline_at: float
     counts: dict[SourceConfig, int] = {}
     for src in used.values():
         counts[src] = counts.get(src, 0) + 1
-    source = max(feed.sources, key=lambda s: (counts.get(s, 0), -feed.sources.index(s)))
+    source = max(sources, key=lambda s: (counts.get(s, 0), -sources.index(s)))
     partial: FeedError | None = None
     if len(fresh) < len(feed.locations):
         first = next((e for e in errors if isinstance(e, FeedError)), None)
@@ -309,5 +312,5 @@ async def fetch_weather(coord: Coordinator, feed: FeedConfig, deadline_at: float
         )
     return _Got(
         {"locations": merged}, min(as_ofs) if as_ofs else None, source, now, oldest, partial,
-        fallback_locations=sum(1 for s in used.values() if s != feed.source),
+        fallback_locations=sum(1 for s in used.values() if s != sources[0]),
     )

@@ -28,6 +28,7 @@ from feeds.politeness import DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD
 from feeds.portal import PublishConfig, WidgetConfig, parse_publish, parse_widget
 
 __all__ = [
+    "PEER_KIND",
     "CONFIG_SEARCH_PATH",
     "DEFAULT_DEADLINE",
     "DEFAULT_MAX_BODY",
@@ -45,15 +46,18 @@ __all__ = [
     "parse_size",
 ]
 
-KINDS = ("vietcombank", "open-meteo", "met-no")
+#: Another portal-feeds instance's published snapshot, read over HTTP (feeds.sources.peer).
+PEER_KIND = "portal-feeds"
+KINDS = ("vietcombank", "open-meteo", "met-no", PEER_KIND)
 DATA_KIND = {"vietcombank": "exchange_rates", "open-meteo": "weather", "met-no": "weather"}
+DATA_KINDS = ("exchange_rates", "weather")
 DEFAULT_URLS = {
     "vietcombank": "https://portal.vietcombank.com.vn/Usercontrols/TVPortal.TyGia/pXML.aspx?b=10",
     "open-meteo": "https://api.open-meteo.com/v1/forecast",
     "met-no": "https://api.met.no/weatherapi/locationforecast/2.0/compact",
 }
 #: Vietcombank's own XML says "Only one request every 5 minutes!".
-DEFAULT_MIN_INTERVAL = {"vietcombank": 300.0, "open-meteo": 0.0, "met-no": 0.0}
+DEFAULT_MIN_INTERVAL = {"vietcombank": 300.0, "open-meteo": 0.0, "met-no": 0.0, PEER_KIND: 0.0}
 DEFAULT_USER_AGENT = "portal-feeds/0.1 (+https://github.com/portal-feeds; webmaster@localhost)"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_DEADLINE = 20.0
@@ -78,10 +82,12 @@ class SourceConfig:
 
     kind: str
     url: str
+    #: A peer's data kind (a peer serves whatever its feed is); None for the others.
+    data: str | None = None
 
     @property
     def data_kind(self) -> str:
-        return DATA_KIND[self.kind]
+        return self.data or DATA_KIND[self.kind]
 
 
 @dataclass(frozen=True)
@@ -344,8 +350,25 @@ def _source(table: Mapping[str, Any], key: str) -> SourceConfig:
     kind = table.get("kind")
     if kind not in KINDS:
         raise ConfigError(f"{key}.kind", f"expected one of {', '.join(KINDS)}, got {_show(kind)}")
+    if kind == PEER_KIND and "url" not in table:
+        raise ConfigError(f"{key}.url", "missing: the URL of the other instance's <feed>.json")
     url = _url(table["url"], f"{key}.url") if "url" in table else DEFAULT_URLS[kind]
     return SourceConfig(kind=kind, url=url)
+
+
+def _peer_data_kind(table: Mapping[str, Any], key: str) -> str:
+    """A peer primary's data kind: ``data_kind``, else that of its first fallback."""
+    if "data_kind" in table:
+        value = table["data_kind"]
+        if value not in DATA_KINDS:
+            raise ConfigError(f"{key}.data_kind", f"expected one of {', '.join(DATA_KINDS)}, got {_show(value)}")
+        return str(value)
+    raw_fb = table.get("fallback")
+    if isinstance(raw_fb, list) and raw_fb and isinstance(raw_fb[0], dict) and raw_fb[0].get("kind") in DATA_KIND:
+        return DATA_KIND[raw_fb[0]["kind"]]
+    raise ConfigError(
+        f"{key}.data_kind", 'missing: "exchange_rates" or "weather" (or a non-peer fallback to take it from)'
+    )
 
 
 def _locations(value: object, key: str) -> tuple[Location, ...]:
@@ -408,6 +431,7 @@ _FEED_KEYS = {
     "widget",
     "per_location_files",
     "primary_share",
+    "data_kind",
 }
 
 
@@ -420,6 +444,10 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         )
     _unknown(table, _FEED_KEYS, key)
     source = _source(table, key)
+    if source.kind == PEER_KIND:
+        source = SourceConfig(source.kind, source.url, _peer_data_kind(table, key))
+    elif "data_kind" in table:
+        raise ConfigError(f"{key}.data_kind", f"not used by kind {source.kind}")
     every = parse_duration(table.get("every", "15m"), f"{key}.every")
     if every < 1:
         raise ConfigError(f"{key}.every", "expected at least 1s")
@@ -445,19 +473,22 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         t = _table(item, k)
         _unknown(t, {"kind", "url"}, k)
         fb = _source(t, k)
+        if fb.kind == PEER_KIND:
+            fb = SourceConfig(fb.kind, fb.url, source.data_kind)
         if fb.data_kind != source.data_kind:
             raise ConfigError(f"{k}.kind", f"expected a {source.data_kind} source, got {_show(fb.kind)}")
         fallback.append(fb)
     locations: tuple[Location, ...] = ()
-    if source.data_kind == "weather":
+    only_peers = all(s.kind == PEER_KIND for s in (source, *fallback))
+    if source.data_kind == "weather" and not (only_peers and "locations" not in table):
         if "locations" not in table:
             raise ConfigError(f"{key}.locations", 'missing: "vietnam-provinces" or a list of {id, name, lat, lon}')
         locations = _locations(table["locations"], f"{key}.locations")
     elif "locations" in table:
         raise ConfigError(f"{key}.locations", f"not used by kind {source.kind}")
-    min_interval = parse_duration(
-        table.get("min_interval", DEFAULT_MIN_INTERVAL[source.kind]), f"{key}.min_interval"
-    )
+    # The politest default of the feed's sources (a peer with the bank behind it: 5 minutes).
+    default_min = max(DEFAULT_MIN_INTERVAL[s.kind] for s in (source, *fallback))
+    min_interval = parse_duration(table.get("min_interval", default_min), f"{key}.min_interval")
     if at is None and every < min_interval:
         # Every attempt in between would be held back by politeness: the schedule would lie.
         raise ConfigError(

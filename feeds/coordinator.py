@@ -27,7 +27,7 @@ import httpx
 from feeds import freshness, trust
 from feeds.batching import HostLimits, fetch_weather
 from feeds.clock import Clock
-from feeds.config import Config, FeedConfig, SourceConfig
+from feeds.config import PEER_KIND, Config, FeedConfig, SourceConfig
 from feeds.errors import (
     ConnectError,
     DnsError,
@@ -41,6 +41,7 @@ from feeds.errors import (
 )
 from feeds.localfaults import NOT_WRITTEN, local_error
 from feeds.models import RequestSpec
+from feeds.peering import fetch_peer
 from feeds.politeness import HostGuard
 from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
@@ -76,6 +77,10 @@ def source_module(kind: str) -> ModuleType:
         from feeds.sources import met_no
 
         return met_no
+    if kind == "portal-feeds":
+        from feeds.sources import peer
+
+        return peer
     raise ValueError(f"unknown source kind {kind!r}")
 
 
@@ -158,6 +163,12 @@ class _Got:
     partial_error: FeedError | None = None
     #: Weather: how many locations a fallback source answered.
     fallback_locations: int = 0
+    #: A peer's copy (feeds.peering): the origin's status and stale_since, never bettered.
+    origin_status: str | None = None
+    origin_stale_since: datetime | None = None
+    #: The origin's source, named in our snapshot (else the source module's name).
+    source_name: str | None = None
+    source_url: str | None = None
 
 
 class Coordinator:
@@ -269,19 +280,25 @@ class Coordinator:
 
     # -- fetching --------------------------------------------------------------------
     async def _fetch_feed(self, feed: FeedConfig, deadline_at: float) -> _Got:
-        if feed.data_kind == "weather":
-            # Every source, per location, batches concurrently (feeds.batching).
-            return await fetch_weather(self, feed, deadline_at)
         errors: list[FeedError] = []
         held: HeldBack | None = None
-        for source in feed.sources:
+        for i, source in enumerate(feed.sources):
             try:
+                if source.kind == PEER_KIND:
+                    # Another instance's snapshot (feeds.peering); then the sources behind it.
+                    return await fetch_peer(self, feed, source, deadline_at)
+                if feed.data_kind == "weather":
+                    # Every remaining source, per location, concurrently (feeds.batching).
+                    rest = tuple(s for s in feed.sources[i:] if s.kind != PEER_KIND)
+                    return await fetch_weather(self, feed, deadline_at, rest)
                 return await self._fetch_rates(feed, source, deadline_at)
             except HeldBack as hb:
                 held = held or hb
             except FeedError as exc:
                 errors.append(exc)
-            if self.clock.monotonic() >= deadline_at:
+            if self.clock.monotonic() >= deadline_at or (
+                feed.data_kind == "weather" and source.kind != PEER_KIND
+            ):
                 break
         if errors:
             raise errors[0]
@@ -503,8 +520,8 @@ class Coordinator:
                 data=got.data,
                 fetched_at=got.oldest_location_at or got.fetched_at,
                 as_of=got.as_of,
-                source_name=src.SOURCE_NAME,
-                source_url=got.source.url,
+                source_name=got.source_name or src.SOURCE_NAME,
+                source_url=got.source_url or got.source.url,
             )
             self.store.set(f"good/{feed.name}", fetched)
             error = got.partial_error
@@ -520,6 +537,8 @@ class Coordinator:
             status = freshness.decide(
                 succeeded=error is None, last_good_at=last_good_at, max_stale=max_stale, now=now
             )
+        if got is not None and got.origin_status == "stale" and status == "fresh":
+            status = "stale"  # a peer's copy is never fresher than its origin
         stale_since = (
             None
             if status == "fresh"
@@ -527,6 +546,8 @@ class Coordinator:
                 succeeded=False, previous=state.get("stale_since"), attempt_started=started
             )
         )
+        if got is not None and got.origin_stale_since is not None and stale_since is not None:
+            stale_since = min(stale_since, got.origin_stale_since)
         written = status
         try:
             snap = self._publish(feed, status, good, stale_since, next_update_at, now)

@@ -76,10 +76,10 @@ def icon_path(condition: object) -> str:
 def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, Decimal):
-        return value if value.is_finite() else None
-    if isinstance(value, int | float):
-        d = Decimal(value)  # the exact value, as Intl.NumberFormat rounds it
+    if isinstance(value, Decimal | int | float):
+        # Through the double a browser parses from the JSON, then its exact value: the
+        # rounding Intl.NumberFormat does, so the fragment and the JS widget print the same.
+        d = Decimal(float(value))
         return d if d.is_finite() else None
     return None
 

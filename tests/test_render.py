@@ -184,8 +184,9 @@ def test_weather_snapshot_carries_short_names(tmp_path: Path, validate_snapshot)
 
 # -- formats --------------------------------------------------------------------------------
 
+# 1234567.005 is 1234567.00499999... as a double: like Intl in the browser, ",00".
 @pytest.mark.parametrize(("value", "decimals", "text"), [
-    (Decimal("3474.5"), 2, "3.474,50"), (26081.5, 2, "26.081,50"), (Decimal("1234567.005"), 2, "1.234.567,01"),
+    (Decimal("3474.5"), 2, "3.474,50"), (26081.5, 2, "26.081,50"), (Decimal("1234567.005"), 2, "1.234.567,00"), (Decimal("1234567.0051"), 2, "1.234.567,01"),
     (24.5, 0, "25"), (-0.4, 0, "0"), (-3.5, 0, "-4"), (0.4, 1, "0,4"), (None, 2, "—"), ("12", 2, "—"),
 ])
 def test_vi_number(value: Any, decimals: int, text: str) -> None:

@@ -1,11 +1,7 @@
-/*! portal-feeds widget: drop-in Vietnamese exchange-rate and weather boxes. MIT.
- * <script src="/widget/portal-feeds.js" defer></script>
- * <div data-portal-feeds="exchange-rates" data-src="/feeds/exchange-rates.json"></div>
- * Options and theming: docs/widgets.md. */
+/*! portal-feeds widget (MIT): <div data-portal-feeds="exchange-rates" data-src="/feeds/exchange-rates.json">, docs/widgets.md */
 (function () {
   "use strict";
-  // Icon parts (24x24, stroked) and the parts of each `condition` key. The server-side
-  // fragments read these two tables from this file, so both forms draw the same icons.
+  // Icon parts (24x24) and each condition's parts; feeds/render.py reads both tables here.
   var PARTS = /*pf-parts*/{
     "sun": "M12 7.5a4.5 4.5 0 1 0 0 9a4.5 4.5 0 1 0 0-9zM12 1.5V4M12 20v2.5M1.5 12H4M20 12h2.5M4.6 4.6l1.8 1.8M17.6 17.6l1.8 1.8M4.6 19.4l1.8-1.8M17.6 6.4l1.8-1.8",
     "sunlet": "M8 5a3 3 0 1 0 0 6a3 3 0 1 0 0-6zM8 1v1.8M1 8h1.8M3 3l1.2 1.2M13 3l-1.2 1.2",
@@ -46,4 +42,213 @@
     "thunderstorm_hail": "cloudup bolt hail",
     "unknown": "question"
   }/*/pf-icons*/;
+
+  var TZ = "Asia/Ho_Chi_Minh", SVG = "http://www.w3.org/2000/svg", NONE = "—";
+  var T = {
+    exchange_rates: "Tỷ giá ngoại tệ", weather: "Thời tiết các vùng",
+    caption: "Tỷ giá mua và bán (đồng cho một đơn vị ngoại tệ)", currency: "Ngoại tệ",
+    fresh: "Cập nhật lúc", stale: "Dữ liệu cập nhật lần cuối lúc",
+    none: "Tạm thời chưa có dữ liệu", source: "Nguồn:"
+  };
+  var COLS = {
+    exchange_rates: {buy_cash: "Mua tiền mặt", buy_transfer: "Mua chuyển khoản", sell: "Bán"},
+    weather: {condition: "Thời tiết", temperature: "Nhiệt độ", humidity: "Độ ẩm", wind: "Gió",
+      precipitation: "Lượng mưa", forecast: "Hôm nay"}
+  };
+  var DEFAULT_COLS = {exchange_rates: "buy_cash,buy_transfer,sell", weather: "condition,temperature,humidity"};
+  var has = function (o, k) { return Object.prototype.hasOwnProperty.call(o, k); };
+  var nf = {}, tf;
+
+  function num(v, digits) {
+    if (typeof v !== "number" || !isFinite(v)) return NONE;
+    if (!nf[digits]) {
+      var o = {minimumFractionDigits: digits, maximumFractionDigits: digits, signDisplay: "negative"};
+      try { nf[digits] = new Intl.NumberFormat("vi-VN", o); } catch (e) {
+        delete o.signDisplay; nf[digits] = new Intl.NumberFormat("vi-VN", o);
+      }
+    }
+    return nf[digits].format(v);
+  }
+
+  // "14:30 24/11/2026", in Vietnam time whatever the visitor's zone.
+  function when(iso) {
+    var d = new Date(iso), p = {};
+    if (typeof iso !== "string" || isNaN(d.getTime())) return "";
+    tf = tf || new Intl.DateTimeFormat("vi-VN", {timeZone: TZ, hourCycle: "h23", hour: "2-digit",
+      minute: "2-digit", day: "2-digit", month: "2-digit", year: "numeric"});
+    tf.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
+    return p.hour + ":" + p.minute + " " + p.day + "/" + p.month + "/" + p.year;
+  }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = String(text);
+    return e;
+  }
+
+  function add(parent) {
+    for (var i = 1; i < arguments.length; i++) {
+      var c = arguments[i];
+      parent.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    }
+    return parent;
+  }
+
+  function icon(cond) {
+    var names = (typeof cond === "string" && has(ICONS, cond) ? ICONS[cond] : ICONS.unknown).split(" ");
+    var s = document.createElementNS(SVG, "svg"), p = document.createElementNS(SVG, "path");
+    var a = {"class": "pf-icon", viewBox: "0 0 24 24", width: "24", height: "24", "aria-hidden": "true",
+      focusable: "false", fill: "none", stroke: "currentColor", "stroke-width": "1.8",
+      "stroke-linecap": "round", "stroke-linejoin": "round"};
+    for (var k in a) s.setAttribute(k, a[k]);
+    p.setAttribute("d", names.map(function (n) { return PARTS[n]; }).join(" "));
+    s.appendChild(p);
+    return s;
+  }
+
+  function list(v) {
+    return v ? v.split(",").map(function (x) { return x.trim(); }).filter(Boolean) : [];
+  }
+
+  function pick(items, key, wanted) {
+    if (!wanted.length) return items;
+    var by = {};
+    items.forEach(function (x) { if (x && typeof x === "object") by["k" + x[key]] = x; });
+    return wanted.filter(function (w) { return has(by, "k" + w); }).map(function (w) { return by["k" + w]; });
+  }
+
+  function str(v) { return v == null ? "" : String(v); }
+
+  function rates(sec, data, o) {
+    var cols = list(o.columns || DEFAULT_COLS.exchange_rates).filter(function (c) { return has(COLS.exchange_rates, c); });
+    var rows = pick(data.rates, "code", list(o.currencies).map(function (c) { return c.toUpperCase(); }));
+    if (!rows.length) return false;
+    var table = el("table", "pf-table"), head = el("tr"), body = el("tbody");
+    add(table, el("caption", null, T.caption));
+    add(head, th("col", T.currency));
+    cols.forEach(function (c) { add(head, th("col", COLS.exchange_rates[c])); });
+    add(table, add(el("thead"), head), body);
+    rows.forEach(function (r) {
+      var tr = el("tr"), h = th("row");
+      add(h, el("span", "pf-code", str(r.code)), " ", el("span", "pf-name", str(r.name_vi || r.name)));
+      add(tr, h);
+      cols.forEach(function (c) { add(tr, el("td", null, num(r[c], 2))); });
+      add(body, tr);
+    });
+    add(sec, table);
+    return true;
+  }
+
+  function th(scope, text) {
+    var h = el("th", null, text);
+    h.setAttribute("scope", scope);
+    return h;
+  }
+
+  function weather(sec, data, o) {
+    var cols = list(o.columns || DEFAULT_COLS.weather).filter(function (c) { return has(COLS.weather, c); });
+    var locs = pick(data.locations, "id", list(o.locations));
+    if (!locs.length) return false;
+    var ul = el("ul", "pf-list");
+    locs.forEach(function (l) {
+      var c = l.current && typeof l.current === "object" ? l.current : {};
+      var t = Array.isArray(l.daily) && l.daily[0] && typeof l.daily[0] === "object" ? l.daily[0] : {};
+      var v = {
+        temperature: num(c.temperature_c, 0) + "°C", humidity: num(c.humidity_pct, 0) + "%",
+        wind: num(c.wind_speed_kmh, 0) + " km/h", precipitation: num(c.precipitation_mm, 1) + " mm",
+        forecast: num(t.temperature_min_c, 0) + "–" + num(t.temperature_max_c, 0) + "°C"
+      };
+      var li = add(el("li", "pf-loc"), el("span", "pf-place", str(l.short_name || l.name)));
+      cols.forEach(function (k) {
+        if (k === "condition") {
+          add(li, " ", add(el("span", "pf-condition"), icon(c.condition), " ", el("span", null, str(c.condition_vi))));
+        } else if (k === "temperature") {
+          add(li, " ", el("span", "pf-temperature", v[k]));
+        } else {
+          add(li, " ", add(el("span", "pf-" + k), el("span", "pf-label", COLS.weather[k]), " " + v[k]));
+        }
+      });
+      add(ul, li);
+    });
+    add(sec, ul);
+    return true;
+  }
+
+  // What a snapshot can be shown as: its status, or why it cannot be read at all.
+  function check(s) {
+    if (!s || typeof s !== "object" || s.schema_version !== 1) return "unsupported";
+    if (["fresh", "stale", "expired", "unavailable"].indexOf(s.status) < 0) return "unsupported";
+    if (s.kind !== "exchange_rates" && s.kind !== "weather") return "unsupported";
+    var d = s.data;
+    if ((s.status === "fresh" || s.status === "stale") && !(d && typeof d === "object" &&
+        Array.isArray(s.kind === "weather" ? d.locations : d.rates))) return "invalid";
+    return s.status;
+  }
+
+  function render(box, snap, state) {
+    var o = box.dataset, ok = state === "fresh" || state === "stale";
+    var kind = snap && (snap.kind === "weather" || snap.kind === "exchange_rates") ? snap.kind :
+      (o.kind || (/weather|thoi-tiet/i.test(o.portalFeeds || "") ? "weather" : "exchange_rates"));
+    var status = ok || state === "expired" ? state : "unavailable";
+    var sec = el("section", "pf pf-" + (kind === "weather" ? "weather" : "rates") + " pf-" + status);
+    sec.setAttribute("data-status", status);
+    add(sec, el("h2", "pf-title", o.title || T[kind]));
+    ok = ok && (kind === "weather" ? weather : rates)(sec, snap.data, o);
+    var p = el("p", "pf-status pf-status-" + (ok ? status : "none")), at = ok && when(snap.fetched_at);
+    if (at) {
+      var t = el("time", null, at);
+      t.setAttribute("datetime", snap.fetched_at);
+      add(p, T[status] + " ", t);
+      var src = snap.source && snap.source.name;
+      if (src) add(p, el("span", "pf-source", " · " + T.source + " " + src));
+    } else {
+      p.textContent = T.none;
+    }
+    add(sec, p);
+    box.textContent = "";
+    add(box, sec);
+    box.setAttribute("data-pf-state", at ? state : (state === "fresh" || state === "stale" ? "none" : state));
+  }
+
+  // Reload just after next_update_at; else back off 30 s, 1, 2 ... 30 min (±20 %).
+  function later(box, snap, fails) {
+    var next = snap ? Date.parse(snap.next_update_at) : NaN, now = Date.now(), wait;
+    if (!fails && next > now) wait = next - now + 5000 + Math.random() * 10000;
+    else wait = Math.min(30000 * Math.pow(2, Math.max(fails - 1, 0)), 1800000) * (0.8 + Math.random() * 0.4);
+    clearTimeout(box.pfTimer);
+    box.pfTimer = setTimeout(function () { load(box, fails); }, Math.min(wait, 3600000));
+  }
+
+  function load(box, fails) {
+    var src = box.getAttribute("data-src");
+    if (!src) return render(box, null, "missing");
+    fetch(src, {cache: "no-cache", credentials: "same-origin"}).then(function (r) {
+      if (!r.ok) throw "missing";
+      return r.json().catch(function () { throw "invalid"; });
+    }).then(function (snap) {
+      var state = check(snap);
+      if (state === "unsupported" || state === "invalid") throw state;
+      render(box, snap, state);
+      box.pfLast = snap;
+      later(box, snap, Date.parse(snap.next_update_at) > Date.now() ? 0 : fails + 1);
+    }).catch(function (why) {
+      var last = box.pfLast;
+      // A passing failure after good data: keep it, worded as stale.
+      if (last && fails < 3 && (last.status === "fresh" || last.status === "stale")) render(box, last, "stale");
+      else render(box, null, typeof why === "string" ? why : "missing");
+      later(box, null, fails + 1);
+    });
+  }
+
+  function scan() {
+    var boxes = document.querySelectorAll("[data-portal-feeds]");
+    for (var i = 0; i < boxes.length; i++) {
+      if (!boxes[i].pfStarted) { boxes[i].pfStarted = true; load(boxes[i], 0); }
+    }
+  }
+
+  window.PortalFeeds = {scan: scan};
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", scan);
+  else scan();
 })();

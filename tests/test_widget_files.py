@@ -1,0 +1,60 @@
+"""The JS widget's files as shipped: size, no HTML injection sinks, no external requests, the
+top-level widget/ is the package's, and both are in a normal (non-editable) install."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import subprocess
+import sys
+import zipfile
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+JS = REPO / "feeds" / "widget" / "portal-feeds.js"
+CSS = REPO / "feeds" / "widget" / "portal-feeds.css"
+
+
+def test_widget_is_small() -> None:
+    raw = JS.read_bytes()
+    assert len(raw) < 12_000, len(raw)
+    assert len(gzip.compress(raw, 9)) < 5_000
+
+
+def test_widget_never_parses_data_as_html_nor_loads_code() -> None:
+    js = JS.read_text(encoding="utf-8")
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+                 "new Function", "setAttribute(\"on", "import(", ".style"):
+        assert sink not in js, sink
+    # The only URL is the SVG namespace: no external request, no CDN.
+    assert re.findall(r"https?://[^\"' ]+", js) == ["http://www.w3.org/2000/svg"]
+    assert "@import" not in CSS.read_text(encoding="utf-8") and "url(" not in CSS.read_text(encoding="utf-8")
+
+
+def test_css_is_themable_with_custom_properties() -> None:
+    css = CSS.read_text(encoding="utf-8")
+    used = set(re.findall(r"var\((--pf-[a-z-]+)", css))
+    assert {"--pf-accent", "--pf-color", "--pf-bg", "--pf-font", "--pf-border", "--pf-muted"} <= used
+    documented = (REPO / "docs" / "widgets.md").read_text(encoding="utf-8")
+    assert all(name in documented for name in used), used - {n for n in used if n in documented}
+
+
+def test_top_level_widget_folder_is_the_packaged_one() -> None:
+    for name in ("portal-feeds.js", "portal-feeds.css"):
+        assert (REPO / "widget" / name).read_bytes() == files("feeds").joinpath(f"widget/{name}").read_bytes()
+
+
+@pytest.mark.skipif(not (REPO / "pyproject.toml").exists(), reason="needs the source tree")
+def test_wheel_ships_widget_and_templates(tmp_path: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                        "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    (wheel,) = tmp_path.glob("portal_feeds-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in ("feeds/widget/portal-feeds.js", "feeds/widget/portal-feeds.css",
+                   "feeds/templates/exchange_rates.html.j2", "feeds/templates/weather.html.j2",
+                   "feeds/templates/_common.html.j2", "feeds/data/vn-provinces-2025.csv"):
+        assert needed in names, needed

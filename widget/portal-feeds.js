@@ -1,0 +1,1 @@
+../feeds/widget/portal-feeds.js
