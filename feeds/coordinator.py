@@ -39,6 +39,7 @@ from feeds.errors import (
     RejectedError,
     classify,
 )
+from feeds.frozen import upstream_stale_since
 from feeds.localfaults import NOT_WRITTEN, local_error
 from feeds.models import RequestSpec
 from feeds.peering import fetch_peer
@@ -46,6 +47,7 @@ from feeds.politeness import HostGuard
 from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
 from feeds.recovery import read_snapshot
+from feeds.redact import redact_url
 from feeds.resolver import resolution_log
 from feeds.retry import RetryPolicy
 from feeds.store import GoodData, Health, Store
@@ -521,7 +523,7 @@ class Coordinator:
                 fetched_at=got.oldest_location_at or got.fetched_at,
                 as_of=got.as_of,
                 source_name=got.source_name or src.SOURCE_NAME,
-                source_url=got.source_url or got.source.url,
+                source_url=got.source.public_url or redact_url(got.source_url or got.source.url),
             )
             self.store.set(f"good/{feed.name}", fetched)
             error = got.partial_error
@@ -585,6 +587,8 @@ class Coordinator:
         next_update_at: datetime | None,
         now: datetime,
     ) -> dict[str, Any]:
+        upstream_since = upstream_stale_since(good.source_name, good.as_of, now) if good else None
+        trust.update(self.store, feed.name, upstream_stale_since=upstream_since)
         snap = build_snapshot(
             feed=feed.name,
             kind=feed.data_kind,
@@ -595,8 +599,10 @@ class Coordinator:
             stale_since=stale_since,
             next_update_at=next_update_at,
             source_name=good.source_name if good else None,
-            source_url=good.source_url if good else None,
+            # Again here: data stored (or recovered) before the rule is published redacted too.
+            source_url=redact_url(good.source_url) if good else None,
             data=good.data if good else None,
+            upstream_stale_since=upstream_since,
         )
         # Timestamps in [publish] timezone; <feed>.html (and per-location files) with it.
         snap = in_zone(snap, self.config.publish.tz)

@@ -401,6 +401,10 @@ def evaluate_check(
             level, why = 2, r.status
         elif r.status == "stale" and stale_warning:
             level, why = 1, "stale"
+        elif r.upstream.get("upstream_stale_since") is not None:
+            # Fetched on time, but the upstream's own data has not moved (feeds.frozen).
+            since = r.upstream["upstream_stale_since"]
+            level, why = 1, f"upstream data stale for {_age((now - since).total_seconds())}"
         if level:
             reason = f"{r.feed} {why}"
             if r.outcome not in (None, "ok", "held_back"):

@@ -145,7 +145,9 @@ def test_failed_write_is_reported_at_once_and_healed(tmp_path: Path, monkeypatch
     monkeypatch.setattr(publish, "write_atomic", real)
     r = asyncio.run(coord.refresh(feed))
     assert (r.status, r.outcome) == ("fresh", "ok")
-    assert evaluate_check(feed_rows(cfg, store, clock.now()), clock.now()).code == 0
+    after = evaluate_check(feed_rows(cfg, store, clock.now()), clock.now())
+    # (The recorded fixture is years old: the frozen-upstream rule may still WARN.)
+    assert after.code < 2 and "not written" not in after.line
 
 
 def test_warm_start_with_a_broken_snapshot_is_no_crash(tmp_path: Path) -> None:
