@@ -117,7 +117,7 @@ async def _fetch(config: Config, names: list[str], *, force: bool = False) -> in
         print(line)
         if r.error is not None and r.error.kind == "local":
             print(f"portal-feeds: {r.feed}: {r.error.message}", file=sys.stderr)
-        if r.status != "fresh":
+        if r.status != "fresh" or r.outcome == "local":
             code = EX_DEGRADED
     return code
 

@@ -59,7 +59,7 @@ from typing import Any, Protocol
 import diskcache
 
 from feeds.errors import LocalError
-from feeds.localfaults import reason_of, sqlite_reason
+from feeds.localfaults import probe_folder, reason_of, sqlite_reason
 
 __all__ = [
     "DB_NAME",
@@ -88,8 +88,17 @@ LOCK_WAIT = 0.02
 SQLITE_BUSY_WAIT = 0.05
 #: While the cache cannot be written, try it again at most this often (seconds).
 RETRY_EVERY = 5.0
-#: A cache that needed healing again within this time is left alone (a local fault).
-HEAL_AT_MOST_EVERY = 60.0
+#: Repairs are at least this many seconds apart, and at most ``HEAL_MAX`` in
+#: ``HEAL_WINDOW`` seconds: a disk that keeps damaging the cache gives a local fault
+#: ``store:corrupt`` (snapshots still published), never a loop of repairs.
+HEAL_AT_MOST_EVERY = 5.0
+HEAL_MAX = 6
+HEAL_WINDOW = 600.0
+HEAL_GAP_MAX = HEAL_WINDOW
+#: How often an open cache is checked from a fresh connection (``PRAGMA quick_check``): a
+#: running process reads through its own page cache and would not see damaged pages that
+#: other processes (``status``) meet.  The check takes about a millisecond.
+INTEGRITY_EVERY = 10.0
 #: How many moved-aside caches are kept for inspection.
 KEEP_CORRUPT = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -184,7 +193,7 @@ def _plain(value: Any) -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise TypeError(f"store keys inside values must be str, not {type(k).__name__}")
-            out[k] = _plain(v)
+            out["$" + k if k.startswith("$") else k] = _plain(v)  # "$" keys are our tags
         return out
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
@@ -206,6 +215,8 @@ def _hook(obj: dict[str, Any]) -> Any:
                 known = {f.name for f in fields(cls)}
                 # Fields added or dropped by another version are tolerated.
                 return cls(**{k: v for k, v in val.items() if k in known})
+    if any(k.startswith("$$") for k in obj):
+        return {(k[1:] if k.startswith("$$") else k): v for k, v in obj.items()}
     return obj
 
 
@@ -295,10 +306,12 @@ class DiskStore:
         self._pending: dict[str, Any] = {}  # writes not on disk yet (value or _DELETED)
         self._fault: str | None = None
         self._retry_at = 0.0
-        self._healed_at = -HEAL_AT_MOST_EVERY
+        self._healed_at = -HEAL_GAP_MAX
+        self._heals: list[float] = []
         self._mutex = threading.RLock()
         self._depth = 0
         self._lock_fd: int | None = None
+        self._checked_at = time.monotonic()
         self._reopen("open")
 
     # -- public --------------------------------------------------------------------------
@@ -494,8 +507,10 @@ class DiskStore:
     def _heal(self, exc: BaseException) -> None:
         """Move the damaged cache aside and let a fresh one be created."""
         now = time.monotonic()
-        if now - self._healed_at < HEAL_AT_MOST_EVERY:
+        recent = [t for t in self._heals if now - t < HEAL_WINDOW]
+        if now - self._healed_at < HEAL_AT_MOST_EVERY or len(recent) >= HEAL_MAX:
             raise StoreError("the cache was damaged again right after a repair", detail="store:corrupt")
+        self._heals = [*recent, now]
         self._healed_at = now
         aside = self.directory / f"cache.corrupt-{_utc_stamp()}"
         n = 1
@@ -561,7 +576,38 @@ class DiskStore:
             return self._cache
         if ident != self._ident:
             self._reopen("gone")
+        elif time.monotonic() >= self._checked_at + INTEGRITY_EVERY:
+            self._checked_at = time.monotonic()
+            problem = self._quick_check()
+            if problem is not None:
+                with contextlib.suppress(Exception):
+                    self._cache.close()
+                self._cache = None
+                try:
+                    self._heal(_Damaged(problem))
+                except (OSError, StoreError) as err:
+                    self._note_fault("corrupt" if isinstance(err, StoreError) else reason_of(err), err)
+                    self._retry_at = time.monotonic() + RETRY_EVERY
+                    return None
+                self._reopen("healed")
         return self._cache
+
+    def _quick_check(self) -> str | None:
+        """What a fresh reader finds wrong with the database file, or None."""
+        try:
+            con = sqlite3.connect(f"{self._db().resolve().as_uri()}?mode=ro", uri=True, timeout=SQLITE_BUSY_WAIT)
+            try:
+                con.execute("PRAGMA mmap_size=0")
+                row = con.execute("PRAGMA quick_check(1)").fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            if self._local(exc):
+                return None  # busy, rights: not damage; the normal path reports those
+            return f"quick_check: {str(exc)[:80]}"
+        except OSError:
+            return None
+        return None if row and row[0] == "ok" else f"quick_check: {str(row[0] if row else '')[:80]}"
 
     def _run(self, op: Any, *, write: bool) -> Any:
         """Run ``op(cache)``; heal on damage; on a local fault note it and return _FAILED."""
@@ -576,7 +622,9 @@ class DiskStore:
                 return _FAILED
             except (CorruptValue, sqlite3.DatabaseError, OSError) as exc:
                 if self._local(exc):
-                    self._note_fault(reason_of(exc), exc)
+                    # SQLite says "disk I/O error" for a full disk: look at the disk.
+                    reason = reason_of(exc)
+                    self._note_fault(probe_folder(self.directory) or reason if reason == "io" else reason, exc)
                     self._retry_at = time.monotonic() + RETRY_EVERY
                     return _FAILED
                 with contextlib.suppress(Exception):
