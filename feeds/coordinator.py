@@ -327,8 +327,14 @@ class Coordinator:
         spec: RequestSpec,
         deadline_at: float,
         parse: Callable[[bytes], Any],
+        *,
+        max_attempts: int | None = None,
     ) -> Any:
-        """GET with politeness, the breaker, conditional requests and retries; then parse."""
+        """GET with politeness, the breaker, conditional requests and retries; then parse.
+
+        ``max_attempts`` bounds the retries of this request (feeds.batching: a primary with a
+        fallback behind it tries twice, then its locations go to the fallback).
+        """
         host = httpx.URL(spec.url).host
         cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
         cached: dict[str, Any] | None = self.store.get(cache_key)
@@ -394,7 +400,7 @@ class Coordinator:
 
         try:
             got: Fetched = await self.retry.call(
-                once, deadline_at=deadline_at, feed=feed.name, max_attempts=1 if probe_only else None
+                once, deadline_at=deadline_at, feed=feed.name, max_attempts=1 if probe_only else max_attempts
             )
         except _Final as f:
             self.guard.record_result(host, False, self.clock.now(), f.error.kind)
