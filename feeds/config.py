@@ -84,6 +84,8 @@ class SourceConfig:
     url: str
     #: A peer's data kind (a peer serves whatever its feed is); None for the others.
     data: str | None = None
+    #: What snapshots publish as ``source.url`` (else the URL without secrets, feeds.redact).
+    public_url: str | None = None
 
     @property
     def data_kind(self) -> str:
@@ -353,7 +355,8 @@ def _source(table: Mapping[str, Any], key: str) -> SourceConfig:
     if kind == PEER_KIND and "url" not in table:
         raise ConfigError(f"{key}.url", "missing: the URL of the other instance's <feed>.json")
     url = _url(table["url"], f"{key}.url") if "url" in table else DEFAULT_URLS[kind]
-    return SourceConfig(kind=kind, url=url)
+    public = _url(table["public_url"], f"{key}.public_url") if "public_url" in table else None
+    return SourceConfig(kind=kind, url=url, public_url=public)
 
 
 def _peer_data_kind(table: Mapping[str, Any], key: str) -> str:
@@ -418,6 +421,7 @@ def _valid_cron(expr: str) -> bool:
 _FEED_KEYS = {
     "kind",
     "url",
+    "public_url",
     "every",
     "at",
     "max_stale",
@@ -445,7 +449,7 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
     _unknown(table, _FEED_KEYS, key)
     source = _source(table, key)
     if source.kind == PEER_KIND:
-        source = SourceConfig(source.kind, source.url, _peer_data_kind(table, key))
+        source = SourceConfig(source.kind, source.url, _peer_data_kind(table, key), source.public_url)
     elif "data_kind" in table:
         raise ConfigError(f"{key}.data_kind", f"not used by kind {source.kind}")
     every = parse_duration(table.get("every", "15m"), f"{key}.every")
@@ -471,10 +475,10 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
     for i, item in enumerate(raw_fb):
         k = f"{key}.fallback[{i}]"
         t = _table(item, k)
-        _unknown(t, {"kind", "url"}, k)
+        _unknown(t, {"kind", "url", "public_url"}, k)
         fb = _source(t, k)
         if fb.kind == PEER_KIND:
-            fb = SourceConfig(fb.kind, fb.url, source.data_kind)
+            fb = SourceConfig(fb.kind, fb.url, source.data_kind, fb.public_url)
         if fb.data_kind != source.data_kind:
             raise ConfigError(f"{k}.kind", f"expected a {source.data_kind} source, got {_show(fb.kind)}")
         fallback.append(fb)

@@ -39,6 +39,7 @@ def build_snapshot(
     source_name: str | None,
     source_url: str | None,
     data: Mapping[str, Any] | None,
+    upstream_stale_since: datetime | None = None,
 ) -> dict[str, Any]:
     """Assemble one snapshot document in the documented key order."""
     return {
@@ -50,6 +51,7 @@ def build_snapshot(
         "fetched_at": isoformat(fetched_at),
         "as_of": isoformat(as_of),
         "stale_since": isoformat(stale_since),
+        "upstream_stale_since": isoformat(upstream_stale_since),
         "next_update_at": isoformat(next_update_at),
         "source": (
             {"name": source_name, "url": source_url} if source_name and source_url else None

@@ -44,6 +44,7 @@ __all__ = [
     "KIND",
     "MAX_REQUESTS_PER_SECOND",
     "SOURCE_NAME",
+    "stale_after",
     "build_requests",
     "parse",
 ]
@@ -242,3 +243,12 @@ def _coverage(times: list[datetime], entries: list[tuple[datetime, dict[str, Any
     later = [t for t, _ in entries if t > last]
     step = min(later[0] - last, timedelta(hours=6)) if later else timedelta(hours=1)
     return last - first + step
+
+
+#: How old ``updated_at`` (the model run) may be before the source counts as frozen.
+UPSTREAM_MAX_AGE = timedelta(hours=12)
+
+
+def stale_after(as_of: datetime) -> datetime:
+    """MET Norway updates its forecasts several times a day: 12 hours old is frozen."""
+    return as_of + UPSTREAM_MAX_AGE

@@ -42,6 +42,7 @@ __all__ = [
     "MAX_LOCATIONS_PER_REQUEST",
     "MAX_REQUESTS_PER_SECOND",
     "SOURCE_NAME",
+    "stale_after",
     "build_requests",
     "parse",
 ]
@@ -274,3 +275,12 @@ def parse(body: bytes, locations: Sequence[Location]) -> tuple[LocationWeather, 
     if len(items) != len(locations):
         raise InvalidPayloadError("answer count differs from locations asked", detail="count_mismatch")
     return tuple(_one(obj, loc) for obj, loc in zip(items, locations, strict=True))
+
+
+#: How old the current conditions' time may be before the source counts as frozen.
+UPSTREAM_MAX_AGE = timedelta(hours=3)
+
+
+def stale_after(as_of: datetime) -> datetime:
+    """Current conditions are refreshed every 15 minutes: 3 hours old is frozen."""
+    return as_of + UPSTREAM_MAX_AGE

@@ -42,7 +42,7 @@ Hostile answers (issue 8):
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from lxml import etree
@@ -51,6 +51,7 @@ from feeds.clock import VIETNAM_TZ
 from feeds.errors import InvalidPayloadError
 from feeds.models import ExchangeRate, ExchangeRates, RequestSpec
 from feeds.sources.currencies import ISO4217_ACTIVE
+from feeds.sources.vn_calendar import next_business_day
 from feeds.text import clean_name
 from feeds.xml import parse_xml
 
@@ -62,6 +63,7 @@ __all__ = [
     "MAX_ROWS",
     "MAX_UNKNOWN_CODES",
     "SOURCE_NAME",
+    "stale_after",
     "build_request",
     "parse",
     "parse_amount",
@@ -215,3 +217,10 @@ def parse(body: bytes) -> ExchangeRates:
     return ExchangeRates(
         as_of=parse_datetime(root.findtext("DateTime")), rates=tuple(rates), dropped=tuple(dropped)
     )
+
+
+def stale_after(as_of: datetime) -> datetime:
+    """The bank's table is current until the end of the next Vietnamese business day."""
+    local = as_of.astimezone(VIETNAM_TZ)
+    end = datetime.combine(next_business_day(local.date()), time(0), tzinfo=VIETNAM_TZ)
+    return end + timedelta(days=1)

@@ -176,6 +176,9 @@ class _Endpoint:
     etag: str | None = None
     last_modified: str | None = None
     expires_in: float | None = None
+    #: Vietcombank's recorded table: its DateTime is rewritten to now (a live bank's table is
+    #: current; a 2022 one would be a frozen upstream).  Off once a test sets its own payload.
+    stamp_now: bool = False
     requests: list[RecordedRequest] = field(default_factory=list)
 
 
@@ -204,6 +207,16 @@ def gzip_bomb(size: int, layers: int = 1) -> bytes:
     return _BOMBS[key]
 
 
+def _stamp_vcb(body: bytes) -> bytes:
+    """The table with ``<DateTime>`` set to the current Vietnam time, in the bank's format."""
+    import re
+
+    t = time.gmtime(time.time() + 7 * 3600)
+    hour = t.tm_hour % 12 or 12
+    stamp = f"{t.tm_mon}/{t.tm_mday}/{t.tm_year} {hour}:{t.tm_min:02d}:{t.tm_sec:02d} {'PM' if t.tm_hour >= 12 else 'AM'}"
+    return re.sub(rb"<DateTime>[^<]*</DateTime>", f"<DateTime>{stamp}</DateTime>".encode(), body, count=1)
+
+
 def _http_date(ts: float) -> str:
     return email.utils.formatdate(ts, usegmt=True)
 
@@ -222,7 +235,9 @@ class UpstreamSimulator:
         self.port = port
         self._lock = threading.Lock()
         self._eps: dict[str, _Endpoint] = {
-            "vietcombank": _Endpoint(_payload("vcb-2022-12-21-collapsed.xml"), "text/xml; charset=utf-8"),
+            "vietcombank": _Endpoint(
+                _payload("vcb-2022-12-21-collapsed.xml"), "text/xml; charset=utf-8", stamp_now=True
+            ),
             "open-meteo": _Endpoint(b"", "application/json; charset=utf-8"),
             "met-no": _Endpoint(
                 _payload("metno-compact-2020-07-20-newyork-trimmed.json"),
@@ -315,6 +330,7 @@ class UpstreamSimulator:
     def set_payload(self, endpoint: str, body: bytes, content_type: str | None = None) -> None:
         with self._lock:
             self._eps[endpoint].body = body
+            self._eps[endpoint].stamp_now = False
             if content_type:
                 self._eps[endpoint].content_type = content_type
 
@@ -391,6 +407,8 @@ class UpstreamSimulator:
         with self._lock:
             ep = self._eps[name]
             body, ctype, etag, lm, exp = ep.body, ep.content_type, ep.etag, ep.last_modified, ep.expires_in
+            if ep.stamp_now:
+                body = _stamp_vcb(body)
         extra: list[tuple[str, str]] = []
         if etag:
             extra.append(("ETag", etag))
