@@ -291,6 +291,12 @@ def read_rows(config: Config, now: datetime, names: Sequence[str] | None = None)
             )
         if not config.cache_dir.is_dir():
             raise CannotRead(f"{where} exists and is not a folder")
+        import diskcache
+
+        if not (config.cache_dir / diskcache.core.DBNAME).exists():
+            # Opening would create the database (and, run as root, leave files the service
+            # cannot write): a reader never does.
+            raise CannotRead(f"{where} holds no feed health yet: the daemon has not completed a start")
         store = open_store(config.cache_dir)
         try:
             return feed_rows(config, store, now, names)
