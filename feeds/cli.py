@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     c = add("check", "Nagios/Icinga plugin: one status line, exit 0/1/2/3.")
     c.add_argument("feeds", nargs="*", metavar="NAME", help="feeds to check (default: all)")
     d = add("demo", "Offline demo: a local upstream simulator, the daemon and a scripted outage.")
-    d.add_argument("--seconds", type=float, default=75.0, help="how long the story runs (default 75, at most 85)")
+    d.add_argument("--seconds", type=float, default=40.0, help="how long the story runs (default 40, at most 85)")
     d.add_argument("--keep", action="store_true", help="keep the temporary folder (snapshots, cache)")
     return p
 
@@ -115,6 +115,8 @@ async def _fetch(config: Config, names: list[str], *, force: bool = False) -> in
         if r.forced:
             line += "  [forced: one request now, politeness window and circuit breaker ignored once]"
         print(line)
+        if r.error is not None and r.error.kind == "local":
+            print(f"portal-feeds: {r.feed}: {r.error.message}", file=sys.stderr)
         if r.status != "fresh":
             code = EX_DEGRADED
     return code

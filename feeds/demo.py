@@ -46,6 +46,11 @@ def _config(folder: Path, port: int) -> Config:
 cache_dir = "cache"
 snapshot_dir = "snapshots"
 
+[http]
+# The shipped 10 minutes would keep the circuit open past the story's end: phase 4 must be
+# able to show "back to fresh" (the half-open probe after 5 s closes it).
+breaker_cooldown = "5s"
+
 [feeds.exchange-rates]
 kind = "vietcombank"
 url = "http://{BANK}:{port}/Usercontrols/TVPortal.TyGia/pXML.aspx?b=10"
@@ -110,7 +115,11 @@ async def _story(seconds: float, daemon: Daemon, sim: UpstreamSimulator, resolve
     daemon.stop_event.set()
 
 
-def run_demo(seconds: float = 75.0, keep: bool = False) -> int:
+#: The default length of the story: four phases of 10 s.
+DEFAULT_SECONDS = 40.0
+
+
+def run_demo(seconds: float = DEFAULT_SECONDS, keep: bool = False) -> int:
     """Run the demo; return 0."""
     seconds = max(8.0, min(seconds, 85.0))
     folder = Path(tempfile.mkdtemp(prefix="portal-feeds-demo-"))
