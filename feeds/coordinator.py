@@ -13,6 +13,7 @@ transport carries the resolver), the clock and the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -34,10 +35,12 @@ from feeds.errors import (
     FetchTimeoutError,
     HttpStatusError,
     InvalidPayloadError,
+    LocalError,
     RejectedError,
     classify,
 )
 from feeds.frozen import upstream_stale_since
+from feeds.localfaults import NOT_WRITTEN, local_error
 from feeds.models import RequestSpec
 from feeds.peering import fetch_peer
 from feeds.politeness import HostGuard
@@ -52,7 +55,7 @@ from feeds.timezone import in_zone
 from feeds.transport import Fetched, fetch
 from feeds.validate import check_rates
 
-__all__ = ["AttemptResult", "Coordinator", "HeldBack", "honoured_expires", "source_module"]
+__all__ = ["NOT_WRITTEN", "AttemptResult", "Coordinator", "HeldBack", "honoured_expires", "source_module"]
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +268,16 @@ class Coordinator:
                 fresh_for=_fresh_for(feed),
             )
         stale_since = None if status == "fresh" else (state.get("stale_since") or now)
-        snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+        try:
+            snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+        except _NotWritten as nw:
+            logger.error(
+                "snapshot not written feed=%s kind=local detail=%s: %s",
+                feed.name, nw.error.detail, nw.error.message,
+            )
+            return AttemptResult(
+                feed.name, NOT_WRITTEN, nw.error.kind, nw.error.detail, 0.0, nw.snapshot, nw.error
+            )
         return AttemptResult(feed.name, status, "republished", None, 0.0, snap)
 
     # -- fetching --------------------------------------------------------------------
@@ -329,8 +341,14 @@ class Coordinator:
         spec: RequestSpec,
         deadline_at: float,
         parse: Callable[[bytes], Any],
+        *,
+        max_attempts: int | None = None,
     ) -> Any:
-        """GET with politeness, the breaker, conditional requests and retries; then parse."""
+        """GET with politeness, the breaker, conditional requests and retries; then parse.
+
+        ``max_attempts`` bounds the retries of this request (feeds.batching: a primary with a
+        fallback behind it tries twice, then its locations go to the fallback).
+        """
         host = httpx.URL(spec.url).host
         cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
         cached: dict[str, Any] | None = self.store.get(cache_key)
@@ -396,7 +414,7 @@ class Coordinator:
 
         try:
             got: Fetched = await self.retry.call(
-                once, deadline_at=deadline_at, feed=feed.name, max_attempts=1 if probe_only else None
+                once, deadline_at=deadline_at, feed=feed.name, max_attempts=1 if probe_only else max_attempts
             )
         except _Final as f:
             self.guard.record_result(host, False, self.clock.now(), f.error.kind)
@@ -538,16 +556,32 @@ class Coordinator:
         )
         if got is not None and got.origin_stale_since is not None and stale_since is not None:
             stale_since = min(stale_since, got.origin_stale_since)
-        snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+        written = status
+        try:
+            snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+        except _NotWritten as nw:
+            # A local fault outranks the upstream's outcome: the admin must act on it.
+            snap, error, written = nw.snapshot, nw.error, NOT_WRITTEN
+        if self.store.fault and (error is None or error.kind != "local"):
+            # The cache could not be written (its updates are kept in memory meanwhile).
+            reason = self.store.fault.split(":", 1)[1]
+            if error is None:
+                error = local_error("store", reason)
         outcome = "ok" if error is None and held is None else (error.kind if error else "held_back")
         detail = error.detail if error else (held.reason if held else None)
         duration = self.clock.monotonic() - t0
-        self._record_health(feed, started, duration, got, error, held, status, next_update_at, stale_hosts)
-        self._log(feed, outcome, detail, duration, status, state.get("outcome"))
+        self._record_health(feed, started, duration, got, error, held, written, next_update_at, stale_hosts)
+        self._log(feed, outcome, detail, duration, written, state.get("outcome"), error)
         self.store.set(
-            f"snapshot/{feed.name}", {"status": status, "stale_since": stale_since, "outcome": outcome}
+            f"snapshot/{feed.name}",
+            {
+                # The status of the file on disk: a failed write left the previous one.
+                "status": status if written != NOT_WRITTEN else state.get("status"),
+                "stale_since": stale_since if written != NOT_WRITTEN else state.get("stale_since"),
+                "outcome": outcome,
+            },
         )
-        return AttemptResult(feed.name, status, outcome, detail, duration, snap, error,
+        return AttemptResult(feed.name, written, outcome, detail, duration, snap, error,
                              retry_in=held.wait if held is not None and error is None else None)
 
     def _publish(
@@ -578,9 +612,14 @@ class Coordinator:
         )
         # Timestamps in [publish] timezone; <feed>.html (and per-location files) with it.
         snap = in_zone(snap, self.config.publish.tz)
-        write_snapshot(
-            self.config.snapshot_dir, snap, functools.partial(write_companions, self.config, feed)
-        )
+        try:
+            write_snapshot(
+                self.config.snapshot_dir, snap, functools.partial(write_companions, self.config, feed)
+            )
+        except OSError as exc:
+            # Disk full, read-only, rights, a directory where the file should be: the old
+            # snapshot stays in place; the feed's health says it was not written.
+            raise _NotWritten(snap, local_error("publish", exc)) from None
         return snap
 
     def _record_health(
@@ -596,7 +635,10 @@ class Coordinator:
         stale_hosts: list[str],
     ) -> None:
         key = f"health/{feed.name}"
-        with self.store.lock():
+        with contextlib.ExitStack() as stack:
+            # Another process holding the cache lock: record anyway (a per-feed key).
+            with contextlib.suppress(LocalError):
+                stack.enter_context(self.store.lock())
             h: Health = self.store.get(key) or Health(feed=feed.name)
             outcome = "ok" if error is None and held is None else (error.kind if error else "held_back")
             attempts = dict(h.attempts)
@@ -625,16 +667,31 @@ class Coordinator:
 
     def _log(
         self, feed: FeedConfig, outcome: str, detail: str | None, duration: float, status: str,
-        previous: str | None,
+        previous: str | None, error: FeedError | None = None,
     ) -> None:
         args = (feed.name, outcome, detail or "-", duration, status)
         fmt = "attempt feed=%s kind=%s detail=%s duration_s=%.2f status=%s"
-        if outcome not in ("ok", "held_back") and previous in (None, "ok", "held_back"):
+        if outcome == "local" and error is not None:
+            # Our machine needs an admin: an ERROR line with what failed, once per change.
+            if previous != "local":
+                logger.error(fmt + ": %s", *args, error.message)
+            else:
+                logger.debug(fmt, *args)
+        elif outcome not in ("ok", "held_back") and previous in (None, "ok", "held_back"):
             logger.warning(fmt, *args)  # started failing
         elif outcome == "ok" and previous not in (None, "ok", "held_back"):
             logger.info("recovered " + fmt, *args)
         else:
             logger.info(fmt, *args)
+
+
+class _NotWritten(Exception):
+    """The snapshot could not be written (a local fault)."""
+
+    def __init__(self, snapshot: dict[str, Any], error: LocalError) -> None:
+        super().__init__(error.message)
+        self.snapshot = snapshot
+        self.error = error
 
 
 def _fresh_for(feed: FeedConfig) -> timedelta:
