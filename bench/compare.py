@@ -291,6 +291,26 @@ def machine() -> str:
             f"{platform.python_version()}; load average {load:.2f} when the run started")
 
 
+def schedule_section() -> list[str]:
+    """The mean interval over 100 runs from each trigger (bench/schedule.py, computed part)."""
+    import io
+    from contextlib import redirect_stdout
+
+    import schedule  # bench/schedule.py
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        schedule.main(["--no-measure"])
+    return [
+        "## Schedule",
+        "",
+        "Fire times APScheduler gets from each trigger over 100 runs (`.venv/bin/python bench/schedule.py "
+        "--no-measure`; without `--no-measure` it also runs both on a real scheduler).",
+        "",
+        *buf.getvalue().strip().splitlines(),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="under 2 minutes (CI): short phases, small scale")
@@ -356,11 +376,14 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "One attempt from a cold cache through the real client stack; the simulator in its own "
             "process with a fixed latency per request; deadline 20 s; primary down = Open-Meteo "
-            "answers 503, locations come from MET Norway (20 requests/s). "
+            "answers 503, locations come from MET Norway (20 requests/s). The fetch phase is "
+            "the requests, parsing and merging; the whole attempt adds publishing every output "
+            "(snapshot, store, companions). "
             f"`.venv/bin/python bench/scale.py{' --repeat 1' if args.quick else ''}`.",
             "",
             scale_md,
         ]
+    lines += ["", *schedule_section()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
