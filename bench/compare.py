@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| portal-feeds daemon | {foot['daemon_rss_mb']:.1f} MB median, {foot['daemon_rss_max_mb']:.1f} MB max "
         f"| {foot['daemon_cpu_per_refresh_ms']:.1f} ms per refresh ({foot['daemon_refreshes']} refreshes) |",
         f"| one curl job | {foot['curl_rss_mb']:.1f} MB max RSS (median of {foot['curl_runs']} jobs) "
-        f"| {foot['curl_cpu_ms']:.1f} ms per job |",
+        f"| {foot['curl_cpu_ms']:.0f} ms per job (GNU time: 10 ms resolution) |",
         "",
         f"The side-by-side took {side_s:.0f} s.",
     ]

@@ -27,7 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from feeds.app import open_runtime  # noqa: E402
 from feeds.config import load_config  # noqa: E402
 from feeds.models import Location  # noqa: E402
+from feeds.resolver import StaticResolver  # noqa: E402
 from feeds.sources.provinces import VIETNAM_PROVINCES  # noqa: E402
+
+OPEN_METEO = "api.open-meteo.com"
+MET = "api.met.no"
 
 
 def locations(n: int) -> tuple[Location, ...]:
@@ -60,8 +64,8 @@ class Simulator:
         for _ in range(3):
             self.proc.stdout.readline()  # the endpoints it prints once listening
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -85,15 +89,18 @@ async def one(folder: Path, sim: Simulator, n: int) -> tuple[float, int]:
     http = f"[http]\nper_host_concurrency = {CONCURRENCY}\n\n" if CONCURRENCY else ""
     cfg_path.write_text(
         '[paths]\ncache_dir = "cache"\nsnapshot_dir = "snapshots"\n\n' + http +
-        f'[feeds.weather]\nkind = "open-meteo"\nurl = "{sim.url("/v1/forecast")}"\n'
+        f'[feeds.weather]\nkind = "open-meteo"\nurl = "{sim.url("/v1/forecast", OPEN_METEO)}"\n'
         'every = "30m"\ntimeout = "10s"\ndeadline = "20s"\n'
         'locations = [{ id = "x", name = "X", lat = 10, lon = 106 }]\n'
-        f'fallback = [{{ kind = "met-no", url = "{sim.url("/weatherapi/locationforecast/2.0/compact")}" }}]\n',
+        f'fallback = [{{ kind = "met-no", url = "{sim.url("/weatherapi/locationforecast/2.0/compact", MET)}" }}]\n',
         encoding="utf-8",
     )
     cfg = load_config(cfg_path)
     feed = replace(cfg.feeds["weather"], locations=locations(n))
-    async with open_runtime(cfg) as rt:
+    # Two host names (as in production) for the one simulator: politeness, the circuit
+    # breaker and the per-host limits are per host, so the two upstreams must not share one.
+    names = StaticResolver({OPEN_METEO: ["127.0.0.1"], MET: ["127.0.0.1"]})
+    async with open_runtime(cfg, primary_resolver=names) as rt:
         started = rt.clock.now()
         t0 = time.monotonic()
         r = await rt.coordinator.refresh(feed)
