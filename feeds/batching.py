@@ -40,7 +40,6 @@ import httpx
 from feeds.clock import Clock
 from feeds.errors import FeedError, FetchTimeoutError, InvalidPayloadError
 from feeds.models import Location, LocationWeather
-from feeds.validate import check_weather
 
 if TYPE_CHECKING:
     from feeds.config import FeedConfig, SourceConfig
@@ -186,10 +185,10 @@ async def _ask(
     max_attempts: int | None = None,
 ) -> tuple[dict[str, LocationWeather], list[FeedError | HeldBack]]:
     """Ask one source for ``locations``, concurrently, until ``until``; keep what came back."""
-    from feeds.coordinator import source_module
+    from feeds.sources import registry
 
-    mod = source_module(source.kind)
-    batches = mod.build_requests(
+    mod = registry.source(source.kind)
+    batches = mod.requests(
         source.url, locations, user_agent=coord.config.user_agent, batch_size=feed.batch_size
     )
     host = httpx.URL(source.url).host
@@ -208,8 +207,8 @@ async def _ask(
         def parse(body: bytes) -> Any:
             # The answer is in: the host's slot goes to the next batch while we parse.
             free_slot()
-            parsed = mod.parse(body, locs)
-            check_weather(parsed, [loc.id for loc in locs])
+            parsed = mod.read(body, locs)
+            mod.check(parsed, previous=None, max_change=feed.max_change, asked=[loc.id for loc in locs])
             return parsed
 
         async def go() -> Any:

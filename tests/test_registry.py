@@ -54,3 +54,14 @@ def test_config_does_not_import_the_daemon() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_coordinator_orchestrates_without_http_or_source_names() -> None:
+    import inspect
+
+    import feeds.coordinator as c
+
+    text = inspect.getsource(c)
+    assert "from feeds.transport" not in text  # requests go through feeds.pipeline
+    for kind in SOURCES:  # no if-chain on source kinds: the registry finds them
+        assert f'"{kind}"' not in text
