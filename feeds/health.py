@@ -311,6 +311,11 @@ def read_rows(config: Config, now: datetime, names: Sequence[str] | None = None)
             )
         if not config.cache_dir.is_dir():
             raise CannotRead(f"{where} exists and is not a folder")
+        from feeds.store import DB_NAME
+
+        if not (config.cache_dir / DB_NAME).exists():
+            # A reader never creates the database: say there is nothing yet.
+            raise CannotRead(f"{where} holds no feed health yet: the daemon has not completed a start")
         store = open_store_readonly(config.cache_dir)
         try:
             rows = feed_rows(config, store, now, names)
