@@ -106,9 +106,13 @@ def damages(root: Path) -> dict[str, Callable[[], None]]:
 
     def value() -> None:
         con = sqlite3.connect(db, timeout=5)
-        con.execute("UPDATE Cache SET value = ?, mode = 1 WHERE key LIKE 'good/%'", (b"\x80garbage",))
-        con.commit()
-        con.close()
+        try:
+            con.execute("UPDATE Cache SET value = ?, mode = 1 WHERE key LIKE 'good/%'", (b"\x80garbage",))
+            con.commit()
+        except sqlite3.DatabaseError:
+            pages()  # not repaired yet since the previous damage: damage it again
+        finally:
+            con.close()
 
     def snapshot_dir() -> None:
         p = root / "snapshots" / "weather.json"
@@ -159,7 +163,7 @@ def start(root: Path, pings: Pings) -> subprocess.Popen[bytes]:
     e.update(NOTIFY_SOCKET=str(root / "notify.sock"), WATCHDOG_USEC="1000000")
     return subprocess.Popen(
         [sys.executable, "-m", "feeds", "run", "--config", str(root / "portal-feeds.toml")],
-        env=e, cwd=root, stdout=subprocess.DEVNULL, stderr=open(root / "daemon.log", "wb"),  # noqa: SIM115
+        env=e, cwd=root, stdout=open(root / "daemon.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
     )
 
 
@@ -224,7 +228,8 @@ def main() -> int:
             if holder is not None:
                 holder.kill()
                 holder.wait()
-            outcome = " | ".join(line.split("  ")[0] + " " + line.split()[1] for line in p.stdout.splitlines())
+            outcome = " | ".join(line.split("  ")[0] + " " + line.split()[1] for line in p.stdout.splitlines()
+                                 if len(line.split()) > 1) or p.stderr.strip().splitlines()[-1][:100]
             print(f"   {label:38s} {took:6.2f} s  exit {p.returncode}  ({outcome})")
 
         # 3. a daemon started right after a killed lock holder

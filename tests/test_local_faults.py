@@ -201,3 +201,32 @@ def test_stale_temp_files_removed_at_start(tmp_path: Path) -> None:
     assert not any(p.exists() for p in old)
     assert new.exists() and all(p.exists() for p in keep)
     assert remove_stale_temps(tmp_path / "missing") == 0
+
+
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_live_lock_holder_is_a_local_fault_not_a_crash(tmp_path: Path) -> None:
+    """Issue 10 §2: a process holding the store lock costs an attempt a few ms and a
+    ``local (store:busy)`` outcome, never a traceback or a wait."""
+    import subprocess
+    import sys
+
+    cfg = config_file(tmp_path, RATES)
+    store = open_store(cfg.cache_dir)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(cfg.cache_dir / "store.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        coord, _, _, _ = make_coordinator(cfg, Upstream(default=ok(vcb_fixture())), store=store)
+        r = asyncio.run(coord.refresh(cfg.feeds["exchange-rates"]))
+        assert (r.outcome, r.detail) == ("local", "store:busy")
+    finally:
+        holder.kill()
+        holder.wait()
+        store.close()
