@@ -15,6 +15,7 @@ import httpx
 from feeds.clock import Clock, SystemClock
 from feeds.config import Config
 from feeds.coordinator import Coordinator
+from feeds.localfaults import remove_stale_temps
 from feeds.resolver import NameserverResolver, Resolver, ServeStaleResolver, SystemResolver
 from feeds.store import Store, open_store
 from feeds.transport import build_client
@@ -62,6 +63,8 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open the store and the client for a run; close them afterwards."""
     clock = clock or SystemClock()
+    # Temporary files of writes killed midway (older than a few minutes) go first.
+    remove_stale_temps(config.snapshot_dir)
     own_store = store is None
     store = store or open_store(config.cache_dir)
     if resolver is None:

@@ -8,7 +8,8 @@ One weather attempt (``fetch_weather``):
    the limit is shared by every feed of the attempt's event loop).  Each batch keeps its own
    retries (``RetryPolicy``) within the phase's time.
 2. **A bounded share.** When the feed has a fallback, the primary gets ``primary_share`` of
-   the time left (default 0.5), so a failing primary can no longer eat the whole deadline.
+   the time left (default 0.5), and a failing batch is tried twice (one retry), not until
+   the share is spent, so a failing primary can no longer eat the whole deadline.
    Batches still running at the end of their phase are cancelled; batches already fetched
    are **kept** -- the deadline never throws away data already received.
 3. **Per-location failover.** Locations the primary did not answer (a failed batch, a held
@@ -39,7 +40,6 @@ import httpx
 from feeds.clock import Clock
 from feeds.errors import FeedError, FetchTimeoutError, InvalidPayloadError
 from feeds.models import Location, LocationWeather
-from feeds.validate import check_weather
 
 if TYPE_CHECKING:
     from feeds.config import FeedConfig, SourceConfig
@@ -62,6 +62,8 @@ T = TypeVar("T")
 DEFAULT_PER_HOST_CONCURRENCY = 10
 #: The primary's share of the attempt's time when a fallback exists.
 DEFAULT_PRIMARY_SHARE = 0.5
+#: Tries of one primary batch when a fallback exists (one retry for a passing fault).
+PRIMARY_ATTEMPTS_WITH_FALLBACK = 2
 
 
 def end_margin(deadline: float) -> float:
@@ -82,14 +84,18 @@ class RateLimiter:
         self._next = float("-inf")
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self, until: float = float("inf")) -> bool:
+        """Wait for the next slot; False (without waiting) when it would come at ``until`` or later."""
         async with self._lock:
             now = self.clock.monotonic()
+            if max(now, self._next) >= until:
+                return False
             wait = self._next - now
             if wait > 0:
                 await self.clock.sleep(wait)
                 now = self.clock.monotonic()
             self._next = max(now, self._next) + self.interval
+            return True
 
 
 class HostLimits:
@@ -176,12 +182,13 @@ async def _ask(
     source: SourceConfig,
     locations: Sequence[Location],
     until: float,
+    max_attempts: int | None = None,
 ) -> tuple[dict[str, LocationWeather], list[FeedError | HeldBack]]:
     """Ask one source for ``locations``, concurrently, until ``until``; keep what came back."""
-    from feeds.coordinator import source_module
+    from feeds.sources import registry
 
-    mod = source_module(source.kind)
-    batches = mod.build_requests(
+    mod = registry.source(source.kind)
+    batches = mod.requests(
         source.url, locations, user_agent=coord.config.user_agent, batch_size=feed.batch_size
     )
     host = httpx.URL(source.url).host
@@ -200,8 +207,8 @@ async def _ask(
         def parse(body: bytes) -> Any:
             # The answer is in: the host's slot goes to the next batch while we parse.
             free_slot()
-            parsed = mod.parse(body, locs)
-            check_weather(parsed, [loc.id for loc in locs])
+            parsed = mod.read(body, locs)
+            mod.check(parsed, previous=None, max_change=feed.max_change, asked=[loc.id for loc in locs])
             return parsed
 
         async def go() -> Any:
@@ -209,11 +216,11 @@ async def _ask(
             await sem.acquire()
             held = True
             try:
-                if limiter is not None:
-                    await limiter.acquire()
+                if limiter is not None and not await limiter.acquire(until):
+                    return None  # no slot left in this phase
                 if coord.clock.monotonic() >= until:
                     return None  # the phase ended while this batch waited for its turn
-                return await coord._get_parsed(feed, spec, until, parse)
+                return await coord._get_parsed(feed, spec, until, parse, max_attempts=max_attempts)
             finally:
                 free_slot()
 
@@ -263,9 +270,14 @@ async def fetch_weather(
         now_m = clock.monotonic()
         if not missing or now_m >= end:
             break
+        attempts: int | None = None
         if i == 0:
             until = now_m + (end - now_m) * feed.primary_share if len(sources) > 1 else end
             asked: Sequence[Location] = missing
+            if len(sources) > 1:
+                # With a fallback behind it, a failing batch is tried twice, not until its
+                # share is spent: its locations go to the fallback while there is time.
+                attempts = PRIMARY_ATTEMPTS_WITH_FALLBACK
         else:
             until = end
             last = {
@@ -274,7 +286,7 @@ async def fetch_weather(
                 if isinstance(entry.get("fetched_at"), str)
             }
             asked = oldest_first(missing, last)
-        got, errs = await _ask(coord, feed, source, asked, until)
+        got, errs = await _ask(coord, feed, source, asked, until, attempts)
         errors.extend(errs)
         for lid, lw in got.items():
             fresh[lid] = lw

@@ -115,7 +115,9 @@ async def _fetch(config: Config, names: list[str], *, force: bool = False) -> in
         if r.forced:
             line += "  [forced: one request now, politeness window and circuit breaker ignored once]"
         print(line)
-        if r.status != "fresh":
+        if r.error is not None and r.error.kind == "local":
+            print(f"portal-feeds: {r.feed}: {r.error.message}", file=sys.stderr)
+        if r.status != "fresh" or r.outcome == "local":
             code = EX_DEGRADED
     return code
 

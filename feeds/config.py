@@ -26,6 +26,7 @@ from typing import Any
 from feeds.models import Location
 from feeds.politeness import DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD
 from feeds.portal import PublishConfig, WidgetConfig, parse_publish, parse_widget
+from feeds.sources import registry as _registry
 
 __all__ = [
     "PEER_KIND",
@@ -47,17 +48,15 @@ __all__ = [
 ]
 
 #: Another portal-feeds instance's published snapshot, read over HTTP (feeds.sources.peer).
-PEER_KIND = "portal-feeds"
-KINDS = ("vietcombank", "open-meteo", "met-no", PEER_KIND)
-DATA_KIND = {"vietcombank": "exchange_rates", "open-meteo": "weather", "met-no": "weather"}
+PEER_KIND = _registry.PEER
+#: Every source kind and its defaults, from the one registry (feeds.sources.registry).
+KINDS = _registry.kinds()
+_MODULES = {k: _registry.source(k) for k in KINDS}
+DATA_KIND: dict[str, str] = {k: str(m.DATA_KIND) for k, m in _MODULES.items() if m.DATA_KIND}
 DATA_KINDS = ("exchange_rates", "weather")
-DEFAULT_URLS = {
-    "vietcombank": "https://portal.vietcombank.com.vn/Usercontrols/TVPortal.TyGia/pXML.aspx?b=10",
-    "open-meteo": "https://api.open-meteo.com/v1/forecast",
-    "met-no": "https://api.met.no/weatherapi/locationforecast/2.0/compact",
-}
-#: Vietcombank's own XML says "Only one request every 5 minutes!".
-DEFAULT_MIN_INTERVAL = {"vietcombank": 300.0, "open-meteo": 0.0, "met-no": 0.0, PEER_KIND: 0.0}
+DEFAULT_URLS: dict[str, str] = {k: str(m.DEFAULT_URL) for k, m in _MODULES.items() if m.DEFAULT_URL}
+#: Each source's terms (Vietcombank's own XML says "Only one request every 5 minutes!").
+DEFAULT_MIN_INTERVAL = {k: float(m.MIN_INTERVAL) for k, m in _MODULES.items()}
 DEFAULT_USER_AGENT = "portal-feeds/0.1 (+https://github.com/portal-feeds; webmaster@localhost)"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_DEADLINE = 20.0
@@ -407,7 +406,7 @@ def _locations(value: object, key: str) -> tuple[Location, ...]:
 
 
 def _valid_cron(expr: str) -> bool:
-    from feeds.daemon import build_trigger
+    from feeds.schedule import build_trigger
 
     try:
         build_trigger(

@@ -8,11 +8,17 @@ starts failing, one INFO line when it recovers, DEBUG while nothing changes.
 
 Side effects arrive through the seams given to the constructor: the httpx client (its
 transport carries the resolver), the clock and the store.
+
+The coordinator orchestrates, decides and publishes; it does not talk HTTP or know any
+source.  Sources are found through ``feeds.sources.registry`` (one protocol: requests, a
+pure read, plausibility checks, freshness expectations); every request goes through
+``feeds.pipeline`` (politeness -> breaker -> retry -> conditional request -> bounded body).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -28,18 +34,17 @@ from feeds.batching import HostLimits, fetch_weather
 from feeds.clock import Clock
 from feeds.config import PEER_KIND, Config, FeedConfig, SourceConfig
 from feeds.errors import (
-    ConnectError,
-    DnsError,
     FeedError,
     FetchTimeoutError,
-    HttpStatusError,
-    InvalidPayloadError,
+    LocalError,
     RejectedError,
     classify,
 )
 from feeds.frozen import upstream_stale_since
+from feeds.localfaults import NOT_WRITTEN, local_error
 from feeds.models import RequestSpec
 from feeds.peering import fetch_peer
+from feeds.pipeline import HeldBack, RequestPipeline, honoured_expires
 from feeds.politeness import HostGuard
 from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
@@ -47,80 +52,17 @@ from feeds.recovery import read_snapshot
 from feeds.redact import redact_url
 from feeds.resolver import resolution_log
 from feeds.retry import RetryPolicy
+from feeds.sources import registry
 from feeds.store import GoodData, Health, Store
 from feeds.timezone import in_zone
-from feeds.transport import Fetched, fetch
-from feeds.validate import check_rates
 
-__all__ = ["AttemptResult", "Coordinator", "HeldBack", "honoured_expires", "source_module"]
+__all__ = ["NOT_WRITTEN", "AttemptResult", "Coordinator", "HeldBack", "honoured_expires", "source_module"]
 
 logger = logging.getLogger(__name__)
 
-#: How many refused bodies are kept per feed for inspection.
-KEEP_REJECTED = 5
-#: How much of a refused body is kept.
-KEEP_REJECTED_BYTES = 64 * 1024
-
-
 def source_module(kind: str) -> ModuleType:
-    """Return the source module of a kind (each exposes SOURCE_NAME and a pure ``parse``)."""
-    if kind == "vietcombank":
-        from feeds.sources import vietcombank
-
-        return vietcombank
-    if kind == "open-meteo":
-        from feeds.sources import open_meteo
-
-        return open_meteo
-    if kind == "met-no":
-        from feeds.sources import met_no
-
-        return met_no
-    if kind == "portal-feeds":
-        from feeds.sources import peer
-
-        return peer
-    raise ValueError(f"unknown source kind {kind!r}")
-
-
-#: Source kinds whose terms ask clients to honour ``Expires`` (MET Norway's do).
-HONOURS_EXPIRES = frozenset({"met-no"})
-#: The longest an ``Expires`` keeps us from asking, whatever the upstream says.
-EXPIRES_MAX = 3600.0
-
-
-def _honours_expires(feed: FeedConfig, url: str) -> bool:
-    return any(s.kind in HONOURS_EXPIRES and s.url == url for s in feed.sources)
-
-
-def honoured_expires(value: str | None, now: datetime, every: float) -> datetime | None:
-    """The time before which no request is made, from an ``Expires`` header, or None.
-
-    Capped at ``min(every, EXPIRES_MAX)`` from ``now``: data reused under an ``Expires`` was
-    fetched within the feed's current interval, never longer ago (an ``Expires`` in 9999
-    once made every later run republish one cached body as fresh, forever).  Unreadable,
-    zone-less or past values are None.
-    """
-    from email.utils import parsedate_to_datetime
-
-    if not value:
-        return None
-    try:
-        expires = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if expires.tzinfo is None or expires <= now:
-        return None
-    return min(expires, now + timedelta(seconds=min(every, EXPIRES_MAX)))
-
-
-class HeldBack(Exception):
-    """Politeness (min_interval, Retry-After) or an open circuit kept us from asking."""
-
-    def __init__(self, reason: str, wait: float) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.wait = wait
+    """The source module of a kind, from the one registry (feeds.sources.registry)."""
+    return registry.source(kind)
 
 
 @dataclass(frozen=True)
@@ -170,8 +112,28 @@ class _Got:
     source_url: str | None = None
 
 
+class _Seam:
+    """An attribute of the coordinator that lives on its request pipeline."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        return getattr(obj.pipeline, self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj.pipeline, self.name, value)
+
+
 class Coordinator:
     """Refreshes feeds; one instance per run, shared by every feed."""
+
+    config: Config = _Seam()  # type: ignore[assignment]
+    store: Store = _Seam()  # type: ignore[assignment]
+    client: httpx.AsyncClient = _Seam()  # type: ignore[assignment]
+    clock: Clock = _Seam()  # type: ignore[assignment]
+    retry: RetryPolicy = _Seam()  # type: ignore[assignment]
+    guard: HostGuard = _Seam()  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -183,13 +145,18 @@ class Coordinator:
         retry: RetryPolicy | None = None,
         guard: HostGuard | None = None,
     ) -> None:
-        self.config = config
-        self.store = store
-        self.client = client
-        self.clock = clock
-        self.retry = retry or RetryPolicy(clock)
-        self.guard = guard or HostGuard(
-            store, breaker_threshold=config.breaker_failures, breaker_cooldown=config.breaker_cooldown
+        #: The request pipeline every source's requests go through (feeds.pipeline).  The
+        #: seams below are the pipeline's: replacing one here (a reload's new config, a
+        #: test's client) replaces it there.
+        self.pipeline = RequestPipeline(
+            config,
+            store,
+            client,
+            clock,
+            retry or RetryPolicy(clock),
+            guard or HostGuard(
+                store, breaker_threshold=config.breaker_failures, breaker_cooldown=config.breaker_cooldown
+            ),
         )
         #: Per-host concurrency and rate limits of concurrent requests (feeds.batching).
         self.host_limits = HostLimits(config.per_host_concurrency)
@@ -265,7 +232,16 @@ class Coordinator:
                 fresh_for=_fresh_for(feed),
             )
         stale_since = None if status == "fresh" else (state.get("stale_since") or now)
-        snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+        try:
+            snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+        except _NotWritten as nw:
+            logger.error(
+                "snapshot not written feed=%s kind=local detail=%s: %s",
+                feed.name, nw.error.detail, nw.error.message,
+            )
+            return AttemptResult(
+                feed.name, NOT_WRITTEN, nw.error.kind, nw.error.detail, 0.0, nw.snapshot, nw.error
+            )
         return AttemptResult(feed.name, status, "republished", None, 0.0, snap)
 
     # -- fetching --------------------------------------------------------------------
@@ -296,17 +272,20 @@ class Coordinator:
         raise held
 
     async def _fetch_rates(self, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> _Got:
-        mod = source_module(source.kind)
-        spec: RequestSpec = mod.build_request(source.url)
+        mod = registry.source(source.kind)
+        ((spec, _),) = mod.requests(
+            source.url, (), user_agent=self.config.user_agent, batch_size=feed.batch_size
+        )
         previous = self._load_good(feed)
 
         def parse(body: bytes) -> Any:
-            rates = mod.parse(body)
+            rates = mod.read(body, ())
             try:
-                check_rates(
+                mod.check(
                     rates,
-                    previous.data if previous and previous.source_name == mod.SOURCE_NAME else None,
-                    feed.max_change,
+                    previous=previous.data if previous and previous.source_name == mod.SOURCE_NAME else None,
+                    max_change=feed.max_change,
+                    asked=(),
                 )
             except RejectedError as exc:
                 # The recovery rule: the same move in enough answers over enough time is real.
@@ -329,135 +308,23 @@ class Coordinator:
         spec: RequestSpec,
         deadline_at: float,
         parse: Callable[[bytes], Any],
+        *,
+        max_attempts: int | None = None,
     ) -> Any:
-        """GET with politeness, the breaker, conditional requests and retries; then parse."""
-        host = httpx.URL(spec.url).host
-        cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
-        cached: dict[str, Any] | None = self.store.get(cache_key)
-        now = self.clock.now()
-        forced = feed.name in self._forced
-        # MET Norway: do not ask again before the (capped) Expires the server gave.  An
-        # entry from before the cap (no stored_at) or past the cap is not honoured.
-        if (
-            not forced
-            and cached
-            and cached.get("expires")
-            and cached.get("stored_at")
-            and now < cached["expires"]
-            and now - cached["stored_at"] < timedelta(seconds=min(feed.every, EXPIRES_MAX))
-            and _honours_expires(feed, spec.url)
-        ):
-            return self._parse_or_keep(feed, cached["body"], parse)
-        breaker = self.guard.breaker(host, now)
-        if breaker.state == "open" and not forced:
-            left = (breaker.opened_at + self.guard.cooldown - now).total_seconds() if breaker.opened_at else 0.0
-            raise HeldBack("circuit_open", max(0.0, left))
-        # Half-open: one probe request, not a retried attempt, decides the breaker's fate.
-        # A forced attempt is one request too, whatever the breaker says.
-        probe_only = breaker.state == "half_open" or forced
-        tried: list[FeedError] = []
+        """One request through the pipeline (feeds.pipeline), with this attempt's state.
 
-        async def once() -> Fetched:
-            remaining = deadline_at - self.clock.monotonic()
-            wait = 0.0 if forced else self.guard.wait_needed(host, feed.min_interval, self.clock.now())
-            if wait > 0:
-                if wait < remaining - 1:
-                    await self.clock.sleep(wait)
-                elif tried:
-                    raise _Final(tried[-1])
-                else:
-                    raise HeldBack("min_interval", wait)
-            before = self.guard.host_state(host)
-            if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced):
-                raise HeldBack("min_interval", feed.min_interval)
-            try:
-                return await fetch(
-                    self.client,
-                    spec,
-                    timeout=max(0.1, min(feed.timeout, deadline_at - self.clock.monotonic())),
-                    max_body=self.config.max_body,
-                    validators=cached,
-                    now=self.clock.now(),
-                    retry_after_max=self.config.retry_after_max,
-                    follow_redirects_to=self.config.follow_redirects_to,
-                )
-            except FeedError as exc:
-                tried.append(exc)
-                self._errors.setdefault(feed.name, []).append(exc)
-                if isinstance(exc, DnsError) or (
-                    isinstance(exc, ConnectError) and exc.detail == "refused"
-                ):
-                    self.guard.release(host, before)  # never reached the host
-                if isinstance(exc, HttpStatusError) and exc.retry_after is not None:
-                    left = deadline_at - self.clock.monotonic()
-                    if exc.retry_after >= left:
-                        self.guard.defer(host, self.clock.now() + timedelta(seconds=exc.retry_after))
-                raise
-
-        try:
-            got: Fetched = await self.retry.call(
-                once, deadline_at=deadline_at, feed=feed.name, max_attempts=1 if probe_only else None
-            )
-        except _Final as f:
-            self.guard.record_result(host, False, self.clock.now(), f.error.kind)
-            raise f.error from None
-        except FeedError as exc:
-            self.guard.record_result(host, False, self.clock.now(), exc.kind)
-            raise
-        body = cached["body"] if got.not_modified and cached else got.body
-        try:
-            result = self._parse_or_keep(feed, body, parse)
-        except FeedError as exc:
-            self.guard.record_result(host, False, self.clock.now(), exc.kind)
-            raise
-        self.guard.record_result(host, True, self.clock.now())
-        self._remember_validators(cache_key, got, body, feed, spec.url)
-        return result
-
-    def _parse_or_keep(self, feed: FeedConfig, body: bytes, parse: Callable[[bytes], Any]) -> Any:
-        try:
-            return parse(body)
-        except (InvalidPayloadError, RejectedError) as exc:
-            self._keep_rejected(feed, body, exc)
-            raise
-        except Exception as exc:  # a parser bug must not take the daemon down
-            logger.exception("parser failed feed=%s", feed.name)
-            err = InvalidPayloadError("the answer could not be parsed", detail="parser_error")
-            self._keep_rejected(feed, body, err)
-            raise err from exc
-
-    def _remember_validators(
-        self, key: str, got: Fetched, body: bytes, feed: FeedConfig | None = None, url: str = ""
-    ) -> None:
-        h = {k.lower(): v for k, v in got.headers.items()}
-        etag, lm = h.get("etag"), h.get("last-modified")
-        expires = (
-            honoured_expires(h.get("expires"), self.clock.now(), feed.every)
-            if feed is not None and _honours_expires(feed, url)
-            else None
+        ``max_attempts`` bounds the retries of this request (feeds.batching: a primary with a
+        fallback behind it tries twice, then its locations go to the fallback).
+        """
+        return await self.pipeline.get_parsed(
+            feed,
+            spec,
+            deadline_at,
+            parse,
+            forced=feed.name in self._forced,
+            errors=self._errors.setdefault(feed.name, []),
+            max_attempts=max_attempts,
         )
-        if etag or lm or expires:
-            self.store.set(
-                key,
-                {"etag": etag, "last_modified": lm, "expires": expires, "body": body,
-                 "stored_at": self.clock.now()},
-            )
-        elif not got.not_modified:
-            self.store.delete(key)
-
-    def _keep_rejected(self, feed: FeedConfig, body: bytes, exc: FeedError) -> None:
-        key = f"rejected/{feed.name}"
-        kept: list[dict[str, Any]] = list(self.store.get(key) or [])
-        kept.append(
-            {
-                "at": self.clock.now(),
-                "kind": exc.kind,
-                "detail": exc.detail,
-                "size": len(body),
-                "body": body[:KEEP_REJECTED_BYTES],
-            }
-        )
-        self.store.set(key, kept[-KEEP_REJECTED:])
 
     # -- storing and publishing ----------------------------------------------------------
     def _load_good(self, feed: FeedConfig) -> GoodData | None:
@@ -538,16 +405,32 @@ class Coordinator:
         )
         if got is not None and got.origin_stale_since is not None and stale_since is not None:
             stale_since = min(stale_since, got.origin_stale_since)
-        snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+        written = status
+        try:
+            snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+        except _NotWritten as nw:
+            # A local fault outranks the upstream's outcome: the admin must act on it.
+            snap, error, written = nw.snapshot, nw.error, NOT_WRITTEN
+        if self.store.fault and (error is None or error.kind != "local"):
+            # The cache could not be written (its updates are kept in memory meanwhile).
+            reason = self.store.fault.split(":", 1)[1]
+            if error is None:
+                error = local_error("store", reason)
         outcome = "ok" if error is None and held is None else (error.kind if error else "held_back")
         detail = error.detail if error else (held.reason if held else None)
         duration = self.clock.monotonic() - t0
-        self._record_health(feed, started, duration, got, error, held, status, next_update_at, stale_hosts)
-        self._log(feed, outcome, detail, duration, status, state.get("outcome"))
+        self._record_health(feed, started, duration, got, error, held, written, next_update_at, stale_hosts)
+        self._log(feed, outcome, detail, duration, written, state.get("outcome"), error)
         self.store.set(
-            f"snapshot/{feed.name}", {"status": status, "stale_since": stale_since, "outcome": outcome}
+            f"snapshot/{feed.name}",
+            {
+                # The status of the file on disk: a failed write left the previous one.
+                "status": status if written != NOT_WRITTEN else state.get("status"),
+                "stale_since": stale_since if written != NOT_WRITTEN else state.get("stale_since"),
+                "outcome": outcome,
+            },
         )
-        return AttemptResult(feed.name, status, outcome, detail, duration, snap, error,
+        return AttemptResult(feed.name, written, outcome, detail, duration, snap, error,
                              retry_in=held.wait if held is not None and error is None else None)
 
     def _publish(
@@ -560,7 +443,9 @@ class Coordinator:
         now: datetime,
     ) -> dict[str, Any]:
         upstream_since = upstream_stale_since(good.source_name, good.as_of, now) if good else None
-        trust.update(self.store, feed.name, upstream_stale_since=upstream_since)
+        # The cache lock held by a live process: the snapshot is still published.
+        with contextlib.suppress(LocalError):
+            trust.update(self.store, feed.name, upstream_stale_since=upstream_since)
         snap = build_snapshot(
             feed=feed.name,
             kind=feed.data_kind,
@@ -578,9 +463,14 @@ class Coordinator:
         )
         # Timestamps in [publish] timezone; <feed>.html (and per-location files) with it.
         snap = in_zone(snap, self.config.publish.tz)
-        write_snapshot(
-            self.config.snapshot_dir, snap, functools.partial(write_companions, self.config, feed)
-        )
+        try:
+            write_snapshot(
+                self.config.snapshot_dir, snap, functools.partial(write_companions, self.config, feed)
+            )
+        except OSError as exc:
+            # Disk full, read-only, rights, a directory where the file should be: the old
+            # snapshot stays in place; the feed's health says it was not written.
+            raise _NotWritten(snap, local_error("publish", exc)) from None
         return snap
 
     def _record_health(
@@ -596,7 +486,10 @@ class Coordinator:
         stale_hosts: list[str],
     ) -> None:
         key = f"health/{feed.name}"
-        with self.store.lock():
+        with contextlib.ExitStack() as stack:
+            # Another process holding the cache lock: record anyway (a per-feed key).
+            with contextlib.suppress(LocalError):
+                stack.enter_context(self.store.lock())
             h: Health = self.store.get(key) or Health(feed=feed.name)
             outcome = "ok" if error is None and held is None else (error.kind if error else "held_back")
             attempts = dict(h.attempts)
@@ -625,11 +518,17 @@ class Coordinator:
 
     def _log(
         self, feed: FeedConfig, outcome: str, detail: str | None, duration: float, status: str,
-        previous: str | None,
+        previous: str | None, error: FeedError | None = None,
     ) -> None:
         args = (feed.name, outcome, detail or "-", duration, status)
         fmt = "attempt feed=%s kind=%s detail=%s duration_s=%.2f status=%s"
-        if outcome not in ("ok", "held_back") and previous in (None, "ok", "held_back"):
+        if outcome == "local" and error is not None:
+            # Our machine needs an admin: an ERROR line with what failed, once per change.
+            if previous != "local":
+                logger.error(fmt + ": %s", *args, error.message)
+            else:
+                logger.debug(fmt, *args)
+        elif outcome not in ("ok", "held_back") and previous in (None, "ok", "held_back"):
             logger.warning(fmt, *args)  # started failing
         elif outcome == "ok" and previous not in (None, "ok", "held_back"):
             logger.info("recovered " + fmt, *args)
@@ -637,15 +536,15 @@ class Coordinator:
             logger.info(fmt, *args)
 
 
+class _NotWritten(Exception):
+    """The snapshot could not be written (a local fault)."""
+
+    def __init__(self, snapshot: dict[str, Any], error: LocalError) -> None:
+        super().__init__(error.message)
+        self.snapshot = snapshot
+        self.error = error
+
+
 def _fresh_for(feed: FeedConfig) -> timedelta:
     """How long data fetched fresh stays fresh when no request could be made: two intervals."""
     return timedelta(seconds=2 * max(feed.every, feed.min_interval))
-
-
-class _Final(Exception):
-    """Stop retrying and fail with an earlier error (politeness forbids another request)."""
-
-    def __init__(self, error: FeedError) -> None:
-        super().__init__(error.message)
-        self.error = error
-

@@ -32,18 +32,17 @@ from apscheduler.events import (
     JobSubmissionEvent,
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from feeds.app import Runtime, open_runtime
-from feeds.clock import VIETNAM_TZ, Clock
+from feeds.clock import Clock
 from feeds.config import Config, ConfigError, FeedConfig, load_config
 from feeds.health import feed_rows, status_line
 from feeds.instance import InstanceLock
 from feeds.logs import setup_logging
 from feeds.notify import Notifier
-from feeds.schedule import GridTrigger
+from feeds.schedule import build_trigger, crontab_day_of_week, vietnam_zone
 
-__all__ = ["Daemon", "run_daemon"]
+__all__ = ["Daemon", "build_trigger", "crontab_day_of_week", "run_daemon"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,62 +52,6 @@ STOP_GRACE = 5.0
 HEARTBEAT_EVERY = 10.0
 #: A run may start this late (e.g. after a suspend) and still run.
 MISFIRE_GRACE = 300
-
-
-def _vietnam_zone() -> Any:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo("Asia/Ho_Chi_Minh")
-    except Exception:  # no tz database: Vietnam has no DST, a fixed offset is exact
-        return VIETNAM_TZ
-
-
-_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def crontab_day_of_week(field: str) -> str:
-    """Translate a crontab day-of-week field (0/7 = Sunday) into APScheduler 3's terms.
-
-    APScheduler 3 numbers days from Monday = 0, so its ``from_crontab("... 1-6")`` would run
-    Tuesday to Sunday instead of Monday to Saturday.  Days are expanded to names.
-    """
-    if field == "*":
-        return "*"
-    days: list[int] = []
-    for part in field.split(","):
-        rng, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if rng == "*":
-            lo, hi = 0, 6
-        elif "-" in rng:
-            a, b = rng.split("-", 1)
-            lo, hi = int(a), int(b)
-        else:
-            lo = hi = int(rng)
-        if not (0 <= lo <= 7 and 0 <= hi <= 7 and lo <= hi):
-            raise ValueError(f"bad day of week {part!r}")
-        days.extend(range(lo, hi + 1, step))
-    names = list(dict.fromkeys(_DOW[d] for d in days))
-    return ",".join(names)
-
-
-def build_trigger(feed: FeedConfig) -> GridTrigger | CronTrigger:
-    """The feed's schedule: ``at`` (cron, Vietnam time) or ``every`` with jitter."""
-    if feed.at:
-        minute, hour, dom, month, dow = feed.at.split()
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=dom,
-            month=month,
-            day_of_week=crontab_day_of_week(dow),
-            timezone=_vietnam_zone(),
-        )
-    # Jitter spreads the feeds (and the portals running us) off the exact minute, as MET
-    # Norway's terms ask; a tenth of the interval, at most two minutes.
-    # On a fixed grid (feeds.schedule): jitter never accumulates from one run to the next.
-    return GridTrigger(feed.every, jitter=min(feed.every * 0.1, 120.0), seed=feed.name)
 
 
 class Daemon:
@@ -143,7 +86,7 @@ class Daemon:
         async with self.runtime_factory(self.config) as rt:
             self.rt = rt
             self.warm_start()
-            self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=_vietnam_zone())
+            self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=vietnam_zone())
             self.scheduler.add_listener(
                 self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
             )

@@ -7,7 +7,10 @@
     ├── TlsError                 kind="tls"; handshake or certificate verification failed
     ├── HttpStatusError          kind="http_status"; a non-2xx/304 answer (``status_code``)
     ├── InvalidPayloadError      kind="invalid_payload"; the bytes are not the expected document
-    └── RejectedError            kind="rejected"; a well-formed document the validation gate refused
+    ├── RejectedError            kind="rejected"; a well-formed document the validation gate refused
+    └── LocalError               kind="local"; our machine, not the upstream: the snapshot or the
+                                 cache could not be written (detail ``publish:disk_full``,
+                                 ``store:read_only``, ... see ``feeds.localfaults``)
 
 ``classify(exc)`` turns any exception raised while fetching (httpx, httpcore, socket, ssl,
 our own) into the most specific ``FeedError``.  It walks the ``__cause__``/``__context__``
@@ -33,6 +36,7 @@ __all__ = [
     "FetchTimeoutError",
     "HttpStatusError",
     "InvalidPayloadError",
+    "LocalError",
     "RejectedError",
     "TlsError",
     "classify",
@@ -135,6 +139,16 @@ class RejectedError(FeedError):
     retryable = False
 
 
+class LocalError(FeedError):
+    """A local fault: disk full, read-only, permissions, a directory where a file should be.
+
+    Raised by the publishing and store code, never by a fetch; ``classify`` passes it through.
+    """
+
+    kind = "local"
+    retryable = False
+
+
 KINDS: tuple[str, ...] = (
     DnsError.kind,
     ConnectError.kind,
@@ -143,6 +157,7 @@ KINDS: tuple[str, ...] = (
     HttpStatusError.kind,
     InvalidPayloadError.kind,
     RejectedError.kind,
+    LocalError.kind,
 )
 
 

@@ -16,26 +16,19 @@ A snapshot whose ``as_of`` is past that carries ``upstream_stale_since`` (that m
 from __future__ import annotations
 
 from datetime import datetime
-from types import ModuleType
+
+from feeds.sources.registry import by_name
 
 __all__ = ["upstream_stale_since"]
-
-
-def _module_named(source_name: str) -> ModuleType | None:
-    from feeds.sources import met_no, open_meteo, vietcombank
-
-    for mod in (vietcombank, open_meteo, met_no):
-        if source_name == mod.SOURCE_NAME:
-            return mod
-    return None
 
 
 def upstream_stale_since(source_name: str | None, as_of: datetime | None, now: datetime) -> datetime | None:
     """When data with this ``as_of`` from this source stopped being current, or None if it is."""
     if source_name is None or as_of is None:
         return None
-    mod = _module_named(source_name)
-    if mod is None:
+    mod = by_name(source_name)
+    stale_after = getattr(mod, "stale_after", None)  # a peer relays another instance's
+    if stale_after is None:
         return None
-    limit: datetime = mod.stale_after(as_of)
+    limit: datetime = stale_after(as_of)
     return limit if now > limit else None

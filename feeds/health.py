@@ -20,10 +20,11 @@ import httpx
 from feeds import trust
 from feeds.clock import Clock, SystemClock
 from feeds.config import Config, FeedConfig
+from feeds.localfaults import NOT_WRITTEN, probe_folder
 from feeds.models import isoformat
 from feeds.politeness import HostGuard
-from feeds.recovery import read_snapshot
-from feeds.store import GoodData, Health, Store, open_store
+from feeds.recovery import read_snapshot, snapshot_path
+from feeds.store import GoodData, Health, Store, open_store_readonly
 
 __all__ = [
     "EX_CANNOT_READ",
@@ -33,6 +34,7 @@ __all__ = [
     "evaluate_check",
     "feed_rows",
     "format_table",
+    "local_faults",
     "print_status",
     "read_rows",
     "run_check",
@@ -257,13 +259,32 @@ def status_line(rows: Sequence[FeedRow]) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    order = ["fresh", "stale", "expired", "unavailable", "unknown"]
+    order = ["fresh", "stale", "expired", "unavailable", NOT_WRITTEN, "unknown"]
     parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
     bad = [f"{r.feed}: {r.outcome}" for r in rows if r.outcome not in (None, "ok", "held_back")]
     text = f"{len(rows)} feeds: " + ", ".join(parts)
     if bad:
         text += " (" + "; ".join(bad) + ")"
     return text
+
+
+def local_faults(config: Config) -> list[str]:
+    """What on this machine keeps snapshots or the cache from being written, seen from here.
+
+    The daemon records a failed write in the feed's health, but not when the cache itself
+    is on the full or read-only disk; so ``status`` and ``check`` look at the folders too
+    (without writing anything).
+    """
+    faults = []
+    for label, folder in (("snapshot folder", config.snapshot_dir), ("cache folder", config.cache_dir)):
+        reason = probe_folder(folder)
+        if reason:
+            faults.append(f"{label} {folder}: {reason}")
+    for name in config.feeds:
+        path = snapshot_path(config.snapshot_dir, name)
+        if path.is_dir():
+            faults.append(f"snapshot {path}: is_a_directory")
+    return faults
 
 
 #: ``status`` could not read the feed health (the Nagios UNKNOWN code, for symmetry with ``check``).
@@ -277,11 +298,10 @@ class CannotRead(Exception):
 def read_rows(config: Config, now: datetime, names: Sequence[str] | None = None) -> list[FeedRow]:
     """Read every feed's health row, or raise ``CannotRead`` with a sentence saying why.
 
-    Never creates the cache: a missing folder means the daemon has not run yet (or this is
-    not the configuration it reads).
+    Opens the cache read-only (``feeds.store.open_store_readonly``): never creates, writes or
+    repairs it.  A missing folder means the daemon has not run yet (or this is not the
+    configuration it reads); a damaged cache is repaired by ``fetch`` or the daemon.
     """
-    import sqlite3
-
     where = f"paths.cache_dir {config.cache_dir}"
     try:
         if not config.cache_dir.exists():
@@ -291,23 +311,38 @@ def read_rows(config: Config, now: datetime, names: Sequence[str] | None = None)
             )
         if not config.cache_dir.is_dir():
             raise CannotRead(f"{where} exists and is not a folder")
-        store = open_store(config.cache_dir)
+        from feeds.store import DB_NAME
+
+        if not (config.cache_dir / DB_NAME).exists():
+            # A reader never creates the database: say there is nothing yet.
+            raise CannotRead(f"{where} holds no feed health yet: the daemon has not completed a start")
+        store = open_store_readonly(config.cache_dir)
         try:
-            return feed_rows(config, store, now, names)
+            rows = feed_rows(config, store, now, names)
         finally:
             store.close()
+        problem = store.problem
     except CannotRead:
         raise
     except PermissionError:
+        problem = "permission"
+    except OSError as exc:
+        raise CannotRead(f"{where} cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if problem == "permission":
         from feeds.folders import current_user
 
-        raise CannotRead(f"{where} cannot be read by {current_user()} (run as the service's user)") from None
-    except (OSError, sqlite3.Error) as exc:
-        raise CannotRead(f"{where} cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise CannotRead(f"{where} cannot be read by {current_user()} (run as the service's user)")
+    if problem is not None:
+        raise CannotRead(
+            f"{where} could not be read ({problem}); `portal-feeds fetch` or the running daemon "
+            "moves a damaged cache aside and recovers the data from the published snapshots"
+        )
+    return rows
 
 
 def print_status(config: Config, *, as_json: bool = False, clock: Clock | None = None, out: TextIO | None = None) -> int:
-    """``portal-feeds status``: 0 when every feed is fresh, 1 otherwise, 3 when health cannot be read."""
+    """``portal-feeds status``: 0 when every feed is fresh and no local fault is seen, 1
+    otherwise, 3 when health cannot be read."""
     out = out or sys.stdout
     from feeds.instance import daemon_state
 
@@ -321,6 +356,7 @@ def print_status(config: Config, *, as_json: bool = False, clock: Clock | None =
             f"portal-feeds: cannot read the feed health: {exc} (config {origin}; {daemon.describe(now)})\n"
         )
         return EX_CANNOT_READ
+    faults = local_faults(config)
     if as_json:
         doc = {
             "generated_at": isoformat(now),
@@ -328,12 +364,15 @@ def print_status(config: Config, *, as_json: bool = False, clock: Clock | None =
             "daemon": daemon.to_json(),
             "summary": status_line(rows),
             "feeds": [r.to_json() for r in rows],
+            "local_faults": faults,
         }
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     else:
         out.write(f"config {origin}; {daemon.describe(now)}\n\n")
         out.write(format_table(rows, now) + "\n")
-    return 0 if all(r.status == "fresh" for r in rows) else 1
+        for fault in faults:
+            out.write(f"local fault: {fault}\n")
+    return 0 if all(r.status == "fresh" for r in rows) and not faults else 1
 
 
 @dataclass(frozen=True)
@@ -345,11 +384,13 @@ class CheckResult:
 
 
 def evaluate_check(
-    rows: Sequence[FeedRow], now: datetime, *, stale_warning: bool = True, missed_intervals: float = 3.0
+    rows: Sequence[FeedRow], now: datetime, *, stale_warning: bool = True, missed_intervals: float = 3.0,
+    faults: Sequence[str] = (),
 ) -> CheckResult:
-    """Apply the plugin thresholds: WARNING stale; CRITICAL expired/unavailable or not attempted."""
-    code = 0
-    problems: list[str] = []
+    """Apply the plugin thresholds: WARNING stale; CRITICAL expired/unavailable, not attempted,
+    or a local fault (a snapshot or the cache could not be written)."""
+    code = 2 if faults else 0
+    problems: list[str] = [f"local fault: {f}" for f in faults]
     perf: list[str] = []
     for r in rows:
         level = 0
@@ -358,6 +399,9 @@ def evaluate_check(
             level, why = 2, "never attempted"
         elif (now - r.last_attempt_at).total_seconds() > missed_intervals * r.every_s:
             level, why = 2, f"not attempted for {_age((now - r.last_attempt_at).total_seconds())}"
+        elif r.outcome == "local":
+            # Our machine, not the upstream: an admin must act now, whatever the data's age.
+            level, why = 2, "not written" if r.status == NOT_WRITTEN else "local fault"
         elif r.status in ("expired", "unavailable"):
             level, why = 2, r.status
         elif r.status == "stale" and stale_warning:
@@ -396,7 +440,8 @@ def run_check(config: Config, names: Sequence[str], *, clock: Clock | None = Non
         out.write(f"PORTAL-FEEDS UNKNOWN - cannot read the feed health: {exc}; {about}\n")
         return 3
     result = evaluate_check(
-        rows, now, stale_warning=config.check_stale_warning, missed_intervals=config.check_missed_intervals
+        rows, now, stale_warning=config.check_stale_warning, missed_intervals=config.check_missed_intervals,
+        faults=local_faults(config),
     )
     text, _, perf = result.line.partition(" | ")
     out.write(f"{text}; {about} | {perf}\n")

@@ -20,10 +20,17 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
 
-__all__ = ["MIN_RETRY", "ORIGIN", "GridTrigger", "retry_at"]
+from feeds.clock import VIETNAM_TZ
+
+if TYPE_CHECKING:
+    from feeds.config import FeedConfig
+
+__all__ = ["MIN_RETRY", "ORIGIN", "GridTrigger", "build_trigger", "crontab_day_of_week", "retry_at", "vietnam_zone"]
 
 #: Where every grid starts (grids of equal interval line up across feeds and restarts).
 ORIGIN = datetime(1970, 1, 1, tzinfo=UTC)
@@ -96,3 +103,60 @@ def retry_at(
     if next_run is not None and at + timedelta(seconds=min_interval) > next_run:
         return None
     return at
+
+
+# -- the feed's trigger (here, not in feeds.daemon: feeds.config validates `at` with it) --
+def vietnam_zone() -> Any:
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo("Asia/Ho_Chi_Minh")
+    except Exception:  # no tz database: Vietnam has no DST, a fixed offset is exact
+        return VIETNAM_TZ
+
+
+_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def crontab_day_of_week(field: str) -> str:
+    """Translate a crontab day-of-week field (0/7 = Sunday) into APScheduler 3's terms.
+
+    APScheduler 3 numbers days from Monday = 0, so its ``from_crontab("... 1-6")`` would run
+    Tuesday to Sunday instead of Monday to Saturday.  Days are expanded to names.
+    """
+    if field == "*":
+        return "*"
+    days: list[int] = []
+    for part in field.split(","):
+        rng, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if rng == "*":
+            lo, hi = 0, 6
+        elif "-" in rng:
+            a, b = rng.split("-", 1)
+            lo, hi = int(a), int(b)
+        else:
+            lo = hi = int(rng)
+        if not (0 <= lo <= 7 and 0 <= hi <= 7 and lo <= hi):
+            raise ValueError(f"bad day of week {part!r}")
+        days.extend(range(lo, hi + 1, step))
+    names = list(dict.fromkeys(_DOW[d] for d in days))
+    return ",".join(names)
+
+
+def build_trigger(feed: FeedConfig) -> GridTrigger | CronTrigger:
+    """The feed's schedule: ``at`` (cron, Vietnam time) or ``every`` with jitter."""
+    if feed.at:
+        minute, hour, dom, month, dow = feed.at.split()
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=dom,
+            month=month,
+            day_of_week=crontab_day_of_week(dow),
+            timezone=vietnam_zone(),
+        )
+    # Jitter spreads the feeds (and the portals running us) off the exact minute, as MET
+    # Norway's terms ask; a tenth of the interval, at most two minutes.
+    # On a fixed grid (feeds.schedule): jitter never accumulates from one run to the next.
+    return GridTrigger(feed.every, jitter=min(feed.every * 0.1, 120.0), seed=feed.name)

@@ -1,36 +1,111 @@
 """The store seam: last good data, feed health and small per-host state, on diskcache.
 
-diskcache is SQLite underneath: safe across processes and threads, so ``portal-feeds
-status`` can read what the running daemon writes.  Values are plain Python structures
-(dicts, lists, str, Decimal, datetime) pickled by diskcache.
+The store is only a cache (issue 9): the published snapshots are the durable copy of last
+good data (``feeds.recovery``).  So the store is built to heal, never to stop a feed:
+
+- **Values are JSON**, not pickles (``JsonDisk``): inspectable with the ``sqlite3`` shell,
+  readable by any later version (a pickle names our classes and breaks when they move), and
+  reading one can never run code.  datetimes, Decimals, bytes and our two dataclasses are
+  tagged objects (``{"$datetime": "..."}``).  A value in any other form (an old pickle, a
+  damaged file) is a damaged cache.
+- **No memory-mapped reads** (``sqlite_mmap_size=0``): a cache truncated under a running
+  daemon is a read error SQLite reports, not a SIGBUS that kills the process.
+- **A damaged cache heals**: a database that cannot be opened or read (not a database,
+  malformed pages, truncated, an unreadable value) is moved aside to
+  ``<cache_dir>/cache.corrupt-<UTC time>/``, a fresh one is created, one ERROR line says so,
+  and the coordinator recovers last good data from the snapshots.  A cache deleted or
+  replaced under a running process is noticed (its inode) and reopened the same way.
+- **Local faults never stop a feed**: when the cache cannot be written (full or read-only
+  disk, permissions, a file where the folder should be) writes are kept in memory and
+  written when the cache works again; reads fall back to that memory.  ``fault`` tells the
+  coordinator, which records the feed's outcome as ``local`` (``feeds.localfaults``); the
+  fault is logged once when it starts and once when it ends.
+- **The lock dies with its owner**: ``lock()`` is ``fcntl.flock`` on
+  ``<cache_dir>/store.lock``, which the kernel releases when the holding process dies (the
+  former diskcache lock expired only after 60 s).  It waits at most ``LOCK_WAIT`` (a few
+  milliseconds, polling without blocking) and then raises ``StoreError`` (``store:busy``), so
+  no store call blocks the event loop; SQLite's own busy wait is bounded the same way.
 
 Keys (one namespace per concern, so a reader of the cache can tell them apart):
 
 - ``good/<feed>``      ``GoodData``: the last normalized data that passed validation
 - ``health/<feed>``    ``Health``: last attempt, last success, outcome kind, failures
 - ``snapshot/<feed>``  status fields of the last published snapshot (stale_since, ...)
+- ``recovered/<feed>`` when last good data was last taken back from the snapshot
 - ``rejected/<feed>``  the last few refused bodies, for inspection (never published)
 - ``dns/<host>``, ``polite/<host>``, ``breaker/<host>``: per-host state (issue 3)
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+import diskcache
+
+from feeds.errors import LocalError
+from feeds.localfaults import probe_folder, reason_of, sqlite_reason
+
 __all__ = [
+    "DB_NAME",
+    "LOCK_NAME",
     "DiskStore",
     "GoodData",
     "Health",
+    "JsonDisk",
     "MemoryStore",
+    "ReadOnlyStore",
     "Store",
+    "StoreError",
+    "decode_value",
+    "encode_value",
     "open_store",
+    "open_store_readonly",
 ]
+
+logger = logging.getLogger(__name__)
+
+DB_NAME = "cache.db"
+LOCK_NAME = "store.lock"
+#: How long ``lock()`` polls for the cross-process lock before giving up (seconds).
+LOCK_WAIT = 0.02
+#: SQLite's busy wait for a write transaction another process holds (seconds).
+SQLITE_BUSY_WAIT = 0.05
+#: While the cache cannot be written, try it again at most this often (seconds).
+RETRY_EVERY = 5.0
+#: Repairs are at least this many seconds apart, and at most ``HEAL_MAX`` in
+#: ``HEAL_WINDOW`` seconds: a disk that keeps damaging the cache gives a local fault
+#: ``store:corrupt`` (snapshots still published), never a loop of repairs.
+HEAL_AT_MOST_EVERY = 5.0
+HEAL_MAX = 6
+HEAL_WINDOW = 600.0
+HEAL_GAP_MAX = HEAL_WINDOW
+#: How often an open cache is checked from a fresh connection (``PRAGMA quick_check``): a
+#: running process reads through its own page cache and would not see damaged pages that
+#: other processes (``status``) meet.  The check takes about a millisecond.
+INTEGRITY_EVERY = 10.0
+#: How many moved-aside caches are kept for inspection.
+KEEP_CORRUPT = 3
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class StoreError(LocalError):
+    """The cache could not be used: a local fault (detail ``store:<reason>``)."""
 
 
 class Store(Protocol):
@@ -46,6 +121,11 @@ class Store(Protocol):
 
     def lock(self) -> AbstractContextManager[None]:
         """Hold a lock shared by every process using this store."""
+        ...
+
+    @property
+    def fault(self) -> str | None:
+        """The local fault that keeps writes from reaching the disk (``store:<reason>``)."""
         ...
 
     def close(self) -> None: ...
@@ -74,7 +154,7 @@ class Health:
     detail: str | None = None
     message: str | None = None
     consecutive_failures: int = 0
-    status: str | None = None  # the status last published
+    status: str | None = None  # the status last published ("not_written" if the write failed)
     next_attempt_at: datetime | None = None
     source_used: str | None = None
     fallback_used: bool = False
@@ -88,8 +168,94 @@ class Health:
         return replace(self, **changes)
 
 
+# -- values as JSON -------------------------------------------------------------------------
+_CLASSES: dict[str, type[Any]] = {"GoodData": GoodData, "Health": Health}
+
+
+class CorruptValue(ValueError):
+    """A stored value that is not ours (a pickle, random bytes, a foreign tag)."""
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, GoodData | Health):
+        name = type(value).__name__
+        return {f"${name}": {f.name: _plain(getattr(value, f.name)) for f in fields(value)}}
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"store keys inside values must be str, not {type(k).__name__}")
+            out["$" + k if k.startswith("$") else k] = _plain(v)  # "$" keys are our tags
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        ((tag, val),) = obj.items()
+        if tag.startswith("$"):
+            if tag == "$datetime":
+                return datetime.fromisoformat(val)
+            if tag == "$decimal":
+                return Decimal(val)
+            if tag == "$bytes":
+                return base64.b64decode(val, validate=True)
+            cls = _CLASSES.get(tag[1:])
+            if cls is not None:
+                known = {f.name for f in fields(cls)}
+                # Fields added or dropped by another version are tolerated.
+                return cls(**{k: v for k, v in val.items() if k in known})
+    if any(k.startswith("$$") for k in obj):
+        return {(k[1:] if k.startswith("$$") else k): v for k, v in obj.items()}
+    return obj
+
+
+def encode_value(value: Any) -> bytes:
+    """A value as UTF-8 JSON (tagged datetimes, Decimals, bytes and dataclasses)."""
+    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_value(data: bytes | str) -> Any:
+    """The inverse of ``encode_value``; raises ``CorruptValue`` for anything else."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, object_hook=_hook)
+    except (UnicodeDecodeError, ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise CorruptValue("a stored value is not JSON of ours") from exc
+
+
+class JsonDisk(diskcache.Disk):  # type: ignore[misc]
+    """diskcache serialization as plain JSON (see the module docstring for why)."""
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+        if read:
+            raise TypeError("file values are not used")
+        return super().store(encode_value(value), False, key=key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY) or read:
+            raise CorruptValue(f"a stored value has mode {mode} (a pickle or a damaged row)")
+        data = super().fetch(mode, filename, value, False)
+        if not isinstance(data, bytes | str):
+            raise CorruptValue("a stored value is not text")
+        return decode_value(data)
+
+
+# -- stores ---------------------------------------------------------------------------------
 class MemoryStore:
     """An in-memory store for unit tests."""
+
+    fault: str | None = None
 
     def __init__(self) -> None:
         self._d: dict[str, Any] = {}
@@ -116,39 +282,482 @@ class MemoryStore:
         pass
 
 
+_MISSING = object()
+_DELETED = object()
+_FAILED = object()
+
+
+class _Damaged(Exception):
+    """The cache database is damaged (not a local fault): heal it."""
+
+
+def _utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 class DiskStore:
-    """The store on diskcache under ``cache_dir``."""
+    """The store on diskcache under ``cache_dir``: self-healing, never raising on reads."""
 
-    def __init__(self, directory: Path) -> None:
-        import diskcache
+    def __init__(self, directory: Path, *, lock_wait: float = LOCK_WAIT) -> None:
+        self.directory = Path(directory)
+        self.lock_wait = lock_wait
+        self._cache: Any = None
+        self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the open database
+        self._pending: dict[str, Any] = {}  # writes not on disk yet (value or _DELETED)
+        self._fault: str | None = None
+        self._retry_at = 0.0
+        self._healed_at = -HEAL_GAP_MAX
+        self._heals: list[float] = []
+        self._mutex = threading.RLock()
+        self._depth = 0
+        self._lock_fd: int | None = None
+        self._checked_at = time.monotonic()
+        self._reopen("open")
 
-        directory.mkdir(parents=True, exist_ok=True)
-        # No size-based eviction: losing last good data to an LRU sweep would defeat the
-        # purpose.  The keys are few and small (one entry per feed or host).
-        self._cache = diskcache.Cache(str(directory), eviction_policy="none", timeout=30)
-        self._lock = diskcache.RLock(self._cache, "lock/store", expire=60)
+    # -- public --------------------------------------------------------------------------
+    @property
+    def fault(self) -> str | None:
+        return f"store:{self._fault}" if self._fault else None
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._cache.get(key, default)
+        if key in self._pending:
+            value = self._pending[key]
+            return default if value is _DELETED else value
+        value = self._run(lambda c: c.get(key, _MISSING), write=False)
+        return default if value is _MISSING or value is _FAILED else value
 
     def set(self, key: str, value: Any) -> None:
-        self._cache.set(key, value)
+        encode_value(value)  # a value we cannot store is a bug: raise now, not in the flush
+        self._pending[key] = value
+        self._flush()
 
     def delete(self, key: str) -> None:
-        self._cache.delete(key)
+        self._pending[key] = _DELETED
+        self._flush()
 
     def keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix))
+        found = self._run(
+            lambda c: [k for k in c.iterkeys() if isinstance(k, str) and k.startswith(prefix)], write=False
+        )
+        names = set(found) if isinstance(found, list) else set()
+        for k, v in self._pending.items():
+            if k.startswith(prefix):
+                if v is _DELETED:
+                    names.discard(k)
+                else:
+                    names.add(k)
+        return sorted(names)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        with self._lock:
-            yield
+        """The cross-process store lock: flock, released by the kernel if we die."""
+        if not self._mutex.acquire(timeout=self.lock_wait):
+            raise StoreError("another thread held the cache lock", detail="store:busy")
+        try:
+            if self._depth == 0:
+                self._take_flock()
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._drop_flock()
+        finally:
+            self._mutex.release()
 
     def close(self) -> None:
-        self._cache.close()
+        self._flush(force=True)
+        if self._cache is not None:
+            with contextlib.suppress(Exception):
+                self._cache.close()
+            self._cache = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- the lock ------------------------------------------------------------------------
+    def _take_flock(self) -> None:
+        if self._lock_fd is None:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                # No lock file (the folder is broken): this process still serializes itself.
+                self._note_fault(reason_of(exc), exc)
+                return
+        end = time.monotonic() + self.lock_wait
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= end:
+                    raise StoreError(
+                        "another process held the cache lock", detail="store:busy"
+                    ) from None
+                time.sleep(0.001)
+            except OSError as exc:
+                self._note_fault(reason_of(exc), exc)
+                return
+
+    def _drop_flock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    # -- opening and healing -----------------------------------------------------------
+    def _db(self) -> Path:
+        return self.directory / DB_NAME
+
+    def _identity(self) -> tuple[int, int] | None:
+        """(dev, ino) of the database file, or None if it is gone; raises _Damaged if truncated
+        or its header is not SQLite's."""
+        try:
+            fd = os.open(self._db(), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+        try:
+            st = os.fstat(fd)
+            head = os.pread(fd, 16, 0)
+        finally:
+            os.close(fd)
+        if st.st_size == 0 or head != _SQLITE_MAGIC:
+            raise _Damaged("the database file is truncated or its header is not SQLite's")
+        return (st.st_dev, st.st_ino)
+
+    def _open_cache(self) -> Any:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        cache = diskcache.Cache(
+            str(self.directory),
+            disk=JsonDisk,
+            timeout=SQLITE_BUSY_WAIT,
+            # No size-based eviction: losing last good data to an LRU sweep would defeat the
+            # purpose.  The keys are few and small (one entry per feed or host).
+            eviction_policy="none",
+            sqlite_mmap_size=0,
+        )
+        try:
+            # Reading every row proves the database and its values readable now, not at
+            # the first attempt (the table is small: one row per feed or host).
+            for key in list(cache.iterkeys()):
+                cache.get(key)
+        except BaseException:
+            cache.close()
+            raise
+        return cache
+
+    def _reopen(self, why: str) -> None:
+        """(Re)open the cache; heal it if it is damaged; note a local fault if it cannot be."""
+        if self._cache is not None:
+            with contextlib.suppress(Exception):
+                self._cache.close()
+            self._cache = None
+        if why == "gone" and not self._db().exists():
+            # The WAL of the removed database must not be replayed into the new one.
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.directory / (DB_NAME + suffix))
+        try:
+            try:
+                self._identity()  # a damaged header heals before diskcache touches it
+                self._cache = self._open_cache()
+            except (_Damaged, CorruptValue, sqlite3.DatabaseError, OSError) as exc:
+                if self._local(exc):
+                    raise
+                self._heal(exc)
+                self._cache = self._open_cache()
+            self._ident = self._identity()
+        except (_Damaged, CorruptValue, sqlite3.DatabaseError, OSError, StoreError) as exc:
+            self._cache = None
+            reason = "corrupt" if isinstance(exc, _Damaged | CorruptValue) else (
+                exc.detail.split(":", 1)[1] if isinstance(exc, StoreError) and exc.detail else reason_of(exc)
+            )
+            self._note_fault(reason, exc)
+            self._retry_at = time.monotonic() + RETRY_EVERY
+            return
+        if why == "gone":
+            logger.error(
+                "cache database was removed or replaced under us: a fresh one was opened in %s; "
+                "last good data is recovered from the published snapshots",
+                self.directory,
+            )
+
+    def _local(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a local fault (disk, rights) rather than a damaged database."""
+        if isinstance(exc, _Damaged | CorruptValue):
+            return False
+        if isinstance(exc, sqlite3.DatabaseError):
+            reason = sqlite_reason(exc)
+            if reason is None:
+                return False
+            if reason == "io":
+                # An I/O error on an intact file is the disk's; on a damaged file, damage.
+                try:
+                    self._identity()
+                except _Damaged:
+                    return False
+                except OSError:
+                    return True
+            return True
+        return isinstance(exc, OSError)
+
+    def _heal(self, exc: BaseException) -> None:
+        """Move the damaged cache aside and let a fresh one be created."""
+        now = time.monotonic()
+        recent = [t for t in self._heals if now - t < HEAL_WINDOW]
+        if now - self._healed_at < HEAL_AT_MOST_EVERY or len(recent) >= HEAL_MAX:
+            raise StoreError("the cache was damaged again right after a repair", detail="store:corrupt")
+        self._heals = [*recent, now]
+        self._healed_at = now
+        aside = self.directory / f"cache.corrupt-{_utc_stamp()}"
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.directory / f"cache.corrupt-{_utc_stamp()}-{n}"
+        with self.lock():
+            aside.mkdir()
+            for entry in os.scandir(self.directory):
+                name = entry.name
+                if name.startswith(DB_NAME) or (len(name) == 2 and entry.is_dir(follow_symlinks=False)):
+                    os.replace(entry.path, aside / name)
+        what = type(exc).__name__ if not isinstance(exc, _Damaged) else "damaged file"
+        logger.error(
+            "cache unreadable (%s: %s): moved aside to %s and a fresh one created; "
+            "last good data is recovered from the published snapshots",
+            what, str(exc)[:120], aside,
+        )
+        self._prune_corrupt()
+
+    def _prune_corrupt(self) -> None:
+        old = sorted(p for p in self.directory.glob("cache.corrupt-*") if p.is_dir())
+        for p in old[:-KEEP_CORRUPT]:
+            shutil.rmtree(p, ignore_errors=True)
+
+    # -- running operations ------------------------------------------------------------
+    def _note_fault(self, reason: str, exc: BaseException | None) -> None:
+        if self._fault != reason:
+            logger.error(
+                "cache not usable (%s%s): keeping its updates in memory and retrying; "
+                "snapshots are still published",
+                reason, f", {type(exc).__name__}" if exc is not None else "",
+            )
+        self._fault = reason
+
+    def _clear_fault(self) -> None:
+        if self._fault is not None:
+            logger.info("cache usable again (was %s)", self._fault)
+        self._fault = None
+
+    def _usable(self) -> Any:
+        """The open cache, reopened if its file went away, was replaced or was damaged."""
+        if self._cache is None:
+            if time.monotonic() < self._retry_at:
+                return None
+            self._reopen("retry")
+            return self._cache
+        try:
+            ident = self._identity()
+        except _Damaged as exc:
+            self._cache.close()
+            self._cache = None
+            try:
+                self._heal(exc)
+            except (OSError, StoreError) as err:
+                self._note_fault("corrupt" if isinstance(err, StoreError) else reason_of(err), err)
+                self._retry_at = time.monotonic() + RETRY_EVERY
+                return None
+            self._reopen("healed")
+            return self._cache
+        except OSError as exc:
+            self._note_fault(reason_of(exc), exc)
+            return self._cache
+        if ident != self._ident:
+            self._reopen("gone")
+        elif time.monotonic() >= self._checked_at + INTEGRITY_EVERY:
+            self._checked_at = time.monotonic()
+            problem = self._quick_check()
+            if problem is not None:
+                with contextlib.suppress(Exception):
+                    self._cache.close()
+                self._cache = None
+                try:
+                    self._heal(_Damaged(problem))
+                except (OSError, StoreError) as err:
+                    self._note_fault("corrupt" if isinstance(err, StoreError) else reason_of(err), err)
+                    self._retry_at = time.monotonic() + RETRY_EVERY
+                    return None
+                self._reopen("healed")
+        return self._cache
+
+    def _quick_check(self) -> str | None:
+        """What a fresh reader finds wrong with the database file, or None."""
+        try:
+            con = sqlite3.connect(f"{self._db().resolve().as_uri()}?mode=ro", uri=True, timeout=SQLITE_BUSY_WAIT)
+            try:
+                con.execute("PRAGMA mmap_size=0")
+                row = con.execute("PRAGMA quick_check(1)").fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            if self._local(exc):
+                return None  # busy, rights: not damage; the normal path reports those
+            return f"quick_check: {str(exc)[:80]}"
+        except OSError:
+            return None
+        return None if row and row[0] == "ok" else f"quick_check: {str(row[0] if row else '')[:80]}"
+
+    def _run(self, op: Any, *, write: bool) -> Any:
+        """Run ``op(cache)``; heal on damage; on a local fault note it and return _FAILED."""
+        for _ in range(2):
+            cache = self._usable()
+            if cache is None:
+                return _FAILED
+            try:
+                result = op(cache)
+            except diskcache.Timeout:
+                self._note_fault("busy", None)
+                return _FAILED
+            except (CorruptValue, sqlite3.DatabaseError, OSError) as exc:
+                if self._local(exc):
+                    # SQLite says "disk I/O error" for a full disk: look at the disk.
+                    reason = reason_of(exc)
+                    self._note_fault(probe_folder(self.directory) or reason if reason == "io" else reason, exc)
+                    self._retry_at = time.monotonic() + RETRY_EVERY
+                    return _FAILED
+                with contextlib.suppress(Exception):
+                    cache.close()
+                self._cache = None
+                try:
+                    self._heal(exc)
+                except (OSError, StoreError) as err:
+                    self._note_fault("corrupt" if isinstance(err, StoreError) else reason_of(err), err)
+                    self._retry_at = time.monotonic() + RETRY_EVERY
+                    return _FAILED
+                self._reopen("healed")
+                continue
+            if write:
+                self._clear_fault()
+            return result
+        return _FAILED
+
+    def _flush(self, force: bool = False) -> None:
+        """Write the pending updates, unless the cache is known broken and not due a retry."""
+        if not self._pending:
+            return
+        if self._fault and not force and time.monotonic() < self._retry_at:
+            return
+
+        def write(cache: Any) -> bool:
+            with cache.transact():
+                for key, value in list(self._pending.items()):
+                    if value is _DELETED:
+                        cache.delete(key)
+                    else:
+                        cache.set(key, value)
+            return True
+
+        if self._run(write, write=True) is True:
+            self._pending.clear()
+        else:
+            self._retry_at = time.monotonic() + RETRY_EVERY
+
+
+class ReadOnlyStore:
+    """A read-only view of the cache for ``status`` and ``check``: creates and repairs nothing.
+
+    A missing cache reads as empty.  A damaged or unreadable one reads as empty too, and
+    ``problem`` says why (``corrupt``, ``permission``, ...), so the caller can say it.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.problem: str | None = None
+        self._con: sqlite3.Connection | None = None
+        self._disk = JsonDisk(str(self.directory))
+        db = self.directory / DB_NAME
+        if not db.exists():
+            return
+        try:
+            with open(db, "rb") as f:
+                if f.read(16) != _SQLITE_MAGIC:
+                    self.problem = "corrupt"
+                    return
+            self._con = sqlite3.connect(
+                f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=SQLITE_BUSY_WAIT,
+                isolation_level=None, check_same_thread=False,
+            )
+            self._con.execute("PRAGMA mmap_size=0")
+            self._con.execute("SELECT count(*) FROM Cache").fetchone()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            self._fail(exc)
+
+    fault: str | None = None
+
+    def _fail(self, exc: BaseException) -> None:
+        reason = "corrupt"
+        if isinstance(exc, sqlite3.DatabaseError):
+            reason = sqlite_reason(exc) or "corrupt"
+        elif isinstance(exc, OSError):
+            reason = reason_of(exc)
+        self.problem = self.problem or reason
+        if self._con is not None:
+            with contextlib.suppress(Exception):
+                self._con.close()
+            self._con = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._con is None:
+            return default
+        try:
+            row = self._con.execute(
+                "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+                " AND (expire_time IS NULL OR expire_time > ?)",
+                (key, time.time()),
+            ).fetchone()
+            if row is None:
+                return default
+            return self._disk.fetch(row[0], row[1], row[2], False)
+        except FileNotFoundError:
+            return default  # a value file removed: that key is lost, the others are fine
+        except (sqlite3.DatabaseError, OSError, CorruptValue) as exc:
+            self._fail(exc)
+            return default
+
+    def set(self, key: str, value: Any) -> None:
+        raise TypeError("the read-only store is not written")
+
+    def delete(self, key: str) -> None:
+        raise TypeError("the read-only store is not written")
+
+    def keys(self, prefix: str) -> list[str]:
+        if self._con is None:
+            return []
+        try:
+            rows = self._con.execute("SELECT key FROM Cache WHERE raw = 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            return []
+        return sorted(k for (k,) in rows if isinstance(k, str) and k.startswith(prefix))
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        yield
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
 
 def open_store(cache_dir: Path) -> DiskStore:
-    """Open the diskcache store of a configuration."""
+    """Open the cache of a configuration for reading and writing (it heals itself)."""
     return DiskStore(cache_dir)
+
+
+def open_store_readonly(cache_dir: Path) -> ReadOnlyStore:
+    """Open the cache for ``status``/``check``: never creates, writes or repairs anything."""
+    return ReadOnlyStore(cache_dir)
+

@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from feeds.coordinator import honoured_expires
 from feeds.decoding import decode_body, parse_encodings
 from feeds.errors import HttpStatusError, InvalidPayloadError
 from feeds.models import RequestSpec
+from feeds.pipeline import honoured_expires
 from feeds.testing.upstream import gzip_bomb
 from feeds.transport import fetch, parse_retry_after, redirect_allowed
 from feeds.xml import parse_xml

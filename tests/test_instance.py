@@ -125,6 +125,11 @@ def test_before_the_first_start_status_is_3_and_check_unknown(tmp_path: Path, ca
     out = capsys.readouterr().out
     assert out.startswith("PORTAL-FEEDS UNKNOWN - cannot read the feed health: ") and out.count("\n") == 1
     assert not (tmp_path / "cache").exists()  # reading never creates the cache
+    (tmp_path / "cache").mkdir()  # created by systemd (StateDirectory=) before the first start
+    assert main(["status", "--config", str(cfg)]) == 3
+    assert "holds no feed health yet" in capsys.readouterr().err
+    assert main(["check", "--config", str(cfg)]) == 3
+    assert list((tmp_path / "cache").iterdir()) == []  # no database created by a reader
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to nobody")

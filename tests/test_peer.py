@@ -193,3 +193,65 @@ def test_config(tmp_path: Path) -> None:
         config_file(tmp_path, f'[feeds.w]\nkind = "portal-feeds"\nurl = "{PEER}"\n')
     with pytest.raises(ConfigError, match="url"):
         config_file(tmp_path, '[feeds.w]\nkind = "portal-feeds"\ndata_kind = "weather"\n')
+
+
+def test_weather_peer_keeps_each_locations_fetched_at(tmp_path: Path, validate_snapshot) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_batching import open_meteo_answer
+
+    clock = FakeClock()
+    origin_dir = tmp_path / "origin"
+    origin_dir.mkdir()
+    ocfg = config_file(origin_dir, """
+[feeds.weather]
+kind = "open-meteo"
+url = "https://om.example/v1/forecast"
+every = "30m"
+batch_size = 1
+locations = [
+  { id = "ha-noi", name = "Hà Nội", lat = 21.03, lon = 105.85 },
+  { id = "hue", name = "Huế", lat = 16.46, lon = 107.59 },
+]
+""")
+    calls = 0
+
+    def om(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return open_meteo_answer(request)
+
+    async def publish_origin() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(om)) as client:
+            await Coordinator(ocfg, MemoryStore(), client, clock).refresh(ocfg.feeds["weather"])
+
+    asyncio.run(publish_origin())
+    clock.advance(600)
+    asyncio.run(publish_origin())  # both locations again, 10 minutes later...
+    origin = json.loads((origin_dir / "snapshots" / "weather.json").read_text(encoding="utf-8"))
+    origin["data"]["locations"][1]["fetched_at"] = (clock.now() - timedelta(minutes=10)).isoformat()
+    origin["fetched_at"] = origin["data"]["locations"][1]["fetched_at"]  # ...one of them older
+
+    peer_dir = tmp_path / "peer"
+    peer_dir.mkdir()
+    pcfg = config_file(peer_dir, f'[feeds.w]\nkind = "portal-feeds"\nurl = "{PEER}"\ndata_kind = "weather"\n')
+    clock.advance(60)
+
+    async def copy() -> Any:
+        net = Net(json.dumps(origin).encode())
+        async with httpx.AsyncClient(transport=httpx.MockTransport(net)) as client:
+            return await Coordinator(pcfg, MemoryStore(), client, clock).refresh(pcfg.feeds["w"])
+
+    r = asyncio.run(copy())
+    snap = validate_snapshot(peer_dir / "snapshots" / "w.json")
+    assert r.status == "fresh" and snap["kind"] == "weather"
+    def instant(text: str) -> datetime:
+        return datetime.fromisoformat(text)
+
+    def without_times(locs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in loc.items() if k != "fetched_at"} for loc in locs]
+
+    assert without_times(snap["data"]["locations"]) == without_times(origin["data"]["locations"])
+    assert instant(snap["fetched_at"]) == instant(origin["fetched_at"])
+    # Each location keeps its own fetched_at (the same instants as at the origin).
+    assert [instant(loc["fetched_at"]) for loc in snap["data"]["locations"]] == [
+        instant(loc["fetched_at"]) for loc in origin["data"]["locations"]
+    ]

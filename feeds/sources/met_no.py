@@ -39,6 +39,11 @@ from feeds.sources.common import coord, finite, load_json, number
 from feeds.sources.conditions import metno_to_wmo, wmo_condition
 
 __all__ = [
+    "check",
+    "read",
+    "requests",
+    "HONOURS_EXPIRES",
+    "MIN_INTERVAL",
     "DATA_KIND",
     "DEFAULT_URL",
     "KIND",
@@ -252,3 +257,21 @@ UPSTREAM_MAX_AGE = timedelta(hours=12)
 def stale_after(as_of: datetime) -> datetime:
     """MET Norway updates its forecasts several times a day: 12 hours old is frozen."""
     return as_of + UPSTREAM_MAX_AGE
+
+
+# -- the Source protocol (feeds.sources.registry) ----------------------------------------
+MIN_INTERVAL = 0.0
+#: MET Norway's terms: honour Expires (capped by the pipeline), revalidate with Last-Modified.
+HONOURS_EXPIRES = True
+requests = build_requests
+read = parse
+
+
+def check(
+    parsed: Sequence[LocationWeather], *, previous: dict[str, Any] | None, max_change: float, asked: Sequence[str]
+) -> None:
+    """The weather gate (``feeds.validate.check_weather``)."""
+    from feeds.validate import check_weather
+
+    del previous, max_change
+    check_weather(parsed, asked)

@@ -35,6 +35,11 @@ from feeds.sources.common import coord, finite, load_json, number, wmo_code
 from feeds.sources.conditions import wmo_condition
 
 __all__ = [
+    "check",
+    "read",
+    "requests",
+    "HONOURS_EXPIRES",
+    "MIN_INTERVAL",
     "DATA_KIND",
     "DEFAULT_URL",
     "KIND",
@@ -284,3 +289,21 @@ UPSTREAM_MAX_AGE = timedelta(hours=3)
 def stale_after(as_of: datetime) -> datetime:
     """Current conditions are refreshed every 15 minutes: 3 hours old is frozen."""
     return as_of + UPSTREAM_MAX_AGE
+
+
+# -- the Source protocol (feeds.sources.registry) ----------------------------------------
+#: Open-Meteo's limits are per minute/day, far above one portal's needs (feeds.batching paces).
+MIN_INTERVAL = 0.0
+HONOURS_EXPIRES = False
+requests = build_requests
+read = parse
+
+
+def check(
+    parsed: Sequence[LocationWeather], *, previous: dict[str, Any] | None, max_change: float, asked: Sequence[str]
+) -> None:
+    """The weather gate (``feeds.validate.check_weather``)."""
+    from feeds.validate import check_weather
+
+    del previous, max_change
+    check_weather(parsed, asked)

@@ -31,7 +31,7 @@ from typing import Any
 from feeds.errors import InvalidPayloadError, RejectedError
 from feeds.models import RequestSpec
 
-__all__ = ["DATA_KIND", "KIND", "OVERDUE_AFTER", "SOURCE_NAME", "PeerSnapshot", "build_request", "parse"]
+__all__ = ["DEFAULT_URL", "HONOURS_EXPIRES", "MIN_INTERVAL", "DATA_KIND", "KIND", "OVERDUE_AFTER", "SOURCE_NAME", "PeerSnapshot", "build_request", "parse"]
 
 KIND = "portal-feeds"
 DATA_KIND = None  # whatever the peer's feed is (the feed's data_kind)
@@ -102,3 +102,9 @@ def parse(body: bytes, *, data_kind: str, max_stale: timedelta, now: datetime) -
         source_name=str(source.get("name") or SOURCE_NAME),
         source_url=str(source.get("url") or ""),
     )
+
+
+# -- registry data (feeds.sources.registry); a peer is fetched by feeds.peering ----------
+DEFAULT_URL = None
+MIN_INTERVAL = 0.0
+HONOURS_EXPIRES = False

@@ -42,20 +42,27 @@ Hostile answers (issue 8):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from lxml import etree
 
 from feeds.clock import VIETNAM_TZ
 from feeds.errors import InvalidPayloadError
-from feeds.models import ExchangeRate, ExchangeRates, RequestSpec
+from feeds.models import ExchangeRate, ExchangeRates, Location, RequestSpec
 from feeds.sources.currencies import ISO4217_ACTIVE
 from feeds.sources.vn_calendar import next_business_day
 from feeds.text import clean_name
 from feeds.xml import parse_xml
 
 __all__ = [
+    "check",
+    "read",
+    "requests",
+    "HONOURS_EXPIRES",
+    "MIN_INTERVAL",
     "CURRENCY_NAMES_VI",
     "DATA_KIND",
     "DEFAULT_URL",
@@ -224,3 +231,33 @@ def stale_after(as_of: datetime) -> datetime:
     local = as_of.astimezone(VIETNAM_TZ)
     end = datetime.combine(next_business_day(local.date()), time(0), tzinfo=VIETNAM_TZ)
     return end + timedelta(days=1)
+
+
+# -- the Source protocol (feeds.sources.registry) ----------------------------------------
+#: "For reference only. Only one request every 5 minutes!" (the bank's own XML).
+MIN_INTERVAL = 300.0
+HONOURS_EXPIRES = False
+
+
+def requests(
+    url: str, locations: Sequence[Location], *, user_agent: str, batch_size: int
+) -> list[tuple[RequestSpec, tuple[Location, ...]]]:
+    """One request for the whole table (no locations)."""
+    del locations, user_agent, batch_size
+    return [(build_request(url), ())]
+
+
+def read(body: bytes, locations: Sequence[Location]) -> ExchangeRates:
+    """``parse`` under the protocol's signature."""
+    del locations
+    return parse(body)
+
+
+def check(
+    parsed: ExchangeRates, *, previous: dict[str, Any] | None, max_change: float, asked: Sequence[str]
+) -> None:
+    """The exchange-rate gate (``feeds.validate.check_rates``)."""
+    from feeds.validate import check_rates
+
+    del asked
+    check_rates(parsed, previous, max_change)

@@ -1,0 +1,275 @@
+"""The request pipeline every source's requests go through, the same for all of them:
+
+    politeness (min_interval, Retry-After) -> circuit breaker -> retries within the
+    attempt's deadline -> conditional request (ETag/Last-Modified; Expires where the
+    source's terms ask for it, capped) -> bounded body (feeds.transport) -> parse
+    (the source's ``read`` + ``check``, given as one callable)
+
+``RequestPipeline.get_parsed`` returns the parsed answer or raises a ``FeedError`` (or
+``HeldBack`` when politeness or an open circuit kept it from asking); a refused body is kept
+(``rejected/<feed>``) for inspection.  The coordinator orchestrates feeds, decides their
+status and publishes; it never talks HTTP itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from feeds.clock import Clock
+from feeds.config import Config, FeedConfig
+from feeds.errors import (
+    ConnectError,
+    DnsError,
+    FeedError,
+    HttpStatusError,
+    InvalidPayloadError,
+    RejectedError,
+)
+from feeds.models import RequestSpec
+from feeds.politeness import HostGuard
+from feeds.retry import RetryPolicy
+from feeds.sources import registry
+from feeds.store import Store
+from feeds.transport import Fetched, fetch
+
+__all__ = [
+    "EXPIRES_MAX",
+    "KEEP_REJECTED",
+    "KEEP_REJECTED_BYTES",
+    "HeldBack",
+    "RequestPipeline",
+    "honoured_expires",
+    "honours_expires",
+]
+
+logger = logging.getLogger("feeds.coordinator")  # the same logger name as before the split
+
+#: How many refused bodies are kept per feed for inspection.
+KEEP_REJECTED = 5
+#: How much of a refused body is kept.
+KEEP_REJECTED_BYTES = 64 * 1024
+#: The longest an ``Expires`` keeps us from asking, whatever the upstream says.
+EXPIRES_MAX = 3600.0
+
+
+class HeldBack(Exception):
+    """Politeness (min_interval, Retry-After) or an open circuit kept us from asking."""
+
+    def __init__(self, reason: str, wait: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+
+
+class _Final(Exception):
+    """Stop retrying and fail with an earlier error (politeness forbids another request)."""
+
+    def __init__(self, error: FeedError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def honours_expires(feed: FeedConfig, url: str) -> bool:
+    """Whether the source of ``feed`` at ``url`` asks clients to honour ``Expires``."""
+    for s in feed.sources:
+        if s.url == url:
+            try:
+                if registry.source(s.kind).HONOURS_EXPIRES:
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def honoured_expires(value: str | None, now: datetime, every: float) -> datetime | None:
+    """The time before which no request is made, from an ``Expires`` header, or None.
+
+    Capped at ``min(every, EXPIRES_MAX)`` from ``now``: data reused under an ``Expires`` was
+    fetched within the feed's current interval, never longer ago (an ``Expires`` in 9999
+    once made every later run republish one cached body as fresh, forever).  Unreadable,
+    zone-less or past values are None.
+    """
+    if not value:
+        return None
+    try:
+        expires = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if expires.tzinfo is None or expires <= now:
+        return None
+    return min(expires, now + timedelta(seconds=min(every, EXPIRES_MAX)))
+
+
+class RequestPipeline:
+    """One per run, shared by every feed: the client, the store's HTTP cache and host state."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client: httpx.AsyncClient,
+        clock: Clock,
+        retry: RetryPolicy,
+        guard: HostGuard,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.retry = retry
+        self.guard = guard
+
+    async def get_parsed(
+        self,
+        feed: FeedConfig,
+        spec: RequestSpec,
+        deadline_at: float,
+        parse: Callable[[bytes], Any],
+        *,
+        forced: bool = False,
+        errors: list[FeedError] | None = None,
+        max_attempts: int | None = None,
+    ) -> Any:
+        """GET with politeness, the breaker, conditional requests and retries; then parse.
+
+        ``forced`` (``fetch --force``): one request now, whatever politeness, a running
+        ``Expires`` or the breaker say.  ``errors`` collects every failure met (the
+        coordinator reports the last one when the deadline cuts the attempt).
+        ``max_attempts`` bounds the retries of this request.
+        """
+        host = httpx.URL(spec.url).host
+        cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
+        cached: dict[str, Any] | None = self.store.get(cache_key)
+        now = self.clock.now()
+        # MET Norway: do not ask again before the (capped) Expires the server gave.  An
+        # entry from before the cap (no stored_at) or past the cap is not honoured.
+        if (
+            not forced
+            and cached
+            and cached.get("expires")
+            and cached.get("stored_at")
+            and now < cached["expires"]
+            and now - cached["stored_at"] < timedelta(seconds=min(feed.every, EXPIRES_MAX))
+            and honours_expires(feed, spec.url)
+        ):
+            return self.parse_or_keep(feed, cached["body"], parse)
+        breaker = self.guard.breaker(host, now)
+        if breaker.state == "open" and not forced:
+            left = (breaker.opened_at + self.guard.cooldown - now).total_seconds() if breaker.opened_at else 0.0
+            raise HeldBack("circuit_open", max(0.0, left))
+        # Half-open: one probe request, not a retried attempt, decides the breaker's fate.
+        # A forced attempt is one request too, whatever the breaker says.
+        probe_only = breaker.state == "half_open" or forced
+        tried: list[FeedError] = []
+
+        async def once() -> Fetched:
+            remaining = deadline_at - self.clock.monotonic()
+            wait = 0.0 if forced else self.guard.wait_needed(host, feed.min_interval, self.clock.now())
+            if wait > 0:
+                if wait < remaining - 1:
+                    await self.clock.sleep(wait)
+                elif tried:
+                    raise _Final(tried[-1])
+                else:
+                    raise HeldBack("min_interval", wait)
+            before = self.guard.host_state(host)
+            if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced):
+                raise HeldBack("min_interval", feed.min_interval)
+            try:
+                return await fetch(
+                    self.client,
+                    spec,
+                    timeout=max(0.1, min(feed.timeout, deadline_at - self.clock.monotonic())),
+                    max_body=self.config.max_body,
+                    validators=cached,
+                    now=self.clock.now(),
+                    retry_after_max=self.config.retry_after_max,
+                    follow_redirects_to=self.config.follow_redirects_to,
+                )
+            except FeedError as exc:
+                tried.append(exc)
+                if errors is not None:
+                    errors.append(exc)
+                if isinstance(exc, DnsError) or (
+                    isinstance(exc, ConnectError) and exc.detail == "refused"
+                ):
+                    self.guard.release(host, before)  # never reached the host
+                if isinstance(exc, HttpStatusError) and exc.retry_after is not None:
+                    left = deadline_at - self.clock.monotonic()
+                    if exc.retry_after >= left:
+                        self.guard.defer(host, self.clock.now() + timedelta(seconds=exc.retry_after))
+                raise
+
+        try:
+            got: Fetched = await self.retry.call(
+                once, deadline_at=deadline_at, feed=feed.name, max_attempts=1 if probe_only else max_attempts
+            )
+        except _Final as f:
+            self.guard.record_result(host, False, self.clock.now(), f.error.kind)
+            raise f.error from None
+        except FeedError as exc:
+            self.guard.record_result(host, False, self.clock.now(), exc.kind)
+            raise
+        body = cached["body"] if got.not_modified and cached else got.body
+        try:
+            result = self.parse_or_keep(feed, body, parse)
+        except FeedError as exc:
+            self.guard.record_result(host, False, self.clock.now(), exc.kind)
+            raise
+        self.guard.record_result(host, True, self.clock.now())
+        self.remember_validators(cache_key, got, body, feed, spec.url)
+        return result
+
+    def parse_or_keep(self, feed: FeedConfig, body: bytes, parse: Callable[[bytes], Any]) -> Any:
+        """Parse ``body``; keep it when refused; a parser bug becomes ``parser_error``."""
+        try:
+            return parse(body)
+        except (InvalidPayloadError, RejectedError) as exc:
+            self.keep_rejected(feed, body, exc)
+            raise
+        except Exception as exc:  # a parser bug must not take the daemon down (last defence)
+            logger.exception("parser failed feed=%s", feed.name)
+            err = InvalidPayloadError("the answer could not be parsed", detail="parser_error")
+            self.keep_rejected(feed, body, err)
+            raise err from exc
+
+    def remember_validators(
+        self, key: str, got: Fetched, body: bytes, feed: FeedConfig | None = None, url: str = ""
+    ) -> None:
+        """Keep ETag/Last-Modified (and a capped Expires where honoured) with the body."""
+        h = {k.lower(): v for k, v in got.headers.items()}
+        etag, lm = h.get("etag"), h.get("last-modified")
+        expires = (
+            honoured_expires(h.get("expires"), self.clock.now(), feed.every)
+            if feed is not None and honours_expires(feed, url)
+            else None
+        )
+        if etag or lm or expires:
+            self.store.set(
+                key,
+                {"etag": etag, "last_modified": lm, "expires": expires, "body": body,
+                 "stored_at": self.clock.now()},
+            )
+        elif not got.not_modified:
+            self.store.delete(key)
+
+    def keep_rejected(self, feed: FeedConfig, body: bytes, exc: FeedError) -> None:
+        """Keep the last few refused bodies of a feed (never published)."""
+        key = f"rejected/{feed.name}"
+        kept: list[dict[str, Any]] = list(self.store.get(key) or [])
+        kept.append(
+            {
+                "at": self.clock.now(),
+                "kind": exc.kind,
+                "detail": exc.detail,
+                "size": len(body),
+                "body": body[:KEEP_REJECTED_BYTES],
+            }
+        )
+        self.store.set(key, kept[-KEEP_REJECTED:])
