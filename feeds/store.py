@@ -504,6 +504,18 @@ class DiskStore:
             return True
         return isinstance(exc, OSError)
 
+    def _heal_or_note(self, exc: BaseException) -> bool:
+        """Move a damaged cache aside and reopen a fresh one; when even that fails, note the
+        fault, wait RETRY_EVERY before the next try, and say so (False)."""
+        try:
+            self._heal(exc)
+        except (OSError, StoreError) as err:
+            self._note_fault("corrupt" if isinstance(err, StoreError) else reason_of(err), err)
+            self._retry_at = time.monotonic() + RETRY_EVERY
+            return False
+        self._reopen("healed")
+        return True
+
     def _heal(self, exc: BaseException) -> None:
         """Move the damaged cache aside and let a fresh one be created."""
         now = time.monotonic()
@@ -563,13 +575,8 @@ class DiskStore:
         except _Damaged as exc:
             self._cache.close()
             self._cache = None
-            try:
-                self._heal(exc)
-            except (OSError, StoreError) as err:
-                self._note_fault("corrupt" if isinstance(err, StoreError) else reason_of(err), err)
-                self._retry_at = time.monotonic() + RETRY_EVERY
+            if not self._heal_or_note(exc):
                 return None
-            self._reopen("healed")
             return self._cache
         except OSError as exc:
             self._note_fault(reason_of(exc), exc)
@@ -630,13 +637,8 @@ class DiskStore:
                 with contextlib.suppress(Exception):
                     cache.close()
                 self._cache = None
-                try:
-                    self._heal(exc)
-                except (OSError, StoreError) as err:
-                    self._note_fault("corrupt" if isinstance(err, StoreError) else reason_of(err), err)
-                    self._retry_at = time.monotonic() + RETRY_EVERY
+                if not self._heal_or_note(exc):
                     return _FAILED
-                self._reopen("healed")
                 continue
             if write:
                 self._clear_fault()

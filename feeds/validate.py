@@ -135,3 +135,12 @@ def check_weather(locations: Sequence[LocationWeather], asked: Iterable[str]) ->
                 and d.temperature_min_c > d.temperature_max_c
             ):
                 raise RejectedError("daily min above max", detail="min_above_max")
+
+
+def weather_gate(
+    parsed: Sequence[LocationWeather], *, previous: dict[str, Any] | None, max_change: float, asked: Sequence[str]
+) -> None:
+    """The Source protocol's ``check`` for every weather source: previous values and
+    max_change do not apply to weather (it may move freely); the physical ranges do."""
+    del previous, max_change
+    check_weather(parsed, asked)

@@ -37,6 +37,7 @@ from feeds.errors import InvalidPayloadError
 from feeds.models import CurrentWeather, DailyForecast, Location, LocationWeather, RequestSpec
 from feeds.sources.common import coord, finite, load_json, number
 from feeds.sources.conditions import metno_to_wmo, wmo_condition
+from feeds.validate import weather_gate
 
 __all__ = [
     "check",
@@ -267,11 +268,4 @@ requests = build_requests
 read = parse
 
 
-def check(
-    parsed: Sequence[LocationWeather], *, previous: dict[str, Any] | None, max_change: float, asked: Sequence[str]
-) -> None:
-    """The weather gate (``feeds.validate.check_weather``)."""
-    from feeds.validate import check_weather
-
-    del previous, max_change
-    check_weather(parsed, asked)
+check = weather_gate
