@@ -232,7 +232,7 @@ class Coordinator:
 
     def _republish(self, feed: FeedConfig, next_update_at: datetime | None) -> AttemptResult:
         now = self.clock.now()
-        self._load_good(feed)  # recovers from the snapshot (and its state) if the store has none
+        self._keep_newer(feed, now)  # recovers from the snapshot (and its state) if older or none
         state = self.store.get(f"snapshot/{feed.name}") or {}
         prev_status = state.get("status")
 
@@ -396,8 +396,7 @@ class Coordinator:
     ) -> AttemptResult:
         now = self.clock.now()
         max_stale = timedelta(seconds=feed.max_stale)
-        if got is None:
-            self._load_good(feed)  # recovers from the snapshot (and its state) if the store has none
+        self._keep_newer(feed, now)  # recovers from the snapshot (and its state) if older or none
         state: dict[str, Any] = self.store.get(f"snapshot/{feed.name}") or {}
         fetched: GoodData | None = None
         if got is not None:
@@ -640,6 +639,23 @@ class Coordinator:
             pass  # unreadable or garbage: nothing newer there
         self._on_disk[feed.name] = (key, top, locs)
         return top, locs
+
+    def _keep_newer(self, feed: FeedConfig, now: datetime) -> None:
+        """Load the last good data (recovering it when the store has none) and replace it with
+        the published file's where the file is newer (a restart after a cache-write outage)."""
+        good = self._load_good(feed)
+        newer = self._newer_on_disk(feed, good, now)
+        if newer is None:
+            return
+        self.store.set(f"good/{feed.name}", newer)
+        if not self.store.get(f"snapshot/{feed.name}"):
+            # The file's own state: its stale_since is kept, its status recomputed.
+            rec = read_snapshot(self.config.snapshot_dir, feed)
+            if rec is not None:
+                self.store.set(
+                    f"snapshot/{feed.name}",
+                    {"status": rec.status, "stale_since": rec.stale_since, "outcome": None},
+                )
 
     def _remember_written(self, feed: FeedConfig, snap: dict[str, Any]) -> None:
         try:
