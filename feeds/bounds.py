@@ -246,9 +246,31 @@ def _schema() -> dict[str, Any]:
     return doc
 
 
+def _inline(node: Any, defs: Mapping[str, Any], depth: int = 0) -> Any:
+    """``node`` with every local ``{"$ref": "#/$defs/x"}`` replaced by the definition.
+
+    The same schema, validated about 3x faster: jsonschema resolves a ``$ref`` on every
+    instance, and a 3,000-location snapshot meets ~100,000 of them.  Our schema has no
+    recursive definitions; a deep or foreign one is left as a ``$ref``.
+    """
+    if isinstance(node, list):
+        return [_inline(x, defs, depth) for x in node]
+    if not isinstance(node, Mapping):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and len(node) == 1 and depth < 16:
+        target = defs.get(ref[len("#/$defs/"):])
+        if target is not None:
+            return _inline(target, defs, depth + 1)
+    return {k: (v if k == "$defs" else _inline(v, defs, depth)) for k, v in node.items()}
+
+
 def ecma_validator(schema: Mapping[str, Any]) -> Any:
-    """A jsonschema validator of ``schema`` (its draft) whose ``pattern`` is ECMA-262's."""
+    """A jsonschema validator of ``schema`` (its draft) whose ``pattern`` is ECMA-262's,
+    with local ``$ref`` references inlined (same meaning, faster)."""
     from jsonschema import ValidationError, validators
+
+    schema = _inline(schema, schema.get("$defs") or {})
 
     def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
         if validator.is_type(instance, "string") and not _compiled(patrn).search(instance):
