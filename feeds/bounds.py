@@ -42,6 +42,7 @@ __all__ = [
     "LATEST",
     "MAX_MAGNITUDE",
     "check_good",
+    "check_location",
     "check_time",
     "ecma_pattern",
     "ecma_validator",
@@ -139,22 +140,30 @@ def check_good(good: GoodData, now: datetime | None = None) -> None:
             for col in ("buy_cash", "buy_transfer", "sell"):
                 _number(row.get(col), "a rate")
     for loc in data.get("locations") or ():
-        if not isinstance(loc, Mapping):
-            continue
-        # A location's observation time is judged against its own fetch (kept entries
-        # of earlier attempts included), so a wall-clock step never refuses it.
-        loc_ref = _time(loc.get("fetched_at"), "a location's fetched_at") or good.fetched_at
-        _number(loc.get("lat"), "a latitude")
-        _number(loc.get("lon"), "a longitude")
-        cur = loc.get("current")
-        if isinstance(cur, Mapping):
-            check_time(_time(cur.get("time"), "current.time"), loc_ref, "current.time")
-            for k, v in cur.items():
+        if isinstance(loc, Mapping):
+            check_location(loc, good.fetched_at)
+
+
+def check_location(loc: Mapping[str, Any], fetched_at: datetime) -> None:
+    """Refuse one weather location entry whose times or numbers cannot be published.
+
+    Its observation time is judged against its own ``fetched_at`` (``fetched_at`` when it
+    has none), kept entries of earlier attempts included, so a wall-clock step never
+    refuses it.
+    """
+    loc_at = _time(loc.get("fetched_at"), "a location's fetched_at")
+    loc_ref = static_time(loc_at) if loc_at is not None else fetched_at
+    _number(loc.get("lat"), "a latitude")
+    _number(loc.get("lon"), "a longitude")
+    cur = loc.get("current")
+    if isinstance(cur, Mapping):
+        check_time(_time(cur.get("time"), "current.time"), loc_ref, "current.time")
+        for k, v in cur.items():
+            _number(v, k)
+    for day in loc.get("daily") or ():
+        if isinstance(day, Mapping):
+            for k, v in day.items():
                 _number(v, k)
-        for day in loc.get("daily") or ():
-            if isinstance(day, Mapping):
-                for k, v in day.items():
-                    _number(v, k)
 
 
 # -- the schema, with ECMA-262 patterns ----------------------------------------------------------

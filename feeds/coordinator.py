@@ -166,6 +166,8 @@ class Coordinator:
         self._forced: set[str] = set()
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
+        #: Whether the publish step under way stored the data just fetched (health).
+        self._stored_fetched = False
         #: Per feed: the published file's stat key, its fetched_at and its locations' (never
         #: older over newer reads the file again only when it changed).
         self._on_disk: dict[str, tuple[tuple[int, int, int], datetime | None, dict[str, datetime]]] = {}
@@ -251,7 +253,7 @@ class Coordinator:
             return status, None if status == "fresh" else (state.get("stale_since") or now)
 
         try:
-            snap, _, status, _, _ = self._compose(feed, None, None, decide, next_update_at, now)
+            snap, _, status, _, _, _ = self._compose(feed, None, None, decide, next_update_at, now)
             self._write(feed, snap, now)
         except _NotWritten as nw:
             logger.error(
@@ -439,11 +441,11 @@ class Coordinator:
             return status, stale_since
 
         try:
-            snap, accepted, status, stale_since, refusal = self._compose(
+            snap, accepted, status, stale_since, error, refused = self._compose(
                 feed, fetched, error, decide, next_update_at, now
             )
-            if refusal is not None:
-                got, error = None, refusal  # refused data is never stored: the attempt failed
+            if refused:
+                got = None  # refused data is never stored: the attempt failed
             written = status
             self._write(feed, snap, now)
         except _NotWritten as nw:
@@ -451,7 +453,7 @@ class Coordinator:
             snap, error, written = nw.snapshot, nw.error, NOT_WRITTEN
         except Exception as exc:  # a bug of ours in the publish path: the previous file stays
             snap, error, written = {}, self._internal(feed, exc), NOT_WRITTEN
-            got = got if fetched is not None and self.store.get(f"good/{feed.name}") is fetched else None
+            got = got if self._stored_fetched else None  # last_success_at: only data kept
             status, stale_since = state.get("status") or "unavailable", state.get("stale_since")
         if self.store.fault and (error is None or error.kind != "local"):
             # The cache could not be written (its updates are kept in memory meanwhile).
@@ -483,7 +485,7 @@ class Coordinator:
         decide: Callable[[GoodData | None, FeedError | None], tuple[str, datetime | None]],
         next_update_at: datetime | None,
         now: datetime,
-    ) -> tuple[dict[str, Any], GoodData | None, str, datetime | None, InvalidPayloadError | None]:
+    ) -> tuple[dict[str, Any], GoodData | None, str, datetime | None, FeedError | None, bool]:
         """The snapshot to write, built and checked against the schema before anything is stored.
 
         Candidates in order: the data just fetched, the store's last good data, the data of
@@ -491,15 +493,20 @@ class Coordinator:
         (``invalid_payload``: ``bad_time``, ``out_of_bounds``, ``schema``) and never stored;
         stored data that cannot be published is set aside (one ERROR line).  Data older than
         the published file's is never written over it (``_newer_on_disk``).  Returns the
-        snapshot, the data it carries, its status and stale_since, and the refusal if any.
+        snapshot, the data it carries, its status and stale_since, the attempt's error and
+        whether the fetched data was refused.
         """
-        refusal: InvalidPayloadError | None = None
+        refused = False
+        self._stored_fetched = False
+        if fetched is not None and feed.data_kind == "weather":
+            fetched, error = self._drop_bad_locations(feed, fetched, error)
+            refused = fetched is None
         good: GoodData | None = fetched
         if fetched is not None:
             try:
                 bounds.check_good(fetched, now)
             except InvalidPayloadError as exc:
-                refusal, error, good = exc, exc, None
+                refused, error, good = True, exc, None
         if good is None:
             good = self._load_good(feed)
         setaside_file = False
@@ -514,7 +521,7 @@ class Coordinator:
                 if good is None:
                     raise  # an unavailable snapshot always validates: a bug, a local fault
                 if good is fetched:
-                    refusal, error, good = exc, exc, self._load_good(feed)
+                    refused, error, good = True, exc, self._load_good(feed)
                 elif setaside_file:
                     self._set_aside(feed, good, exc)
                     good = None
@@ -527,6 +534,7 @@ class Coordinator:
                 self.store.set(f"good/{feed.name}", good)  # the file's newer data, kept
             elif good is not None and good is fetched:
                 self.store.set(f"good/{feed.name}", good)
+                self._stored_fetched = True
             upstream_since = snap.get("upstream_stale_since")
             # The cache lock held by a live process: the snapshot is still published.
             with contextlib.suppress(LocalError):
@@ -534,8 +542,51 @@ class Coordinator:
                     self.store, feed.name,
                     upstream_stale_since=datetime.fromisoformat(upstream_since) if upstream_since else None,
                 )
-            return snap, good, status, stale_since, refusal
+            return snap, good, status, stale_since, error, refused
         raise RuntimeError("no publishable snapshot after every candidate")
+
+    def _drop_bad_locations(
+        self, feed: FeedConfig, fetched: GoodData, error: FeedError | None
+    ) -> tuple[GoodData | None, FeedError | None]:
+        """Weather: a location whose times or numbers cannot be published keeps its previous
+        entry (as an unanswered location does); the attempt is then ``partial``.  None when
+        no location of this attempt is left (the whole answer is refused)."""
+        locations = fetched.data.get("locations")
+        if not isinstance(locations, list):
+            return fetched, error
+        bad: InvalidPayloadError | None = None
+        previous: dict[Any, Any] | None = None
+        kept: list[Any] = []
+        fresh = 0
+        for loc in locations:
+            try:
+                if not isinstance(loc, dict):
+                    raise InvalidPayloadError("a location entry is not an object", detail="schema")
+                bounds.check_location(loc, fetched.fetched_at)
+            except InvalidPayloadError as exc:
+                bad = bad or exc
+                if previous is None:
+                    prev = self._load_good(feed)
+                    previous = {
+                        entry.get("id"): entry
+                        for entry in ((prev.data.get("locations") or []) if prev else [])
+                        if isinstance(entry, dict)
+                    }
+                old = previous.get(loc.get("id")) if isinstance(loc, dict) else None
+                if old is not None:
+                    kept.append(old)
+                continue
+            kept.append(loc)
+            fresh += 1
+        if bad is None:
+            return fetched, error
+        if not fresh:
+            return None, bad
+        at = [t for loc in kept if (t := _parse_time(loc.get("fetched_at"))) is not None]
+        return (
+            replace(fetched, data={**fetched.data, "locations": kept}, fetched_at=min(at, default=fetched.fetched_at)),
+            error or bad.with_detail("partial"),
+        )
 
     def _render(
         self,

@@ -299,3 +299,41 @@ def test_ecma_semantics(pattern: str, text: str, matches: bool) -> None:
     from feeds import bounds
 
     assert (re.search(bounds.ecma_pattern(pattern), text, re.ASCII) is not None) is matches
+
+
+WEATHER2 = """
+[feeds.weather]
+kind = "open-meteo"
+url = "https://api.open-meteo.com/v1/forecast"
+batch_size = 1
+locations = [
+  { id = "hn", name = "Hà Nội", lat = 21.03, lon = 105.85 },
+  { id = "hue", name = "Huế", lat = 16.46, lon = 107.59 },
+]
+timeout = "2s"
+deadline = "4s"
+"""
+
+
+def test_one_location_with_a_future_time_keeps_its_previous_entry(tmp_path: Path) -> None:
+    """One odd location does not freeze the others: it keeps its last good entry (partial)."""
+    import httpx
+
+    cfg = config_file(tmp_path, WEATHER2)
+    feed = cfg.feeds["weather"]
+    answers = {"21.03": meteo("2026-11-24T15:00"), "16.46": meteo("2026-11-24T15:00", 16.5, 107.625)}
+    coord, clock, store, _ = make_coordinator(
+        cfg, lambda r: httpx.Response(200, content=answers[r.url.params["latitude"]])
+    )
+    assert run(coord.refresh(feed)).outcome == "ok"
+    first = {loc["id"]: loc for loc in _snap(tmp_path, "weather")["data"]["locations"]}
+    clock.advance(1800)
+    answers["21.03"] = meteo("2026-11-24T15:30")
+    answers["16.46"] = meteo("2031-01-01T10:00", 16.5, 107.625)
+    r = run(coord.refresh(feed))
+    assert (r.outcome, r.detail) == ("invalid_payload", "partial")
+    by_id = {loc["id"]: loc for loc in _snap(tmp_path, "weather")["data"]["locations"]}
+    assert by_id["hue"] == first["hue"]  # the refused time is not published
+    assert by_id["hn"]["current"]["time"] == "2026-11-24T15:30:00+07:00"
+    good: GoodData = store.get("good/weather")
+    assert all("2031" not in json.dumps(loc, default=str) for loc in good.data["locations"])
