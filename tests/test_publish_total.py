@@ -12,10 +12,13 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feeds.errors import InvalidPayloadError
 from feeds.models import Location
@@ -337,3 +340,69 @@ def test_one_location_with_a_future_time_keeps_its_previous_entry(tmp_path: Path
     assert by_id["hn"]["current"]["time"] == "2026-11-24T15:30:00+07:00"
     good: GoodData = store.get("good/weather")
     assert all("2031" not in json.dumps(loc, default=str) for loc in good.data["locations"])
+
+
+# -- the fast path of the schema check agrees with jsonschema -------------------------------------
+_GOOD_LOCATION: dict[str, Any] = {
+    "id": "hn", "name": "Hà Nội", "short_name": "Hà Nội", "lat": 21.03, "lon": 105.85,
+    "fetched_at": "2026-11-24T15:00:00+07:00",
+    "current": {"time": "2026-11-24T15:00:00+07:00", "temperature_c": 24.5, "apparent_temperature_c": None,
+                "humidity_pct": 80, "wind_speed_kmh": 8.3, "wind_direction_deg": 120, "precipitation_mm": 0.0,
+                "weather_code": 3, "condition": "overcast", "condition_vi": "Nhiều mây"},
+    "daily": [{"date": "2026-11-24", "temperature_min_c": 19.0, "temperature_max_c": 26.0, "precipitation_mm": 0.4,
+               "weather_code": 61, "condition": "rain", "condition_vi": "Mưa"}],
+}
+
+
+def _paths(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(obj, dict):
+        out += [p for k, v in obj.items() for p in _paths(v, (*path, k))]
+    elif isinstance(obj, list):
+        out += [p for i, v in enumerate(obj) for p in _paths(v, (*path, i))]
+    return out
+
+
+def _item_validator() -> Any:
+    from feeds import bounds
+
+    schema = bounds._schema()
+    return bounds.ecma_validator({"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/weather"})
+
+
+_ITEM = _item_validator()
+_ODD = [None, True, False, 0, 3.0, -91, 181, 1e308, float("nan"), 10**400, "", "x", "overcast", "Rain",
+        "2026-11-24", "2026-11-24T15:00:00+07:00", "2026-11-24T15:00:00+07:00\n", "２０２６-11-24",
+        "2026-11-24T15:00:00+07:06:30", [], {}, [{}], Decimal("21.5"), Decimal("NaN")]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.data())
+def test_location_fast_path_never_vouches_for_an_invalid_entry(data: st.DataObject) -> None:
+    import copy
+
+    from feeds import bounds
+
+    loc = copy.deepcopy(_GOOD_LOCATION)
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = [p for p in _paths(loc) if p]
+        path = data.draw(st.sampled_from(paths))
+        parent = loc
+        for key in path[:-1]:
+            parent = parent[key]
+        if data.draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(st.sampled_from(_ODD))
+    try:
+        valid = _ITEM.is_valid({"locations": [loc]})
+    except ArithmeticError:  # jsonschema compares Decimal("NaN") and raises: not valid
+        valid = False
+    if bounds.location_ok(loc):
+        assert valid, loc
+
+
+def test_location_fast_path_vouches_for_a_good_entry() -> None:
+    from feeds import bounds
+
+    assert bounds.location_ok(_GOOD_LOCATION) and _ITEM.is_valid({"locations": [_GOOD_LOCATION]})
