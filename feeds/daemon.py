@@ -401,12 +401,15 @@ class Daemon:
         except ValueError:
             return None
         if len(parts) == 1:
-            name = parts[0].rsplit(".", 1)[0]
-        elif len(parts) == 2:
-            name = parts[0]
-        else:
-            return None
-        return name if name in self.config.feeds else None
+            name, _, ext = parts[0].rpartition(".")
+            return name if name in self.config.feeds and ext in ("json", "html") else None
+        if len(parts) == 2 and parts[0] in self.config.feeds:
+            # A per-location file, while the feed still writes it (a location a reload
+            # dropped is removed by feeds.portal, not rewritten).
+            feed = self.config.feeds[parts[0]]
+            ids = {f"{loc.id}.json" for loc in feed.locations} if feed.per_location_files else set()
+            return feed.name if parts[1] in ids else None
+        return None
 
     def _check_published(self) -> dict[str, list[str]]:
         """Republish each feed one of whose files is missing or not what was last written."""
