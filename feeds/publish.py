@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from feeds.models import isoformat
+from feeds.watch import record_written
 
 __all__ = ["SCHEMA_VERSION", "build_snapshot", "dumps", "write_atomic", "write_snapshot"]
 
@@ -184,7 +185,7 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o644) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    from feeds.watch import record_written; record_written(path, content)  # noqa: E702, I001  (feeds.watch)
+    record_written(path, content)  # the daemon's watch over published files (feeds.watch)
 
 
 def write_snapshot(
