@@ -208,3 +208,14 @@ def test_lock_unavailable_is_75_and_one_sentence(tmp_path: Path, monkeypatch: py
     assert main(["fetch", "--config", str(cfg)]) == 75
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "could not be created" in err and "Traceback" not in err
+
+
+def test_the_unit_gives_the_lock_a_runtime_folder_kept_across_restarts() -> None:
+    unit = (ROOT / "systemd" / "portal-feeds.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines() if line and line[0].isalpha() and "=" in line)
+    assert settings["RuntimeDirectory"] == "portal-feeds"  # feeds.instance.SYSTEM_RUNTIME_DIR
+    assert settings["RuntimeDirectoryPreserve"] == "yes" and settings["RuntimeDirectoryMode"] == "0755"
+    # Local faults at start are no longer 78: only configuration errors are not restarted.
+    assert settings["RestartPreventExitStatus"] == "78" and settings["Restart"] == "on-failure"
+    tmpfiles = (ROOT / "systemd" / "portal-feeds.tmpfiles").read_text()
+    assert "d /run/portal-feeds                0755 portal-feeds portal-feeds -" in tmpfiles
