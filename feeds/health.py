@@ -36,6 +36,7 @@ __all__ = [
     "CheckResult",
     "FeedRow",
     "Published",
+    "clock_warnings",
     "evaluate_check",
     "feed_rows",
     "format_table",

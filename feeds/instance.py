@@ -225,8 +225,11 @@ def _usable_dir(folder: Path) -> bool:
     """Whether ``folder`` may hold the lock: a folder; our /tmp one must be ours, no symlink."""
     try:
         if folder == _own_tmp():
-            with contextlib.suppress(FileExistsError):
+            try:
                 os.mkdir(folder, 0o755)
+                os.chmod(folder, 0o755)  # whatever the umask: status as another user reads it
+            except FileExistsError:
+                pass
             st = os.lstat(folder)
             return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
         return folder.is_dir()
