@@ -18,7 +18,8 @@ folder's resolved path, in the first usable folder of:
 4. ``/tmp/portal-feeds-<uid>`` (created 0755, used only if it is ours and not a symlink).
 
 Whoever takes the lock also looks at every other place (each folder above, every
-``/tmp/portal-feeds-*``, and the former ``<cache_dir>/daemon.lock`` of older versions): a
+``/tmp/portal-feeds-<uid>`` and ``/run/user/<uid>``, and the former
+``<cache_dir>/daemon.lock`` of older versions): a
 live holder anywhere means ``AlreadyRunning``.  Processes started with different
 environments (a unit's ``RUNTIME_DIRECTORY``, a root shell's ``XDG_RUNTIME_DIR``) therefore
 still exclude each other.  The former lock in the cache folder is also taken when it can be
@@ -72,6 +73,8 @@ SYSTEM_RUNTIME_DIR = Path("/run/portal-feeds")
 #: The last resort, one folder per user: ``/tmp/portal-feeds-<uid>``.
 TMP_PREFIX = "portal-feeds-"
 TMP_ROOT = Path("/tmp")
+#: Where login sessions' ``XDG_RUNTIME_DIR`` are (``/run/user/<uid>``): looked at for every uid.
+XDG_ROOT = Path("/run/user")
 #: Fixed size of the lock file's record: rewritten in place, never truncated under a reader.
 RECORD_SIZE = 512
 #: A starting daemon may meet a ``status`` reading the lock for an instant: try for this long.
@@ -117,6 +120,12 @@ def _all_places(cache_dir: Path, environ: Any = None) -> list[Path]:
         for entry in sorted(TMP_ROOT.glob(f"{TMP_PREFIX}[0-9]*")):
             p = entry / name
             if entry.name[len(TMP_PREFIX):].isdigit() and p not in places:
+                places.append(p)
+    with contextlib.suppress(OSError):
+        # Another user's session (the daemon started by hand as portal-feeds, status as root).
+        for entry in sorted(XDG_ROOT.glob("[0-9]*")):
+            p = entry / name
+            if entry.name.isdigit() and p not in places:
                 places.append(p)
     places.append(Path(cache_dir) / LEGACY_LOCK_NAME)
     return places

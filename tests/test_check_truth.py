@@ -83,6 +83,7 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
     monkeypatch.setattr(instance, "SYSTEM_RUNTIME_DIR", tmp_path / "no-run")
     monkeypatch.setattr(instance, "TMP_ROOT", tmp_path / "no-tmp")
+    monkeypatch.setattr(instance, "XDG_ROOT", tmp_path / "no-run-user")
 
 
 @pytest.fixture

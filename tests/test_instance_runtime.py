@@ -38,7 +38,10 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
     monkeypatch.setattr(instance, "SYSTEM_RUNTIME_DIR", system)
     monkeypatch.setattr(instance, "TMP_ROOT", tmp_root)
-    return {"xdg": xdg, "system": system, "tmp": tmp_root}
+    users = tmp_path / "run-user"
+    users.mkdir()
+    monkeypatch.setattr(instance, "XDG_ROOT", users)
+    return {"xdg": xdg, "system": system, "tmp": tmp_root, "users": users}
 
 
 def _config(tmp_path: Path) -> Path:
@@ -219,3 +222,18 @@ def test_the_unit_gives_the_lock_a_runtime_folder_kept_across_restarts() -> None
     assert settings["RestartPreventExitStatus"] == "78" and settings["Restart"] == "on-failure"
     tmpfiles = (ROOT / "systemd" / "portal-feeds.tmpfiles").read_text()
     assert "d /run/portal-feeds                0755 portal-feeds portal-feeds -" in tmpfiles
+
+
+def test_a_daemon_in_another_users_session_is_found(tmp_path: Path, places: dict[str, Path]) -> None:
+    """The daemon started by hand in portal-feeds' session (XDG_RUNTIME_DIR=/run/user/998),
+    status and fetch as root (XDG_RUNTIME_DIR=/run/user/0): still one instance."""
+    theirs, mine = places["users"] / "998", places["users"] / "0"
+    theirs.mkdir()
+    mine.mkdir()
+    cache = tmp_path / "cache"
+    with InstanceLock(cache, "run", None, environ={"XDG_RUNTIME_DIR": str(theirs)}) as held:
+        assert held.path == theirs / lock_name(cache)
+        root_env = {"XDG_RUNTIME_DIR": str(mine)}
+        assert daemon_state(cache, root_env).running is True
+        with pytest.raises(AlreadyRunning, match="the daemon"):
+            InstanceLock(cache, "fetch", None, environ=root_env).acquire(patience=0)
