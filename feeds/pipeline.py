@@ -36,7 +36,7 @@ from feeds.politeness import HostGuard
 from feeds.retry import RetryPolicy
 from feeds.sources import registry
 from feeds.store import Store
-from feeds.transport import Fetched, fetch
+from feeds.transport import MAX_VALIDATOR, Fetched, clean_validator, fetch
 
 __all__ = [
     "EXPIRES_MAX",
@@ -46,6 +46,8 @@ __all__ = [
     "RequestPipeline",
     "honoured_expires",
     "honours_expires",
+    "refuses_validators",
+    "usable_validators",
 ]
 
 logger = logging.getLogger("feeds.coordinator")  # the same logger name as before the split
@@ -106,6 +108,27 @@ def honoured_expires(value: str | None, now: datetime, every: float) -> datetime
     return min(expires, now + timedelta(seconds=min(every, EXPIRES_MAX)))
 
 
+def usable_validators(cached: Any) -> dict[str, str] | None:
+    """The ETag/Last-Modified of a cache entry that may be sent back, or None."""
+    if not isinstance(cached, dict):
+        return None
+    out = {
+        key: value
+        for key in ("etag", "last_modified")
+        if (value := clean_validator(cached.get(key))) is not None
+    }
+    return out or None
+
+
+def refuses_validators(exc: HttpStatusError) -> bool:
+    """Whether a 4xx to a conditional request may be about its validators.
+
+    408 and 429 are about timing and pace, not the request's headers: they keep their own
+    handling (retry, Retry-After).
+    """
+    return 400 <= exc.status_code < 500 and exc.status_code not in (408, 429)
+
+
 class RequestPipeline:
     """One per run, shared by every feed: the client, the store's HTTP cache and host state."""
 
@@ -145,7 +168,12 @@ class RequestPipeline:
         """
         host = httpx.URL(spec.url).host
         cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
-        cached: dict[str, Any] | None = self.store.get(cache_key)
+        raw_cached = self.store.get(cache_key)
+        cached: dict[str, Any] | None = raw_cached if isinstance(raw_cached, dict) else None
+        # What is sent back: only validators that can be (feeds.transport.clean_validator);
+        # an odd one an old cache still holds is ignored here and replaced or removed by
+        # the next answer (remember_validators).
+        validators: dict[str, str] | None = usable_validators(cached)
         now = self.clock.now()
         # MET Norway: do not ask again before the (capped) Expires the server gave.  An
         # entry from before the cap (no stored_at) or past the cap is not honoured.
@@ -169,6 +197,29 @@ class RequestPipeline:
         tried: list[FeedError] = []
 
         async def once() -> Fetched:
+            nonlocal validators
+            sent = validators
+            try:
+                return await ask(sent)
+            except HttpStatusError as exc:
+                if not sent or not refuses_validators(exc):
+                    raise
+            # The server refused our conditional request (a 400 for a validator it cannot
+            # read, a 412, ...): drop the validators for good and ask once unconditionally.
+            # That second request is this attempt's retry and a real request like any
+            # other: it waits for, and takes, its own politeness slot (one claim per
+            # request reaching the host).  Where min_interval does not fit in the deadline
+            # (Vietcombank: 5 minutes, 20 s) the 4xx ends this attempt and the next one,
+            # with no validators left, is unconditional.
+            validators = None
+            self.drop_validators(cache_key)
+            logger.warning(
+                "conditional request refused feed=%s status=%s: validators dropped, asking unconditionally",
+                feed.name, tried[-1].detail if tried else None,
+            )
+            return await ask(None)
+
+        async def ask(conditional: dict[str, str] | None) -> Fetched:
             remaining = deadline_at - self.clock.monotonic()
             wait = 0.0 if forced else self.guard.wait_needed(host, feed.min_interval, self.clock.now())
             if wait > 0:
@@ -187,7 +238,7 @@ class RequestPipeline:
                     spec,
                     timeout=max(0.1, min(feed.timeout, deadline_at - self.clock.monotonic())),
                     max_body=self.config.max_body,
-                    validators=cached,
+                    validators=conditional,
                     now=self.clock.now(),
                     retry_after_max=self.config.retry_after_max,
                     follow_redirects_to=self.config.follow_redirects_to,
@@ -216,7 +267,10 @@ class RequestPipeline:
         except FeedError as exc:
             self.guard.record_result(host, False, self.clock.now(), exc.kind)
             raise
-        body = cached["body"] if got.not_modified and cached else got.body
+        if got.validators_dropped:
+            self.drop_validators(cache_key)
+        kept_body = cached.get("body") if cached else None
+        body = kept_body if got.not_modified and isinstance(kept_body, bytes) else got.body
         try:
             result = self.parse_or_keep(feed, body, parse)
         except FeedError as exc:
@@ -242,9 +296,19 @@ class RequestPipeline:
     def remember_validators(
         self, key: str, got: Fetched, body: bytes, feed: FeedConfig | None = None, url: str = ""
     ) -> None:
-        """Keep ETag/Last-Modified (and a capped Expires where honoured) with the body."""
+        """Keep ETag/Last-Modified (and a capped Expires where honoured) with the body.
+
+        Only validators that can be sent back as they came are kept: printable ASCII, at
+        most 1 KB (``clean_validator``).  Anything else is dropped here, with one INFO line.
+        """
         h = {k.lower(): v for k, v in got.headers.items()}
-        etag, lm = h.get("etag"), h.get("last-modified")
+        etag, lm = clean_validator(h.get("etag")), clean_validator(h.get("last-modified"))
+        for name, raw, kept in (("etag", h.get("etag"), etag), ("last_modified", h.get("last-modified"), lm)):
+            if raw and kept is None:
+                logger.info(
+                    "validator dropped feed=%s header=%s size=%d: not printable ASCII of at most %d bytes",
+                    feed.name if feed else "", name, len(raw), MAX_VALIDATOR,
+                )
         expires = (
             honoured_expires(h.get("expires"), self.clock.now(), feed.every)
             if feed is not None and honours_expires(feed, url)
@@ -258,6 +322,12 @@ class RequestPipeline:
             )
         elif not got.not_modified:
             self.store.delete(key)
+
+    def drop_validators(self, key: str) -> None:
+        """Forget the validators kept for ``key`` (the body and a running Expires stay)."""
+        cached = self.store.get(key)
+        if isinstance(cached, dict) and (cached.get("etag") or cached.get("last_modified")):
+            self.store.set(key, {**cached, "etag": None, "last_modified": None})
 
     def keep_rejected(self, feed: FeedConfig, body: bytes, exc: FeedError) -> None:
         """Keep the last few refused bodies of a feed (never published)."""
