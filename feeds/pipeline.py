@@ -221,16 +221,35 @@ class RequestPipeline:
 
         async def ask(conditional: dict[str, str] | None) -> Fetched:
             remaining = deadline_at - self.clock.monotonic()
-            wait = 0.0 if forced else self.guard.wait_needed(host, feed.min_interval, self.clock.now())
+            now = self.clock.now()
+            wait, reason = 0.0, "min_interval"
+            if not forced:
+                wait = self.guard.wait_needed(host, feed.min_interval, now)
+                turn = self.guard.turn_wait(host, feed.name, feed.min_interval, now)
+                if turn > wait:
+                    wait, reason = turn, "host_turn"
             if wait > 0:
+                # Held back by another feed of the host (its request, or a turn owed to it):
+                # this feed is owed the next turn (feeds.politeness, "Turns").
+                other = reason == "host_turn" or self.guard.blocked_by_other(host, feed.name)
                 if wait < remaining - 1:
+                    if other:
+                        self.guard.owe_turn(
+                            host, feed.name, now, now + timedelta(seconds=wait),
+                            now + timedelta(seconds=remaining),
+                        )
                     await self.clock.sleep(wait)
-                elif tried:
-                    raise _Final(tried[-1])
                 else:
-                    raise HeldBack("min_interval", wait)
+                    if other:
+                        self.owe_next_run(host, feed, now, wait)
+                    if tried:
+                        raise _Final(tried[-1])
+                    raise HeldBack(reason, wait)
             before = self.guard.host_state(host)
-            if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced):
+            if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced, feed=feed.name):
+                # Taken meanwhile (another feed, another process) or owed to another feed.
+                if tried:
+                    raise _Final(tried[-1])
                 raise HeldBack("min_interval", feed.min_interval)
             try:
                 return await fetch(
@@ -279,6 +298,17 @@ class RequestPipeline:
         self.guard.record_result(host, True, self.clock.now())
         self.remember_validators(cache_key, got, body, feed, spec.url)
         return result
+
+    def owe_next_run(self, host: str, feed: FeedConfig, now: datetime, wait: float) -> None:
+        """``feed``'s attempt ends held back by another feed: owe it the turn at its next run.
+
+        Its next run comes on the grid (feeds.schedule): ``every`` later, give or take the
+        jitter (a tenth of the interval, at most 2 minutes), and ends within its deadline.
+        """
+        jitter = min(feed.every * 0.1, 120.0)
+        earliest = now + timedelta(seconds=max(wait, feed.every - jitter))
+        until = now + timedelta(seconds=max(wait, feed.every + jitter) + feed.deadline)
+        self.guard.owe_turn(host, feed.name, now, earliest, until)
 
     def parse_or_keep(self, feed: FeedConfig, body: bytes, parse: Callable[[bytes], Any]) -> Any:
         """Parse ``body``; keep it when refused; a parser bug becomes ``parser_error``."""
