@@ -5,6 +5,12 @@
     source's terms ask for it, capped) -> bounded body (feeds.transport) -> parse
     (the source's ``read`` + ``check``, given as one callable)
 
+Politeness includes the turns of feeds sharing a host (``feeds.politeness``): a feed held
+back by another feed's request is owed the host's next turn (``HeldBack("host_turn")`` for
+the others meanwhile).  Validators are sanitised (``feeds.transport.clean_validator``:
+printable ASCII, at most 1 KB, kept and sent); a 4xx to a conditional request drops them
+and asks once unconditionally, as the attempt's retry with its own politeness slot.
+
 ``RequestPipeline.get_parsed`` returns the parsed answer or raises a ``FeedError`` (or
 ``HeldBack`` when politeness or an open circuit kept it from asking); a refused body is kept
 (``rejected/<feed>``) for inspection.  The coordinator orchestrates feeds, decides their

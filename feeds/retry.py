@@ -8,9 +8,9 @@ Not retried: other 4xx, ``invalid_payload``, ``rejected``, ``tls``, and a second
 
 ``Retry-After`` (RFC 9110 §10.2.3) lengthens the wait, never shortens it: a retry waits
 ``max(Retry-After, backoff)``, so ``Retry-After: 0``, a past date or a negative value leave
-the backoff as it is.  If the wait is longer than the time left before the deadline, we stop
-and the politeness gate makes the next scheduled run wait for it instead.  Every wait goes through the injected clock, and no
-retry starts if its wait would overrun the deadline.
+the backoff as it is.  If the wait is longer than the time left before the deadline, we
+stop and the politeness gate makes the next scheduled run wait for it instead.  Every wait
+goes through the injected clock, and no retry starts if its wait would overrun the deadline.
 """
 
 from __future__ import annotations
