@@ -217,12 +217,17 @@ class RequestPipeline:
             # request reaching the host).  Where min_interval does not fit in the deadline
             # (Vietcombank: 5 minutes, 20 s) the 4xx ends this attempt and the next one,
             # with no validators left, is unconditional.
+            # A forced attempt and the breaker's half-open probe are one request each: they
+            # only drop the validators, and the next attempt asks unconditionally.
             validators = None
             self.drop_validators(cache_key)
             logger.warning(
-                "conditional request refused feed=%s status=%s: validators dropped, asking unconditionally",
+                "conditional request refused feed=%s status=%s: validators dropped%s",
                 feed.name, tried[-1].detail if tried else None,
+                "" if probe_only else ", asking unconditionally",
             )
+            if probe_only:
+                raise tried[-1]
             return await ask(None)
 
         async def ask(conditional: dict[str, str] | None) -> Fetched:

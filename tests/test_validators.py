@@ -317,3 +317,37 @@ def test_an_odd_validator_on_the_wire_is_dropped(tmp_path: Path, odd_server: str
     assert asyncio.run(go()) == [b"n1", b"n2", b"n3"]
     assert len(_OddHandler.seen) == 3
     assert all("If-None-Match" not in h and "If-Modified-Since" not in h for h in _OddHandler.seen)
+
+
+def test_a_forced_fetch_stays_one_request_and_drops_the_refused_validators(tmp_path: Path) -> None:
+    server = Refuses4xx()
+    pipe, clock, store, cfg = make(tmp_path, server)
+    _stale_validator(store, clock, "https://bank.example/x")
+    f = cfg.feeds["rates"]
+
+    async def forced() -> Any:
+        return await pipe.get_parsed(f, RequestSpec(f.source.url), clock.monotonic() + 20, bytes, forced=True)
+
+    with pytest.raises(HttpStatusError):
+        asyncio.run(forced())
+    assert len(server.requests) == 1
+    assert asyncio.run(forced()) == b"fresh"  # the next one is unconditional
+    assert [conditional(r) for r in server.requests] == [True, False]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(etag=st.binary(min_size=1, max_size=1500), last_modified=st.binary(min_size=0, max_size=80))
+def test_whatever_validators_arrive_the_next_attempts_ask_and_get_fresh_data(etag: bytes, last_modified: bytes) -> None:
+    import tempfile
+
+    headers = [(b"ETag", etag)] + ([(b"Last-Modified", last_modified)] if last_modified else [])
+    server = Server(headers)
+    with tempfile.TemporaryDirectory() as d:
+        pipe, clock, store, cfg = make(Path(d), server)
+        assert get(pipe, cfg, "om", clock) == b"v1"
+        for n in (2, 3):
+            clock.advance(30 * 60)
+            assert get(pipe, cfg, "om", clock) == b"v%d" % n
+    for req in server.requests[1:]:
+        sent = req.headers.get("If-None-Match")
+        assert sent is None or clean_validator(sent) == sent
