@@ -257,6 +257,7 @@ class RequestPipeline:
                         raise _Final(tried[-1])
                     raise HeldBack(reason, wait)
             before = self.guard.host_state(host)
+            place = self.guard.feed_turn(host, feed.name)
             if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced, feed=feed.name):
                 # Taken meanwhile (another feed, another process) or owed to another feed.
                 if tried:
@@ -280,7 +281,7 @@ class RequestPipeline:
                 if isinstance(exc, DnsError) or (
                     isinstance(exc, ConnectError) and exc.detail == "refused"
                 ):
-                    self.guard.release(host, before)  # never reached the host
+                    self.guard.release(host, before, place)  # never reached the host
                 if isinstance(exc, HttpStatusError) and exc.retry_after is not None:
                     left = deadline_at - self.clock.monotonic()
                     if exc.retry_after >= left:

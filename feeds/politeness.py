@@ -32,7 +32,14 @@ from typing import Any
 
 from feeds.store import Store
 
-__all__ = ["DEFAULT_BREAKER_COOLDOWN", "DEFAULT_BREAKER_THRESHOLD", "BreakerState", "HostGuard", "HostState"]
+__all__ = [
+    "DEFAULT_BREAKER_COOLDOWN",
+    "DEFAULT_BREAKER_THRESHOLD",
+    "BreakerState",
+    "FeedTurn",
+    "HostGuard",
+    "HostState",
+]
 
 DEFAULT_BREAKER_THRESHOLD = 5
 DEFAULT_BREAKER_COOLDOWN = 600.0
@@ -44,6 +51,15 @@ class HostState:
 
     last_request_at: datetime | None = None
     not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FeedTurn:
+    """One feed's place among the feeds sharing a host: last served, and a turn owed to it."""
+
+    feed: str
+    served_at: datetime | None = None
+    owed: dict[str, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,13 +183,30 @@ class HostGuard:
             turns["owed"][feed] = {"since": since, "earliest": earliest, "until": until}
             self.store.set(f"turns/{host}", turns)
 
-    def release(self, host: str, previous: HostState) -> None:
-        """Give a slot back: the request never reached the host (DNS/connect failure)."""
+    def release(self, host: str, previous: HostState, turn: FeedTurn | None = None) -> None:
+        """Give a slot back: the request never reached the host (DNS/connect failure).
+
+        ``turn`` (from ``feed_turn`` before the claim) gives the feed back its place among
+        the feeds sharing the host, as if it had not been served.
+        """
         with self.store.lock():
             self.store.set(
                 f"polite/{host}",
                 {"last_request_at": previous.last_request_at, "not_before": previous.not_before},
             )
+            if turn is not None:
+                turns = self._turns(host)
+                turns["served"].pop(turn.feed, None)
+                if turn.served_at is not None:
+                    turns["served"][turn.feed] = turn.served_at
+                if turn.owed is not None:
+                    turns["owed"][turn.feed] = turn.owed
+                self.store.set(f"turns/{host}", turns)
+
+    def feed_turn(self, host: str, feed: str) -> FeedTurn:
+        """Where ``feed`` stands among the feeds sharing ``host`` (for ``release``)."""
+        turns = self._turns(host)
+        return FeedTurn(feed, turns["served"].get(feed), turns["owed"].get(feed))
 
     def defer(self, host: str, until: datetime) -> None:
         """Record the server's ``Retry-After``: no request before ``until``."""

@@ -19,6 +19,7 @@ import pytest
 
 from feeds.clock import FakeClock
 from feeds.config import Config
+from feeds.errors import ConnectError
 from feeds.models import RequestSpec
 from feeds.pipeline import HeldBack, RequestPipeline
 from feeds.politeness import HostGuard
@@ -181,3 +182,23 @@ def test_a_damaged_turns_record_is_ignored(tmp_path: Path) -> None:
     run.store.set("turns/bank.example", [1, 2])
     run.clock.advance(300)
     assert run.attempt("quiet")
+
+
+def test_a_request_that_never_reached_the_host_keeps_the_feeds_turn(tmp_path: Path) -> None:
+    run = Run(tmp_path, busy_every="5m")
+    assert run.attempt("busy")
+    run.clock.advance(60)
+    assert not run.attempt("quiet")  # owed the next turn
+    owed = run.store.get("turns/bank.example")["owed"]["quiet"]
+    run.clock.advance(900)
+    refused = httpx.ConnectError("refused")
+
+    def down(req: httpx.Request) -> httpx.Response:
+        raise refused
+
+    run.pipe.client = httpx.AsyncClient(transport=httpx.MockTransport(down))
+    with pytest.raises(ConnectError):
+        run.attempt("quiet")
+    turns = run.store.get("turns/bank.example")
+    assert "quiet" not in turns["served"] and turns["owed"]["quiet"] == owed
+    assert run.pipe.guard.wait_needed("bank.example", 300, run.clock.now()) == 0
