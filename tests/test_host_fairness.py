@@ -202,3 +202,23 @@ def test_a_request_that_never_reached_the_host_keeps_the_feeds_turn(tmp_path: Pa
     turns = run.store.get("turns/bank.example")
     assert "quiet" not in turns["served"] and turns["owed"]["quiet"] == owed
     assert run.pipe.guard.wait_needed("bank.example", 300, run.clock.now()) == 0
+
+
+def test_through_the_coordinator_the_wait_shows_as_host_turn(tmp_path: Path) -> None:
+    from tests.helpers import make_coordinator, vcb_fixture
+
+    cfg = config_file(tmp_path, FEEDS.format(busy_every="15m"))
+    body = vcb_fixture()
+    coord, clock, _, _ = make_coordinator(cfg, lambda req: httpx.Response(200, content=body))
+
+    def refresh(name: str) -> tuple[str, str | None]:
+        result = asyncio.run(coord.refresh(cfg.feeds[name]))
+        return result.outcome, result.detail
+
+    assert refresh("busy")[0] != "held_back"
+    clock.advance(60)
+    assert refresh("quiet") == ("held_back", "min_interval")
+    clock.advance(840)
+    assert refresh("busy") == ("held_back", "host_turn")
+    clock.advance(60)
+    assert refresh("quiet")[0] != "held_back"
