@@ -236,7 +236,7 @@ class RequestPipeline:
             wait, reason = 0.0, "min_interval"
             if not forced:
                 wait = self.guard.wait_needed(host, feed.min_interval, now)
-                turn = self.guard.turn_wait(host, feed.name, feed.min_interval, now)
+                turn = self.guard.turn_wait(host, feed.name, now)
                 if turn > wait:
                     wait, reason = turn, "host_turn"
             if wait > 0:
@@ -247,7 +247,7 @@ class RequestPipeline:
                     if other:
                         self.guard.owe_turn(
                             host, feed.name, now, now + timedelta(seconds=wait),
-                            now + timedelta(seconds=remaining),
+                            now + timedelta(seconds=remaining), feed.min_interval,
                         )
                     await self.clock.sleep(wait)
                 else:
@@ -320,7 +320,7 @@ class RequestPipeline:
         jitter = min(feed.every * 0.1, 120.0)
         earliest = now + timedelta(seconds=max(wait, feed.every - jitter))
         until = now + timedelta(seconds=max(wait, feed.every + jitter) + feed.deadline)
-        self.guard.owe_turn(host, feed.name, now, earliest, until)
+        self.guard.owe_turn(host, feed.name, now, earliest, until, feed.min_interval)
 
     def parse_or_keep(self, feed: FeedConfig, body: bytes, parse: Callable[[bytes], Any]) -> Any:
         """Parse ``body``; keep it when refused; a parser bug becomes ``parser_error``."""

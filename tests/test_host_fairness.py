@@ -222,3 +222,48 @@ def test_through_the_coordinator_the_wait_shows_as_host_turn(tmp_path: Path) -> 
     assert refresh("busy") == ("held_back", "host_turn")
     clock.advance(60)
     assert refresh("quiet")[0] != "held_back"
+
+
+MIXED = """
+[feeds.busy]
+kind = "open-meteo"
+url = "https://shared.example/v1/forecast"
+every = "1m"
+timeout = "5s"
+deadline = "20s"
+min_interval = "0s"
+locations = [{ id = "a", name = "A", lat = 1.0, lon = 1.0 }]
+
+[feeds.quiet]
+kind = "vietcombank"
+url = "https://shared.example/b"
+every = "15m"
+timeout = "5s"
+deadline = "20s"
+min_interval = "5m"
+"""
+
+
+def test_a_feed_needing_a_quiet_host_is_not_starved_by_one_that_needs_none(tmp_path: Path) -> None:
+    # A weather feed (no min_interval) asking every minute and a rates feed needing 5
+    # quiet minutes on the same host: every minute's request kept the host "busy" for the
+    # rates feed, which never got through.
+    run = Run(tmp_path)
+    run.cfg = config_file(tmp_path, MIXED)
+    hits: list[tuple[datetime, str]] = []
+    for _ in range(180):  # 3 hours, one busy attempt a minute
+        run.clock.advance(60 - (run.clock.monotonic() - run.start) % 60)
+        at = run.clock.monotonic() - run.start
+        if run.attempt("busy"):
+            hits.append((run.clock.now(), "busy"))
+        if at % 900 == 0:
+            run.clock.advance(30)
+            if run.attempt("quiet"):
+                hits.append((run.clock.now(), "quiet"))
+    counts = Counter(name for _, name in hits)
+    assert counts["quiet"] >= 5, counts
+    assert counts["busy"] >= 120, counts
+    # The rates feed's own rule holds: 5 quiet minutes on the host before each of its requests.
+    for i, (t, name) in enumerate(hits):
+        if name == "quiet" and i > 0:
+            assert t - hits[i - 1][0] >= MIN_INTERVAL
