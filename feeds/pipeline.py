@@ -177,9 +177,15 @@ class RequestPipeline:
         raw_cached = self.store.get(cache_key)
         cached: dict[str, Any] | None = raw_cached if isinstance(raw_cached, dict) else None
         # What is sent back: only validators that can be (feeds.transport.clean_validator);
-        # an odd one an old cache still holds is ignored here and replaced or removed by
-        # the next answer (remember_validators).
+        # an odd one an old cache still holds is dropped here, before any request.
         validators: dict[str, str] | None = usable_validators(cached)
+        if cached and any(
+            cached.get(k) and (validators or {}).get(k) != cached.get(k) for k in ("etag", "last_modified")
+        ):
+            logger.info("stored validator dropped feed=%s: not printable ASCII of at most %d bytes",
+                        feed.name, MAX_VALIDATOR)
+            self.drop_validators(cache_key, keep=validators)
+            cached = {**cached, "etag": None, "last_modified": None, **(validators or {})}
         now = self.clock.now()
         # MET Norway: do not ask again before the (capped) Expires the server gave.  An
         # entry from before the cap (no stored_at) or past the cap is not honoured.
@@ -365,11 +371,12 @@ class RequestPipeline:
         elif not got.not_modified:
             self.store.delete(key)
 
-    def drop_validators(self, key: str) -> None:
-        """Forget the validators kept for ``key`` (the body and a running Expires stay)."""
+    def drop_validators(self, key: str, keep: dict[str, str] | None = None) -> None:
+        """Forget the validators kept for ``key``, but those in ``keep`` (the body and a
+        running Expires stay)."""
         cached = self.store.get(key)
         if isinstance(cached, dict) and (cached.get("etag") or cached.get("last_modified")):
-            self.store.set(key, {**cached, "etag": None, "last_modified": None})
+            self.store.set(key, {**cached, "etag": None, "last_modified": None, **(keep or {})})
 
     def keep_rejected(self, feed: FeedConfig, body: bytes, exc: FeedError) -> None:
         """Keep the last few refused bodies of a feed (never published)."""
