@@ -269,6 +269,11 @@ class RequestPipeline:
                 if tried:
                     raise _Final(tried[-1])
                 raise HeldBack("min_interval", feed.min_interval)
+            if place.owed is not None and place.owed["until"] > now:
+                # Served on a turn owed to it: the contention is likely to last, so its next
+                # run is owed a turn too (lapses if it does not come, changes nothing if no
+                # other feed wants the host).
+                self.owe_next_run(host, feed, self.clock.now(), 0.0)
             try:
                 return await fetch(
                     self.client,

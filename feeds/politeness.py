@@ -13,7 +13,9 @@ until it is back (its next run: at the earliest ``every`` minus the grid's jitte
 latest ``every`` plus jitter plus its deadline) the other feeds take only slots that leave
 the host quiet for *its* ``min_interval`` by its earliest return (a weather feed with none,
 asking every second, starved a rates feed that needs five quiet seconds), and when several
-feeds are owed a turn, the one served longest ago goes first.  Without this, two feeds whose runs fall a minute apart on a
+feeds are owed a turn, the one served longest ago goes first.  A feed served on an owed
+turn is owed its next run as well (the pipeline renews it): the contention usually lasts,
+and a feed that had to wait once should not have to lose every other run.  Without this, two feeds whose runs fall a minute apart on a
 host with a 5-minute ``min_interval`` (or a busier feed beside a quieter one) let one of them
 take every slot and the other none, run after run.  A turn is only owed, never a licence:
 the one-request-per-``min_interval`` rule is checked first, and ``fetch --force`` ignores
