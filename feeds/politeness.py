@@ -15,9 +15,9 @@ the host quiet for *its* ``min_interval`` by its earliest return (a weather feed
 asking every second, starved a rates feed that needs five quiet seconds), and when several
 feeds are owed a turn, the one served longest ago goes first.  A feed served on an owed
 turn is owed its next run as well (the pipeline renews it): the contention usually lasts,
-and a feed that had to wait once should not have to lose every other run.  Without this, two feeds whose runs fall a minute apart on a
-host with a 5-minute ``min_interval`` (or a busier feed beside a quieter one) let one of them
-take every slot and the other none, run after run.  A turn is only owed, never a licence:
+and a feed that had to wait once should not have to lose every other run.  Without this,
+two feeds whose runs fall a minute apart on a host with a 5-minute ``min_interval`` (or a
+busier feed beside a quieter one) let one of them take every slot and the other none.  A turn is only owed, never a licence:
 the one-request-per-``min_interval`` rule is checked first, and ``fetch --force`` ignores
 turns as it ignores the window.  A turn owed to a feed that never comes back (removed by a
 reload) lapses at its latest return.
