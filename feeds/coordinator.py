@@ -47,7 +47,7 @@ from feeds.localfaults import NOT_WRITTEN, local_error
 from feeds.models import RequestSpec
 from feeds.peering import fetch_peer
 from feeds.pipeline import HeldBack, RequestPipeline, honoured_expires
-from feeds.politeness import HostGuard
+from feeds.politeness import CLOCK_SLACK, HostGuard
 from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
 from feeds.recovery import MAX_SNAPSHOT_BYTES, read_snapshot, snapshot_path
@@ -157,7 +157,8 @@ class Coordinator:
             clock,
             retry or RetryPolicy(clock),
             guard or HostGuard(
-                store, breaker_threshold=config.breaker_failures, breaker_cooldown=config.breaker_cooldown
+                store, breaker_threshold=config.breaker_failures, breaker_cooldown=config.breaker_cooldown,
+                retry_after_max=config.retry_after_max, monotonic=clock.monotonic,
             ),
         )
         #: Per-host concurrency and rate limits of concurrent requests (feeds.batching).
@@ -735,7 +736,10 @@ class Coordinator:
         if state is None or good is None:
             return None
         top, locs = state
-        limit = now + bounds.AHEAD
+        # A file time ahead of the clock is no proof of newer data: the wall clock was stepped
+        # back since it was written (NTP, a VM restore), or the file is forged.  Keeping it
+        # would refuse every fetch until the clock caught up (issue 16: never silently frozen).
+        limit = now + CLOCK_SLACK
 
         def newer(on_disk: datetime | None, ours: datetime | None) -> bool:
             if on_disk is None or on_disk > limit:

@@ -343,7 +343,7 @@ class Daemon:
 
     def _replan(self, now: datetime, step: float) -> None:
         """Each feed's next run from its trigger at ``now``; retries keep their remaining delay."""
-        assert self.scheduler is not None
+        assert self.scheduler is not None and self.rt is not None
         for job in self.scheduler.get_jobs():
             try:
                 if job.id.endswith(RETRY):
@@ -356,6 +356,15 @@ class Daemon:
             except (OverflowError, ValueError, JobLookupError) as exc:
                 logger.warning("re-planning failed feed=%s error=%s", job.id, type(exc).__name__)
         self.scheduler.wakeup()
+        # Every file restamped on the new clock, its status from the data's age on it: a
+        # step back left ``generated_at`` ahead of the clock (``check`` cannot tell when such
+        # a file was last rewritten), a step ahead left data older than it reads.
+        for feed in self.config.feeds.values():
+            job = self.scheduler.get_job(feed.name)
+            try:
+                self.rt.coordinator.republish(feed, next_update_at=job.next_run_time if job else None)
+            except Exception:  # republish never raises; a bug of ours must not stop the guard
+                logger.exception("republish after a clock step failed feed=%s", feed.name)
         self._update_status()
         self._write_metrics()
 

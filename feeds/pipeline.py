@@ -195,7 +195,8 @@ class RequestPipeline:
             and cached.get("expires")
             and cached.get("stored_at")
             and now < cached["expires"]
-            and now - cached["stored_at"] < timedelta(seconds=min(feed.every, EXPIRES_MAX))
+            # stored "in the future": the clock was stepped back; the entry's age is unknown
+            and timedelta(0) <= now - cached["stored_at"] < timedelta(seconds=min(feed.every, EXPIRES_MAX))
             and honours_expires(feed, spec.url)
         ):
             return self.parse_or_keep(feed, cached["body"], parse)

@@ -29,6 +29,7 @@ host is left alone for ``cooldown`` seconds (open); then one attempt is let thro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +47,10 @@ __all__ = [
 
 DEFAULT_BREAKER_THRESHOLD = 5
 DEFAULT_BREAKER_COOLDOWN = 600.0
+#: ``[http] retry_after_max``'s default: no ``not_before`` lies further ahead than this.
+DEFAULT_RETRY_AFTER_MAX = 3600.0
+#: A stored time later than now by more than this means the wall clock was stepped back.
+CLOCK_SLACK = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -84,10 +89,18 @@ class HostGuard:
         *,
         breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD,
         breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN,
+        retry_after_max: float = DEFAULT_RETRY_AFTER_MAX,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.threshold = breaker_threshold
         self.cooldown = timedelta(seconds=breaker_cooldown)
+        #: The longest a ``not_before`` can legitimately lie ahead (``[http] retry_after_max``).
+        self.retry_after_max = timedelta(seconds=retry_after_max)
+        #: Our own requests on the monotonic clock (this process): after a wall-clock step
+        #: back, the time since the last request is still known exactly.
+        self._monotonic = monotonic
+        self._requested: dict[str, float] = {}
 
     # -- politeness -------------------------------------------------------------------
     def host_state(self, host: str) -> HostState:
@@ -99,10 +112,26 @@ class HostGuard:
         st = self.host_state(host)
         waits = [0.0]
         if st.last_request_at is not None and min_interval > 0:
-            waits.append((st.last_request_at + timedelta(seconds=min_interval) - now).total_seconds())
+            if st.last_request_at <= now + CLOCK_SLACK:
+                waits.append((st.last_request_at + timedelta(seconds=min_interval) - now).total_seconds())
+            else:
+                # The last request lies ahead: the wall clock was stepped back.  Waiting for
+                # the clock to catch up would stop the host for the size of the step; the
+                # monotonic clock says how long ago our own last request was (another
+                # process's is unknown: one interval from now, at most).
+                waits.append(self._since_step(host, min_interval))
         if st.not_before is not None:
-            waits.append((st.not_before - now).total_seconds())
+            ahead = st.not_before - now
+            # Further ahead than any Retry-After we keep: the clock was stepped back.
+            waits.append(min(ahead, self.retry_after_max).total_seconds())
         return max(waits)
+
+    def _since_step(self, host: str, min_interval: float) -> float:
+        mono = self._monotonic() if self._monotonic is not None else None
+        last = self._requested.get(host)
+        if mono is None or last is None:
+            return 0.0
+        return max(0.0, min_interval - (mono - last))
 
     def claim(
         self, host: str, min_interval: float, now: datetime, *, force: bool = False, feed: str = ""
@@ -119,7 +148,12 @@ class HostGuard:
             if not force and feed and self.turn_wait(host, feed, now) > 0:
                 return False
             st = self.host_state(host)
-            self.store.set(f"polite/{host}", {"last_request_at": now, "not_before": st.not_before})
+            not_before = st.not_before
+            if not_before is not None and not_before - now > self.retry_after_max:
+                not_before = now + self.retry_after_max  # the clock was stepped back
+            self.store.set(f"polite/{host}", {"last_request_at": now, "not_before": not_before})
+            if self._monotonic is not None:
+                self._requested[host] = self._monotonic()
             if feed:
                 turns = self._turns(host)
                 turns["served"][feed] = now
@@ -173,6 +207,8 @@ class HostGuard:
         for other, o in owed.items():
             if other == feed or o["until"] <= now or rank(other, o["since"]) >= mine:
                 continue
+            if o["since"] > now + CLOCK_SLACK:
+                continue  # owed "in the future": the clock was stepped back; the turn lapses
             if now <= o["quiet_from"]:
                 continue  # the host is free again before the other feed can be back
             wait = max(wait, (o["until"] - now).total_seconds())
@@ -233,7 +269,11 @@ class HostGuard:
         st = BreakerState(
             raw.get("state", "closed"), raw.get("failures", 0), raw.get("opened_at"), raw.get("last_kind")
         )
-        if st.state == "open" and now is not None and st.opened_at and now - st.opened_at >= self.cooldown:
+        if st.state == "open" and now is not None and st.opened_at and (
+            now - st.opened_at >= self.cooldown or st.opened_at > now + CLOCK_SLACK
+        ):
+            # Cooled down -- or opened "in the future": the clock was stepped back, and
+            # waiting for it to catch up would leave the host alone for the size of the step.
             return BreakerState("half_open", st.failures, st.opened_at, st.last_kind)
         return st
 
