@@ -420,7 +420,7 @@ def draw_step(rng: Any, *, clock_steps: bool) -> Step:
     return Step(kind)
 
 
-def draw_sequence(seed: int | str, index: int, *, clock_steps: bool, max_steps: int = 24) -> list[Step]:
+def draw_sequence(seed: int | str, index: int, *, clock_steps: bool, max_steps: int = 10) -> list[Step]:
     """The steps of sequence ``index`` (deterministic in ``seed``)."""
     import random
 
