@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "VIETNAM_TZ"]
+__all__ = ["Clock", "FakeClock", "SteppableClock", "SystemClock", "VIETNAM_TZ"]
 
 from datetime import timezone
 
@@ -65,3 +65,29 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.advance(max(0.0, seconds))
+
+
+class SteppableClock:
+    """A clock whose wall time can be stepped (NTP, a VM restore) while monotonic time goes on.
+
+    Wraps another clock (the real one, or a ``FakeClock`` for tests that never sleep):
+    ``step(-3600)`` moves ``now()`` an hour back and leaves ``monotonic()`` alone, as a
+    real step of the system clock does.
+    """
+
+    def __init__(self, base: Clock | None = None) -> None:
+        self.base: Clock = base or SystemClock()
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return self.base.now() + self.offset
+
+    def monotonic(self) -> float:
+        return self.base.monotonic()
+
+    def step(self, seconds: float) -> None:
+        """Step the wall clock by ``seconds`` (negative: back)."""
+        self.offset += timedelta(seconds=seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.base.sleep(seconds)

@@ -12,11 +12,26 @@
   and systemd restarts us), RELOADING=1 on SIGHUP, STOPPING=1 on SIGTERM/SIGINT.
 - SIGTERM/SIGINT: stop scheduling, give in-flight attempts a short grace, exit 0.
   SIGHUP: reload the configuration; a bad file is refused and the old one keeps running.
+  Every feed stays scheduled through a reload: unchanged ones keep their plan, changed and
+  added ones are attempted at once, removed ones are unscheduled (issue 16).
+- Schedules survive wall-clock steps: APScheduler sleeps on the event loop's monotonic
+  clock until a wall-clock time, so a step back of an hour would stop every feed for an
+  hour.  ``_guard`` compares the wall and monotonic clocks every ``CLOCK_CHECK_EVERY``
+  seconds; a step beyond ``CLOCK_STEP`` is logged (WARNING) and every job is re-planned
+  from its trigger at the new time (retries keep their remaining delay).
+- Liveness: a feed not attempted within ``feeds.schedule.stall_limit`` of its last attempt
+  (about ``2 x every + deadline``, measured on the monotonic clock) is re-planned at once,
+  logged at ERROR and recorded as the scheduler event ``stalled`` (``status``, metrics).
+- Published files are watched (``feeds.watch``): every ``WATCH_EVERY`` seconds, a snapshot,
+  fragment or per-location file that is missing or differs from what was last written makes
+  the daemon republish its feed from the store: one ERROR line, the scheduler event
+  ``file_rewritten``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -31,16 +46,19 @@ from apscheduler.events import (
     JobExecutionEvent,
     JobSubmissionEvent,
 )
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from feeds import watch
 from feeds.app import Runtime, open_runtime
 from feeds.clock import Clock
 from feeds.config import Config, ConfigError, FeedConfig, load_config
 from feeds.health import feed_rows, status_line
 from feeds.instance import InstanceLock
+from feeds.localfaults import NOT_WRITTEN
 from feeds.logs import setup_logging
 from feeds.notify import Notifier
-from feeds.schedule import build_trigger, crontab_day_of_week, vietnam_zone
+from feeds.schedule import build_trigger, crontab_day_of_week, stall_limit, vietnam_zone
 
 __all__ = ["Daemon", "build_trigger", "crontab_day_of_week", "run_daemon"]
 
@@ -52,6 +70,14 @@ STOP_GRACE = 5.0
 HEARTBEAT_EVERY = 10.0
 #: A run may start this late (e.g. after a suspend) and still run.
 MISFIRE_GRACE = 300
+#: How often the wall clock is compared with the monotonic clock, and liveness checked.
+CLOCK_CHECK_EVERY = 5.0
+#: A wall-clock step (either way) of more than this many seconds re-plans every job.
+CLOCK_STEP = 10.0
+#: How often the published files are compared with what was last written (feeds.watch).
+WATCH_EVERY = 20.0
+#: The id suffix of a feed's one-off retry job.
+RETRY = "#retry"
 
 
 class Daemon:
@@ -78,6 +104,15 @@ class Daemon:
         self.scheduler: AsyncIOScheduler | None = None
         #: The cache's instance lock; its record carries our heartbeat for ``status``.
         self.instance = instance
+        #: Periods of the guard and the file watch (tests shorten them).
+        self.clock_check_every = CLOCK_CHECK_EVERY
+        self.watch_every = WATCH_EVERY
+        #: Per feed: the monotonic time of its last attempt, and the one by which the next
+        #: must have started (the liveness check).
+        self._last_attempt: dict[str, float] = {}
+        self._due: dict[str, float] = {}
+        #: The wall and monotonic clocks at the guard's last look.
+        self._clock_mark: tuple[datetime, float] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> int:
@@ -100,6 +135,8 @@ class Daemon:
             logger.info("started feeds=%d config=%s", len(self.config.feeds), self.config.path or "embedded")
             watchdog = asyncio.create_task(self._watchdog())
             heartbeat = asyncio.create_task(self._heartbeat())
+            guard = asyncio.create_task(self._guard())
+            watcher = asyncio.create_task(self._watch())
             try:
                 await self.stop_event.wait()
             finally:
@@ -121,6 +158,8 @@ class Daemon:
                 self.scheduler.shutdown(wait=False)
                 watchdog.cancel()
                 heartbeat.cancel()
+                guard.cancel()
+                watcher.cancel()
                 self._write_metrics()
         logger.info("stopped")
         return 0
@@ -137,21 +176,41 @@ class Daemon:
 
     # -- scheduling ----------------------------------------------------------------------
     def _schedule_all(self, *, first_run_now: bool) -> None:
-        assert self.scheduler is not None and self.rt is not None
-        now = self.rt.clock.now()
         for feed in self.config.feeds.values():
-            self.scheduler.add_job(
-                self._job,
-                trigger=build_trigger(feed),
-                args=[feed.name],
-                id=feed.name,
-                name=feed.name,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=MISFIRE_GRACE,
-                next_run_time=now if first_run_now else None,
-                replace_existing=True,
-            )
+            self._add_job(feed, run_now=first_run_now)
+
+    def _add_job(self, feed: FeedConfig, *, run_now: bool) -> None:
+        """(Re)schedule ``feed``: at once, or at its trigger's next run.
+
+        Never ``next_run_time=None``: APScheduler 3 takes that as "paused", which is how a
+        reload used to stop every feed it did not change.
+        """
+        assert self.scheduler is not None and self.rt is not None
+        when: dict[str, Any] = {"next_run_time": self.rt.clock.now()} if run_now else {}
+        self.scheduler.add_job(
+            self._job,
+            trigger=build_trigger(feed),
+            args=[feed.name],
+            id=feed.name,
+            name=feed.name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=MISFIRE_GRACE,
+            replace_existing=True,
+            **when,
+        )
+        self._expect(feed)
+
+    def _expect(self, feed: FeedConfig) -> None:
+        """Start the liveness clock of ``feed``: its next attempt is due within the limit."""
+        assert self.rt is not None
+        mono = self.rt.clock.monotonic()
+        try:
+            limit = stall_limit(build_trigger(feed), self.rt.clock.now(), feed.deadline)
+        except (OverflowError, ValueError):
+            limit = None
+        self._last_attempt.setdefault(feed.name, mono)
+        self._due[feed.name] = mono + limit if limit is not None else float("inf")
 
     async def _job(self, name: str) -> None:
         """The job body: one refresh, then health outputs; never raises for upstream faults."""
@@ -162,6 +221,8 @@ class Daemon:
         task = asyncio.current_task()
         if task is not None:
             self.inflight.add(task)
+        self._last_attempt[name] = self.rt.clock.monotonic()
+        self._expect(feed)
         try:
             job = self.scheduler.get_job(name)
             nxt: datetime | None = job.next_run_time if job is not None else None
@@ -207,7 +268,7 @@ class Daemon:
             trigger="date",
             run_date=at,
             args=[feed.name],
-            id=f"{feed.name}#retry",
+            id=f"{feed.name}{RETRY}",
             name=f"{feed.name} (retry)",
             misfire_grace_time=MISFIRE_GRACE,
             replace_existing=True,
@@ -231,13 +292,167 @@ class Daemon:
             logger.error("scheduler event=%s feed=%s error=%s", name, event.job_id, type(exc).__name__)
         else:
             logger.warning("scheduler event=%s feed=%s", name, event.job_id)
-        if self.rt is not None:
-            key = f"scheduler/{event.job_id}"
+        self._record_event(event.job_id, name, getattr(event, "scheduled_run_time", None))
+
+    def _record_event(self, feed: str, name: str, when: datetime | None) -> None:
+        """Count a scheduler event of ``feed`` where ``status`` and the metrics read it."""
+        if self.rt is None:
+            return
+        key = f"scheduler/{feed}"
+        try:
             counts: dict[str, int] = dict(self.rt.store.get(key) or {})
             counts[name] = counts.get(name, 0) + 1
             self.rt.store.set(key, counts)
-            when = getattr(event, "scheduled_run_time", None)
             self.rt.store.set(f"{key}/last", {"event": name, "at": when})
+        except Exception as exc:  # the cache lock held elsewhere: the log line still says it
+            logger.warning("scheduler event not recorded feed=%s event=%s error=%s", feed, name, type(exc).__name__)
+
+    # -- the guard: wall-clock steps and liveness -----------------------------------------
+    async def _guard(self) -> None:
+        """Every few seconds: notice wall-clock steps, then feeds that were not attempted."""
+        while True:
+            try:
+                self._check_clock()
+                self._check_liveness()
+            except Exception:  # a bug of ours: say so, keep guarding
+                logger.exception("clock and liveness check failed")
+            await asyncio.sleep(self.clock_check_every)
+
+    def _check_clock(self) -> float:
+        """Re-plan every job when the wall clock stepped; return the step in seconds (0: none).
+
+        A step is the wall clock's move minus the monotonic clock's since the last look
+        (NTP stepping, a VM restored from a snapshot, a suspend, ``date -s``).
+        """
+        assert self.rt is not None
+        wall, mono = self.rt.clock.now(), self.rt.clock.monotonic()
+        mark, self._clock_mark = self._clock_mark, (wall, mono)
+        if mark is None:
+            return 0.0
+        step = (wall - mark[0]).total_seconds() - (mono - mark[1])
+        if abs(step) <= CLOCK_STEP:
+            return 0.0
+        logger.warning("wall clock stepped step_s=%+.0f: every feed re-planned from the new time", step)
+        self._replan(wall, step)
+        return step
+
+    def _replan(self, now: datetime, step: float) -> None:
+        """Each feed's next run from its trigger at ``now``; retries keep their remaining delay."""
+        assert self.scheduler is not None
+        for job in self.scheduler.get_jobs():
+            try:
+                if job.id.endswith(RETRY):
+                    if job.next_run_time is not None:
+                        job.modify(next_run_time=job.next_run_time + timedelta(seconds=step))
+                    continue
+                nxt = job.trigger.get_next_fire_time(None, now)
+                if nxt is not None:
+                    job.modify(next_run_time=nxt)
+            except (OverflowError, ValueError, JobLookupError) as exc:
+                logger.warning("re-planning failed feed=%s error=%s", job.id, type(exc).__name__)
+        self.scheduler.wakeup()
+        self._update_status()
+        self._write_metrics()
+
+    def _check_liveness(self) -> list[str]:
+        """Feeds not attempted within their limit: re-planned now, ERROR, event ``stalled``."""
+        assert self.rt is not None and self.scheduler is not None
+        mono = self.rt.clock.monotonic()
+        stalled = []
+        for name, feed in self.config.feeds.items():
+            if name not in self._due:
+                self._expect(feed)
+                continue
+            if mono <= self._due[name]:
+                continue
+            job = self.scheduler.get_job(name)
+            planned = job.next_run_time if job is not None else None
+            logger.error(
+                "feed stalled feed=%s not_attempted_s=%.0f limit_s=%.0f planned=%s: re-planned now",
+                name, mono - self._last_attempt.get(name, mono), self._due[name] - self._last_attempt.get(name, mono),
+                planned.isoformat() if planned is not None else "none",
+            )
+            self._record_event(name, "stalled", self.rt.clock.now())
+            if job is not None:
+                job.modify(next_run_time=self.rt.clock.now())
+                self._expect(feed)
+            else:
+                self._add_job(feed, run_now=True)
+            stalled.append(name)
+        if stalled:
+            self.scheduler.wakeup()
+            self._write_metrics()
+        return stalled
+
+    # -- watched files ---------------------------------------------------------------------
+    async def _watch(self) -> None:
+        """Every ``watch_every`` seconds: rewrite published files that went missing or changed."""
+        while True:
+            await asyncio.sleep(self.watch_every)
+            try:
+                self._check_published()
+            except Exception:  # a bug of ours: say so, keep watching
+                logger.exception("published files check failed")
+
+    def _feed_of(self, path: Path) -> str | None:
+        """The feed a published file belongs to: ``<feed>.json``, ``<feed>.html``, ``<feed>/<id>.json``."""
+        try:
+            parts = path.relative_to(self.config.snapshot_dir).parts
+        except ValueError:
+            return None
+        if len(parts) == 1:
+            name, _, ext = parts[0].rpartition(".")
+            return name if name in self.config.feeds and ext in ("json", "html") else None
+        if len(parts) == 2 and parts[0] in self.config.feeds:
+            # A per-location file, while the feed still writes it (a location a reload
+            # dropped is removed by feeds.portal, not rewritten).
+            feed = self.config.feeds[parts[0]]
+            ids = {f"{loc.id}.json" for loc in feed.locations} if feed.per_location_files else set()
+            return feed.name if parts[1] in ids else None
+        return None
+
+    def _check_published(self) -> dict[str, list[str]]:
+        """Republish each feed one of whose files is missing or not what was last written."""
+        assert self.rt is not None and self.scheduler is not None
+        damaged: dict[str, list[watch.Damage]] = {}
+        for d in watch.check(self.config.snapshot_dir):
+            name = self._feed_of(d.path)
+            if name is None:
+                watch.forget(d.path)  # a removed feed's file: not ours to keep any more
+                continue
+            damaged.setdefault(name, []).append(d)
+        done: dict[str, list[str]] = {}
+        for name, items in damaged.items():
+            feed = self.config.feeds[name]
+            shown = ", ".join(f"{d.path} ({d.reason})" for d in items[:5])
+            more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+            logger.error("published file damaged feed=%s files=%s%s: rewriting it from the store", name, shown, more)
+            before = {d.path: watch.generation(d.path) for d in items}
+            try:
+                result = self.rt.coordinator.republish(feed, next_update_at=self._next_update(name, feed))
+            except Exception:
+                logger.exception("rewriting published files failed feed=%s", name)
+                continue
+            self._record_event(name, "file_rewritten", self.rt.clock.now())
+            for d in items:
+                if watch.generation(d.path) == before[d.path] and result.status != NOT_WRITTEN:
+                    # Not one of the files this feed writes any more (a location dropped).
+                    watch.forget(d.path)
+            done[name] = [str(d.path) for d in items]
+        if done:
+            self._write_metrics()
+        return done
+
+    def _next_update(self, name: str, feed: FeedConfig) -> datetime:
+        """The feed's next planned attempt (its retry if sooner), for ``next_update_at``."""
+        assert self.rt is not None and self.scheduler is not None
+        times = [
+            j.next_run_time
+            for j in (self.scheduler.get_job(name), self.scheduler.get_job(name + RETRY))
+            if j is not None and j.next_run_time is not None
+        ]
+        now = self.rt.clock.now()
+        return min(times) if times else now + timedelta(seconds=feed.every)
 
     # -- reload --------------------------------------------------------------------------
     def _reload(self) -> None:
@@ -252,28 +467,44 @@ class Daemon:
         if new.cache_dir != self.config.cache_dir:
             logger.warning("reload: cache_dir changed; it takes effect at the next restart")
         assert self.rt is not None and self.scheduler is not None
-        old_names = set(self.config.feeds)
-        changed = {n for n in old_names & set(new.feeds) if new.feeds[n] != self.config.feeds[n]}
+        old_names, new_names = set(self.config.feeds), set(new.feeds)
+        changed = {n for n in old_names & new_names if new.feeds[n] != self.config.feeds[n]}
+        added, removed = new_names - old_names, old_names - new_names
         self.config = new
         self.rt.config = new
         self.rt.coordinator.config = _keep_cache_dir(new, self.rt.coordinator.config)
-        for name in old_names - set(new.feeds):
-            self.scheduler.remove_job(name)
-        self._schedule_all(first_run_now=False)
+        for name in removed:
+            for job_id in (name, name + RETRY):
+                with contextlib.suppress(JobLookupError):
+                    self.scheduler.remove_job(job_id)
+            self._due.pop(name, None)
+            self._last_attempt.pop(name, None)
         # New feeds and changed ones (a fixed URL, say) are attempted at once: the admin sees
         # the effect of the edit now (politeness towards the upstream still applies).
-        for name in (set(new.feeds) - old_names) | changed:
+        for name in added | changed:
+            self._add_job(new.feeds[name], run_now=True)
+        # Unchanged feeds keep their plan (the job reads the new configuration when it runs);
+        # one that somehow lost its job, or has none planned, gets it back.
+        for name in new_names - added - changed:
             job = self.scheduler.get_job(name)
-            if job is not None:
-                job.modify(next_run_time=self.rt.clock.now())
-        logger.info("reloaded feeds=%d", len(new.feeds))
+            if job is None or job.next_run_time is None:
+                self._add_job(new.feeds[name], run_now=False)
+        logger.info(
+            "reloaded feeds=%d added=%d changed=%d removed=%d", len(new.feeds), len(added), len(changed), len(removed)
+        )
         self.notifier.ready()
         self._update_status()
 
     # -- health outputs ------------------------------------------------------------------
     def _rows(self) -> list[Any]:
+        """Health rows for STATUS= and the metrics; never a negative age (after a clock step)."""
         assert self.rt is not None
-        return feed_rows(self.config, self.rt.store, self.rt.clock.now())
+        from dataclasses import replace
+
+        rows = feed_rows(self.config, self.rt.store, self.rt.clock.now())
+        return [
+            replace(r, data_age_s=0.0) if r.data_age_s is not None and r.data_age_s < 0 else r for r in rows
+        ]
 
     def _update_status(self) -> None:
         try:

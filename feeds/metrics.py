@@ -7,6 +7,11 @@ service's ``UMask=0077``, so node_exporter (another user) can read it.
 A textfile keeps its last values when the daemon dies, so ``data_age_seconds`` freezes:
 ``portal_feeds_last_run_timestamp_seconds`` (the time of this write) lets an alert on
 ``time() - portal_feeds_last_run_timestamp_seconds`` catch a dead daemon (docs/deploy.md).
+
+``portal_feeds_scheduler_events_total{feed,event}`` counts what the daemon noticed about its
+own schedule and files: ``stalled`` (the liveness check re-planned a feed), ``file_rewritten``
+(a published file was missing or damaged), ``missed``, ``still_running``, ``job_error``.
+Ages are never negative, even just after the wall clock stepped back.
 """
 
 from __future__ import annotations
@@ -61,18 +66,25 @@ class FeedsCollector(Collector):
             "Unix time of the feed's last attempt, successful or not.",
             labels=["feed"],
         )
+        events = CounterMetricFamily(
+            "portal_feeds_scheduler_events",
+            "Scheduler events by kind: stalled, file_rewritten, missed, still_running, job_error.",
+            labels=["feed", "event"],
+        )
         for r in self.rows:
             if r.last_attempt_at is not None:
                 attempted.add_metric([r.feed], r.last_attempt_at.timestamp())
             if r.last_success_at is not None:
                 last.add_metric([r.feed], r.last_success_at.timestamp())
             if r.data_age_s is not None:
-                age.add_metric([r.feed], r.data_age_s)
+                age.add_metric([r.feed], max(0.0, r.data_age_s))
             up.add_metric([r.feed], 1.0 if r.status == "fresh" else 0.0)
             failures.add_metric([r.feed], r.consecutive_failures)
             for outcome, n in sorted(r.attempts.items()):
                 attempts.add_metric([r.feed, outcome], n)
-        yield from (run, attempted, last, age, up, failures, attempts)
+            for event, n in sorted(r.scheduler_events.items()):
+                events.add_metric([r.feed, event], n)
+        yield from (run, attempted, last, age, up, failures, attempts, events)
 
 
 def write_metrics(path: Path, rows: Sequence[FeedRow], now: datetime | None = None) -> None:

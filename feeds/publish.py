@@ -184,6 +184,7 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o644) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    from feeds.watch import record_written; record_written(path, content)  # noqa: E702, I001  (feeds.watch)
 
 
 def write_snapshot(

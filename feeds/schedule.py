@@ -13,11 +13,17 @@ and k, so it is the same for the same run whoever asks.
 (the host's ``min_interval`` after the last request: 5 minutes for Vietcombank; at least
 ``MIN_RETRY``), then with the delay doubling per consecutive failure -- but only while the
 retry lands at least ``min_interval`` before the next grid run, which is itself the next
-retry after that.
+retry after that.  The doubling stops at ``MAX_DOUBLINGS`` and the delay at
+``MAX_RETRY_DELAY`` (a day-long outage used to overflow ``timedelta`` after ~31 failures).
+
+``stall_limit``: how long after an attempt the next one must have started, from the trigger
+itself (the second planned run after it, plus the deadline: about ``2 x every + deadline``
+on a grid; for ``at`` feeds the cron expression's own gaps).  The daemon's liveness check.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,12 +36,27 @@ from feeds.clock import VIETNAM_TZ
 if TYPE_CHECKING:
     from feeds.config import FeedConfig
 
-__all__ = ["MIN_RETRY", "ORIGIN", "GridTrigger", "build_trigger", "crontab_day_of_week", "retry_at", "vietnam_zone"]
+__all__ = [
+    "MAX_DOUBLINGS",
+    "MAX_RETRY_DELAY",
+    "MIN_RETRY",
+    "ORIGIN",
+    "GridTrigger",
+    "build_trigger",
+    "crontab_day_of_week",
+    "retry_at",
+    "stall_limit",
+    "vietnam_zone",
+]
 
 #: Where every grid starts (grids of equal interval line up across feeds and restarts).
 ORIGIN = datetime(1970, 1, 1, tzinfo=UTC)
 #: The shortest wait before retrying a failed attempt (hosts without a min_interval).
 MIN_RETRY = 60.0
+#: The retry delay doubles at most this many times (then stays): 2**16 minutes is 45 days.
+MAX_DOUBLINGS = 16
+#: No retry is planned further away than this (the grid's own runs come before it anyway).
+MAX_RETRY_DELAY = 86400.0
 
 
 class GridTrigger(BaseTrigger):  # type: ignore[misc]
@@ -98,11 +119,29 @@ def retry_at(
     if failures < 1:
         return None
     base = max(min_interval, MIN_RETRY)
-    delay = max(polite_wait, base * 2 ** (failures - 1))
+    backoff = base * 2.0 ** min(failures - 1, MAX_DOUBLINGS)
+    polite = polite_wait if math.isfinite(polite_wait) else MAX_RETRY_DELAY
+    delay = min(max(polite, backoff), MAX_RETRY_DELAY)
     at = now + timedelta(seconds=delay)
-    if next_run is not None and at + timedelta(seconds=min_interval) > next_run:
+    if next_run is not None and at + timedelta(seconds=min(min_interval, MAX_RETRY_DELAY)) > next_run:
         return None
     return at
+
+
+def stall_limit(trigger: BaseTrigger, now: datetime, deadline: float) -> float | None:
+    """Seconds after an attempt at ``now`` by which the next attempt must have started.
+
+    The trigger's second planned run after ``now`` (the first may be moments away), plus the
+    attempt's ``deadline``: at most ``2 x every + jitter + deadline`` on a grid.  None when
+    the trigger plans nothing more.
+    """
+    first = trigger.get_next_fire_time(None, now)
+    if first is None:
+        return None
+    second = trigger.get_next_fire_time(first, first)
+    if second is None or second <= first:
+        return None
+    return float((second - now).total_seconds()) + max(0.0, deadline)
 
 
 # -- the feed's trigger (here, not in feeds.daemon: feeds.config validates `at` with it) --
