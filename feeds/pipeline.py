@@ -5,6 +5,12 @@
     source's terms ask for it, capped) -> bounded body (feeds.transport) -> parse
     (the source's ``read`` + ``check``, given as one callable)
 
+Politeness includes the turns of feeds sharing a host (``feeds.politeness``): a feed held
+back by another feed's request is owed the host's next turn (``HeldBack("host_turn")`` for
+the others meanwhile).  Validators are sanitised (``feeds.transport.clean_validator``:
+printable ASCII, at most 1 KB, kept and sent); a 4xx to a conditional request drops them
+and asks once unconditionally, as the attempt's retry with its own politeness slot.
+
 ``RequestPipeline.get_parsed`` returns the parsed answer or raises a ``FeedError`` (or
 ``HeldBack`` when politeness or an open circuit kept it from asking); a refused body is kept
 (``rejected/<feed>``) for inspection.  The coordinator orchestrates feeds, decides their
@@ -36,7 +42,7 @@ from feeds.politeness import HostGuard
 from feeds.retry import RetryPolicy
 from feeds.sources import registry
 from feeds.store import Store
-from feeds.transport import Fetched, fetch
+from feeds.transport import MAX_VALIDATOR, Fetched, clean_validator, fetch
 
 __all__ = [
     "EXPIRES_MAX",
@@ -46,6 +52,8 @@ __all__ = [
     "RequestPipeline",
     "honoured_expires",
     "honours_expires",
+    "refuses_validators",
+    "usable_validators",
 ]
 
 logger = logging.getLogger("feeds.coordinator")  # the same logger name as before the split
@@ -106,6 +114,27 @@ def honoured_expires(value: str | None, now: datetime, every: float) -> datetime
     return min(expires, now + timedelta(seconds=min(every, EXPIRES_MAX)))
 
 
+def usable_validators(cached: Any) -> dict[str, str] | None:
+    """The ETag/Last-Modified of a cache entry that may be sent back, or None."""
+    if not isinstance(cached, dict):
+        return None
+    out = {
+        key: value
+        for key in ("etag", "last_modified")
+        if (value := clean_validator(cached.get(key))) is not None
+    }
+    return out or None
+
+
+def refuses_validators(exc: HttpStatusError) -> bool:
+    """Whether a 4xx to a conditional request may be about its validators.
+
+    408 and 429 are about timing and pace, not the request's headers: they keep their own
+    handling (retry, Retry-After).
+    """
+    return 400 <= exc.status_code < 500 and exc.status_code not in (408, 429)
+
+
 class RequestPipeline:
     """One per run, shared by every feed: the client, the store's HTTP cache and host state."""
 
@@ -145,7 +174,12 @@ class RequestPipeline:
         """
         host = httpx.URL(spec.url).host
         cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
-        cached: dict[str, Any] | None = self.store.get(cache_key)
+        raw_cached = self.store.get(cache_key)
+        cached: dict[str, Any] | None = raw_cached if isinstance(raw_cached, dict) else None
+        # What is sent back: only validators that can be (feeds.transport.clean_validator);
+        # an odd one an old cache still holds is ignored here and replaced or removed by
+        # the next answer (remember_validators).
+        validators: dict[str, str] | None = usable_validators(cached)
         now = self.clock.now()
         # MET Norway: do not ask again before the (capped) Expires the server gave.  An
         # entry from before the cap (no stored_at) or past the cap is not honoured.
@@ -169,17 +203,65 @@ class RequestPipeline:
         tried: list[FeedError] = []
 
         async def once() -> Fetched:
+            nonlocal validators
+            sent = validators
+            try:
+                return await ask(sent)
+            except HttpStatusError as exc:
+                if not sent or not refuses_validators(exc):
+                    raise
+            # The server refused our conditional request (a 400 for a validator it cannot
+            # read, a 412, ...): drop the validators for good and ask once unconditionally.
+            # That second request is this attempt's retry and a real request like any
+            # other: it waits for, and takes, its own politeness slot (one claim per
+            # request reaching the host).  Where min_interval does not fit in the deadline
+            # (Vietcombank: 5 minutes, 20 s) the 4xx ends this attempt and the next one,
+            # with no validators left, is unconditional.
+            # A forced attempt and the breaker's half-open probe are one request each: they
+            # only drop the validators, and the next attempt asks unconditionally.
+            validators = None
+            self.drop_validators(cache_key)
+            logger.warning(
+                "conditional request refused feed=%s status=%s: validators dropped%s",
+                feed.name, tried[-1].detail if tried else None,
+                "" if probe_only else ", asking unconditionally",
+            )
+            if probe_only:
+                raise tried[-1]
+            return await ask(None)
+
+        async def ask(conditional: dict[str, str] | None) -> Fetched:
             remaining = deadline_at - self.clock.monotonic()
-            wait = 0.0 if forced else self.guard.wait_needed(host, feed.min_interval, self.clock.now())
+            now = self.clock.now()
+            wait, reason = 0.0, "min_interval"
+            if not forced:
+                wait = self.guard.wait_needed(host, feed.min_interval, now)
+                turn = self.guard.turn_wait(host, feed.name, feed.min_interval, now)
+                if turn > wait:
+                    wait, reason = turn, "host_turn"
             if wait > 0:
+                # Held back by another feed of the host (its request, or a turn owed to it):
+                # this feed is owed the next turn (feeds.politeness, "Turns").
+                other = reason == "host_turn" or self.guard.blocked_by_other(host, feed.name)
                 if wait < remaining - 1:
+                    if other:
+                        self.guard.owe_turn(
+                            host, feed.name, now, now + timedelta(seconds=wait),
+                            now + timedelta(seconds=remaining),
+                        )
                     await self.clock.sleep(wait)
-                elif tried:
-                    raise _Final(tried[-1])
                 else:
-                    raise HeldBack("min_interval", wait)
+                    if other:
+                        self.owe_next_run(host, feed, now, wait)
+                    if tried:
+                        raise _Final(tried[-1])
+                    raise HeldBack(reason, wait)
             before = self.guard.host_state(host)
-            if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced):
+            place = self.guard.feed_turn(host, feed.name)
+            if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced, feed=feed.name):
+                # Taken meanwhile (another feed, another process) or owed to another feed.
+                if tried:
+                    raise _Final(tried[-1])
                 raise HeldBack("min_interval", feed.min_interval)
             try:
                 return await fetch(
@@ -187,7 +269,7 @@ class RequestPipeline:
                     spec,
                     timeout=max(0.1, min(feed.timeout, deadline_at - self.clock.monotonic())),
                     max_body=self.config.max_body,
-                    validators=cached,
+                    validators=conditional,
                     now=self.clock.now(),
                     retry_after_max=self.config.retry_after_max,
                     follow_redirects_to=self.config.follow_redirects_to,
@@ -199,7 +281,7 @@ class RequestPipeline:
                 if isinstance(exc, DnsError) or (
                     isinstance(exc, ConnectError) and exc.detail == "refused"
                 ):
-                    self.guard.release(host, before)  # never reached the host
+                    self.guard.release(host, before, place)  # never reached the host
                 if isinstance(exc, HttpStatusError) and exc.retry_after is not None:
                     left = deadline_at - self.clock.monotonic()
                     if exc.retry_after >= left:
@@ -216,7 +298,10 @@ class RequestPipeline:
         except FeedError as exc:
             self.guard.record_result(host, False, self.clock.now(), exc.kind)
             raise
-        body = cached["body"] if got.not_modified and cached else got.body
+        if got.validators_dropped:
+            self.drop_validators(cache_key)
+        kept_body = cached.get("body") if cached else None
+        body = kept_body if got.not_modified and isinstance(kept_body, bytes) else got.body
         try:
             result = self.parse_or_keep(feed, body, parse)
         except FeedError as exc:
@@ -225,6 +310,17 @@ class RequestPipeline:
         self.guard.record_result(host, True, self.clock.now())
         self.remember_validators(cache_key, got, body, feed, spec.url)
         return result
+
+    def owe_next_run(self, host: str, feed: FeedConfig, now: datetime, wait: float) -> None:
+        """``feed``'s attempt ends held back by another feed: owe it the turn at its next run.
+
+        Its next run comes on the grid (feeds.schedule): ``every`` later, give or take the
+        jitter (a tenth of the interval, at most 2 minutes), and ends within its deadline.
+        """
+        jitter = min(feed.every * 0.1, 120.0)
+        earliest = now + timedelta(seconds=max(wait, feed.every - jitter))
+        until = now + timedelta(seconds=max(wait, feed.every + jitter) + feed.deadline)
+        self.guard.owe_turn(host, feed.name, now, earliest, until)
 
     def parse_or_keep(self, feed: FeedConfig, body: bytes, parse: Callable[[bytes], Any]) -> Any:
         """Parse ``body``; keep it when refused; a parser bug becomes ``parser_error``."""
@@ -242,9 +338,19 @@ class RequestPipeline:
     def remember_validators(
         self, key: str, got: Fetched, body: bytes, feed: FeedConfig | None = None, url: str = ""
     ) -> None:
-        """Keep ETag/Last-Modified (and a capped Expires where honoured) with the body."""
+        """Keep ETag/Last-Modified (and a capped Expires where honoured) with the body.
+
+        Only validators that can be sent back as they came are kept: printable ASCII, at
+        most 1 KB (``clean_validator``).  Anything else is dropped here, with one INFO line.
+        """
         h = {k.lower(): v for k, v in got.headers.items()}
-        etag, lm = h.get("etag"), h.get("last-modified")
+        etag, lm = clean_validator(h.get("etag")), clean_validator(h.get("last-modified"))
+        for name, raw, kept in (("etag", h.get("etag"), etag), ("last_modified", h.get("last-modified"), lm)):
+            if raw and kept is None:
+                logger.info(
+                    "validator dropped feed=%s header=%s size=%d: not printable ASCII of at most %d bytes",
+                    feed.name if feed else "", name, len(raw), MAX_VALIDATOR,
+                )
         expires = (
             honoured_expires(h.get("expires"), self.clock.now(), feed.every)
             if feed is not None and honours_expires(feed, url)
@@ -258,6 +364,12 @@ class RequestPipeline:
             )
         elif not got.not_modified:
             self.store.delete(key)
+
+    def drop_validators(self, key: str) -> None:
+        """Forget the validators kept for ``key`` (the body and a running Expires stay)."""
+        cached = self.store.get(key)
+        if isinstance(cached, dict) and (cached.get("etag") or cached.get("last_modified")):
+            self.store.set(key, {**cached, "etag": None, "last_modified": None})
 
     def keep_rejected(self, feed: FeedConfig, body: bytes, exc: FeedError) -> None:
         """Keep the last few refused bodies of a feed (never published)."""

@@ -7,6 +7,18 @@ store under ``polite/<host>``.  A ``Retry-After`` that did not fit in an attempt
 becomes a ``not_before`` for the host, honoured the same way.  Requests that never reached
 the host (DNS or connect failures) do not count.
 
+Turns (``turns/<host>``): feeds sharing a host each get their turn.  A feed held back
+because *another* feed of the host has just taken the slot is owed the host's next turn:
+until it is back (its next run: at the earliest ``every`` minus the grid's jitter, at the
+latest ``every`` plus jitter plus its deadline) the other feeds take only slots that leave
+the host free again by its earliest return, and when several feeds are owed a turn, the one
+served longest ago goes first.  Without this, two feeds whose runs fall a minute apart on a
+host with a 5-minute ``min_interval`` (or a busier feed beside a quieter one) let one of them
+take every slot and the other none, run after run.  A turn is only owed, never a licence:
+the one-request-per-``min_interval`` rule is checked first, and ``fetch --force`` ignores
+turns as it ignores the window.  A turn owed to a feed that never comes back (removed by a
+reload) lapses at its latest return.
+
 Circuit breaker (``breaker/<host>``): after ``threshold`` consecutive failed attempts the
 host is left alone for ``cooldown`` seconds (open); then one attempt is let through
 (half-open); its success closes the breaker, its failure opens it again.
@@ -20,7 +32,14 @@ from typing import Any
 
 from feeds.store import Store
 
-__all__ = ["DEFAULT_BREAKER_COOLDOWN", "DEFAULT_BREAKER_THRESHOLD", "BreakerState", "HostGuard", "HostState"]
+__all__ = [
+    "DEFAULT_BREAKER_COOLDOWN",
+    "DEFAULT_BREAKER_THRESHOLD",
+    "BreakerState",
+    "FeedTurn",
+    "HostGuard",
+    "HostState",
+]
 
 DEFAULT_BREAKER_THRESHOLD = 5
 DEFAULT_BREAKER_COOLDOWN = 600.0
@@ -32,6 +51,15 @@ class HostState:
 
     last_request_at: datetime | None = None
     not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FeedTurn:
+    """One feed's place among the feeds sharing a host: last served, and a turn owed to it."""
+
+    feed: str
+    served_at: datetime | None = None
+    owed: dict[str, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,25 +101,112 @@ class HostGuard:
             waits.append((st.not_before - now).total_seconds())
         return max(waits)
 
-    def claim(self, host: str, min_interval: float, now: datetime, *, force: bool = False) -> bool:
+    def claim(
+        self, host: str, min_interval: float, now: datetime, *, force: bool = False, feed: str = ""
+    ) -> bool:
         """Atomically take the host's next request slot; False if it is not free yet.
 
-        ``force`` (``fetch --force``) takes it anyway; the window starts again from now.
+        ``feed`` names who asks: a slot owed to another feed of the host (see the module
+        docstring) is not free for it.  ``force`` (``fetch --force``) takes it anyway; the
+        window starts again from now.
         """
         with self.store.lock():
             if not force and self.wait_needed(host, min_interval, now) > 0:
                 return False
+            if not force and feed and self.turn_wait(host, feed, min_interval, now) > 0:
+                return False
             st = self.host_state(host)
             self.store.set(f"polite/{host}", {"last_request_at": now, "not_before": st.not_before})
+            if feed:
+                turns = self._turns(host)
+                turns["served"][feed] = now
+                turns["owed"].pop(feed, None)
+                turns["owed"] = {k: v for k, v in turns["owed"].items() if v["until"] > now}
+                self.store.set(f"turns/{host}", turns)
             return True
 
-    def release(self, host: str, previous: HostState) -> None:
-        """Give a slot back: the request never reached the host (DNS/connect failure)."""
+    # -- turns of the feeds sharing a host ----------------------------------------------
+    def _turns(self, host: str) -> dict[str, dict[str, Any]]:
+        """``turns/<host>``, with anything unreadable (an old or damaged cache) left out."""
+        raw = self.store.get(f"turns/{host}")
+        raw = raw if isinstance(raw, dict) else {}
+        served_raw = raw.get("served")
+        owed_raw = raw.get("owed")
+        served_raw = served_raw if isinstance(served_raw, dict) else {}
+        owed_raw = owed_raw if isinstance(owed_raw, dict) else {}
+        served = {k: v for k, v in served_raw.items() if isinstance(v, datetime)}
+        owed = {
+            k: v
+            for k, v in owed_raw.items()
+            if isinstance(v, dict) and all(isinstance(v.get(f), datetime) for f in ("since", "earliest", "until"))
+        }
+        return {"served": served, "owed": owed}
+
+    def blocked_by_other(self, host: str, feed: str) -> bool:
+        """Whether the host's last request was another feed's (so ``feed`` waits for it)."""
+        served = self._turns(host)["served"]
+        if not served:
+            return False
+        return max(served, key=lambda k: served[k]) != feed
+
+    def turn_wait(self, host: str, feed: str, min_interval: float, now: datetime) -> float:
+        """Seconds ``feed`` leaves the host to a feed owed its turn (0: none is in the way).
+
+        Another feed's owed turn holds ``feed`` back when that feed goes first (served longer
+        ago, or owed for longer) and a request now would keep the host busy past its
+        earliest return.  The wait lasts until that turn lapses (its latest return); a
+        request by the owed feed ends it sooner.
+        """
+        turns = self._turns(host)
+        served, owed = turns["served"], turns["owed"]
+
+        def rank(name: str, since: datetime) -> tuple[int, datetime, datetime]:
+            last = served.get(name)
+            return (0, since, since) if last is None else (1, last, since)
+
+        mine = rank(feed, owed[feed]["since"] if feed in owed else now)
+        wait = 0.0
+        for other, o in owed.items():
+            if other == feed or o["until"] <= now or rank(other, o["since"]) >= mine:
+                continue
+            if now + timedelta(seconds=min_interval) <= o["earliest"]:
+                continue  # the host is free again before the other feed can be back
+            wait = max(wait, (o["until"] - now).total_seconds())
+        return wait
+
+    def owe_turn(self, host: str, feed: str, now: datetime, earliest: datetime, until: datetime) -> None:
+        """Record that ``feed`` was held back by another feed: it is owed the next turn."""
+        with self.store.lock():
+            turns = self._turns(host)
+            current = turns["owed"].get(feed)
+            since = current["since"] if current and current["until"] > now else now
+            turns["owed"][feed] = {"since": since, "earliest": earliest, "until": until}
+            self.store.set(f"turns/{host}", turns)
+
+    def release(self, host: str, previous: HostState, turn: FeedTurn | None = None) -> None:
+        """Give a slot back: the request never reached the host (DNS/connect failure).
+
+        ``turn`` (from ``feed_turn`` before the claim) gives the feed back its place among
+        the feeds sharing the host, as if it had not been served.
+        """
         with self.store.lock():
             self.store.set(
                 f"polite/{host}",
                 {"last_request_at": previous.last_request_at, "not_before": previous.not_before},
             )
+            if turn is not None:
+                turns = self._turns(host)
+                turns["served"].pop(turn.feed, None)
+                if turn.served_at is not None:
+                    turns["served"][turn.feed] = turn.served_at
+                if turn.owed is not None:
+                    turns["owed"][turn.feed] = turn.owed
+                self.store.set(f"turns/{host}", turns)
+
+    def feed_turn(self, host: str, feed: str) -> FeedTurn:
+        """Where ``feed`` stands among the feeds sharing ``host`` (for ``release``)."""
+        turns = self._turns(host)
+        return FeedTurn(feed, turns["served"].get(feed), turns["owed"].get(feed))
 
     def defer(self, host: str, until: datetime) -> None:
         """Record the server's ``Retry-After``: no request before ``until``."""

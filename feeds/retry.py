@@ -6,10 +6,11 @@ failure may pass: ``dns`` temporary/timeout, ``connect``, ``timeout``, HTTP 5xx,
 Not retried: other 4xx, ``invalid_payload``, ``rejected``, ``tls``, and a second
 ``nxdomain`` in a row (one NXDOMAIN may be a resolver's hiccup, two are an answer).
 
-``Retry-After`` (RFC 9110 §10.2.3) replaces the backoff when the server sends it; if it is
-longer than the time left before the deadline, we stop and the politeness gate makes the
-next scheduled run wait for it instead.  Every wait goes through the injected clock, and no
-retry starts if its wait would overrun the deadline.
+``Retry-After`` (RFC 9110 §10.2.3) lengthens the wait, never shortens it: a retry waits
+``max(Retry-After, backoff)``, so ``Retry-After: 0``, a past date or a negative value leave
+the backoff as it is.  If the wait is longer than the time left before the deadline, we
+stop and the politeness gate makes the next scheduled run wait for it instead.  Every wait
+goes through the injected clock, and no retry starts if its wait would overrun the deadline.
 """
 
 from __future__ import annotations
@@ -87,9 +88,12 @@ class RetryPolicy:
 
         def _wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
+            backoff = self.backoff(state.attempt_number)
             if isinstance(exc, HttpStatusError) and exc.retry_after is not None:
-                return exc.retry_after
-            return self.backoff(state.attempt_number)
+                # A floor, never a shortcut: ``Retry-After: 0`` or a past date once made six
+                # requests 2-4 ms apart.  The backoff is drawn either way (same sequence).
+                return max(exc.retry_after, backoff)
+            return backoff
 
         def _stop(state: RetryCallState) -> bool:
             if state.attempt_number >= limit:

@@ -10,7 +10,10 @@
   ``feeds.decoding`` with each layer capped at ``max_body`` too (httpx decodes nothing).
 - ``Retry-After`` is read defensively and capped (``[http] retry_after_max``).
 - Conditional requests: ``If-None-Match``/``If-Modified-Since`` from the validators kept
-  for the URL; a 304 comes back as ``Fetched(not_modified=True)``.
+  for the URL; a 304 comes back as ``Fetched(not_modified=True)``.  Only printable-ASCII
+  validators of at most 1 KB are sent (``clean_validator``); an odd one kept by an old
+  cache is left out (the request goes unconditional) and ``Fetched.validators_dropped``
+  says so.
 - Every failure leaves as a ``FeedError`` (``feeds.errors.classify``).
 """
 
@@ -37,7 +40,9 @@ __all__ = [
     "DEFAULT_RETRY_AFTER_MAX",
     "MAX_REDIRECTS",
     "Fetched",
+    "MAX_VALIDATOR",
     "build_client",
+    "clean_validator",
     "fetch",
     "parse_retry_after",
     "redirect_allowed",
@@ -46,6 +51,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+#: The longest ``ETag``/``Last-Modified`` kept and sent back (1 KB): servers refuse header
+#: lines past 4-8 KB with a 400, and no sane validator comes near this.
+MAX_VALIDATOR = 1024
 #: ``[http] retry_after_max``: the longest a ``Retry-After`` may hold a feed back.
 DEFAULT_RETRY_AFTER_MAX = 3600.0
 
@@ -59,6 +67,8 @@ class Fetched:
     body: bytes
     url: str
     not_modified: bool = False
+    #: Validators were kept for the URL but could not be sent (``clean_validator``).
+    validators_dropped: bool = False
 
 
 class _ResolvingTransport(httpx.AsyncHTTPTransport):
@@ -134,6 +144,20 @@ def build_client(
     )
 
 
+def clean_validator(value: object) -> str | None:
+    """``value`` when it can be sent back as it came: printable ASCII, 1 to 1 KB; else None.
+
+    A raw 0xff, UTF-8 text or a control character cannot be encoded into a request header
+    (httpx refuses it, so no request is made at all), and a 9 KB ETag earns a 400: kept,
+    either would freeze the feed.  Anything else (a number from an old cache) is None too.
+    """
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_VALIDATOR:
+        return None
+    if not all(" " <= c <= "~" for c in value):
+        return None
+    return value
+
+
 def parse_retry_after(
     value: str | None, now: datetime | None = None, *, cap: float = DEFAULT_RETRY_AFTER_MAX
 ) -> float | None:
@@ -203,11 +227,17 @@ async def fetch(
 ) -> Fetched:
     """GET ``spec`` and return the answer, or raise a classified FeedError."""
     headers = dict(spec.headers)
+    dropped = False
     if validators:
-        if validators.get("etag"):
-            headers["If-None-Match"] = validators["etag"]
-        if validators.get("last_modified"):
-            headers["If-Modified-Since"] = validators["last_modified"]
+        # Only what can be sent back as it came (clean_validator); an odd one is left out,
+        # and the request goes unconditional instead of failing here, before any request.
+        for key, header in (("etag", "If-None-Match"), ("last_modified", "If-Modified-Since")):
+            raw = validators.get(key)
+            value = clean_validator(raw)
+            if value is not None:
+                headers[header] = value
+            elif raw:
+                dropped = True
     try:
         url = origin = httpx.URL(spec.url, params=list(spec.params) if spec.params else None)
         for _ in range(MAX_REDIRECTS + 1):
@@ -222,7 +252,7 @@ async def fetch(
                 raise
             try:
                 if resp.status_code == 304:
-                    return Fetched(304, dict(resp.headers), b"", str(url), not_modified=True)
+                    return Fetched(304, dict(resp.headers), b"", str(url), not_modified=True, validators_dropped=dropped)
                 if 300 <= resp.status_code < 400:
                     location = resp.headers.get("Location")
                     target = resp.next_request.url if resp.next_request and location else None
@@ -249,7 +279,7 @@ async def fetch(
                     body = resp.content
                     if len(body) > max_body:
                         raise InvalidPayloadError("answer larger than max_body", detail="too_large")
-                    return Fetched(resp.status_code, dict(resp.headers), body, str(url))
+                    return Fetched(resp.status_code, dict(resp.headers), body, str(url), validators_dropped=dropped)
                 # The raw bytes, as sent: httpx must not inflate them (unbounded); the bounded
                 # decoder below does, every layer capped at max_body.
                 chunks: list[bytes] = []
@@ -260,7 +290,7 @@ async def fetch(
                         raise InvalidPayloadError("answer larger than max_body", detail="too_large")
                     chunks.append(chunk)
                 body = decode_body(b"".join(chunks), resp.headers.get("Content-Encoding"), max_body)
-                return Fetched(resp.status_code, dict(resp.headers), body, str(url))
+                return Fetched(resp.status_code, dict(resp.headers), body, str(url), validators_dropped=dropped)
             finally:
                 await resp.aclose()
         raise _redirect_refused(300, "too many redirects")
