@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.invariants_support import run_suite  # noqa: E402
+from tests.invariants_support import parse_plan, run_suite  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,17 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=600.0)
     p.add_argument("--seed", default="16")
     p.add_argument("--keep", type=Path, help="work in this folder and keep it (logs, snapshots, caches)")
+    p.add_argument("--plan", help="one sequence of these steps instead of drawn ones, e.g. "
+                   "\"reload_same;clock:offset=-3600\" (kinds: tests/invariants_support.py)")
     p.add_argument("--no-faketime", action="store_true", help="draw no wall-clock steps")
     args = p.parse_args(argv)
     t0 = time.monotonic()
+    plan = parse_plan(args.plan) if args.plan else None
+    kw = {"plan": plan, "max_sequences": 1 if plan else None, "use_faketime": False if args.no_faketime else None}
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-        out = run_suite(args.keep, seed=args.seed, seconds=args.seconds, log=lambda s: print(s, flush=True),
-                        use_faketime=False if args.no_faketime else None)
+        out = run_suite(args.keep, seed=args.seed, seconds=args.seconds, log=lambda s: print(s, flush=True), **kw)
     else:
         with tempfile.TemporaryDirectory(prefix="pf-invariants-") as d:
-            out = run_suite(Path(d), seed=args.seed, seconds=args.seconds, log=lambda s: print(s, flush=True),
-                            use_faketime=False if args.no_faketime else None)
+            out = run_suite(Path(d), seed=args.seed, seconds=args.seconds, log=lambda s: print(s, flush=True), **kw)
     print()
     for v in out.violations:
         print(f"- {v}")

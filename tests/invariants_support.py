@@ -84,7 +84,9 @@ __all__ = [
     "FAKETIME_LIB",
     "Harness",
     "Outcome",
+    "DECK",
     "draw_sequence",
+    "parse_plan",
     "ecma_regex",
     "ecma_validator",
     "faketime_available",
@@ -420,12 +422,62 @@ def draw_step(rng: Any, *, clock_steps: bool) -> Step:
     return Step(kind)
 
 
+#: The issue's reproductions, one step each: every seed deals them out first (in its own
+#: order, over its first sequences), so a short budget still meets as many as it has time for.
+DECK: tuple[Step, ...] = (
+    Step("reload_same"),
+    Step("reload_changed", (("change", "weather_table"),)),
+    Step("clock", (("offset", -3600),)),
+    Step("clock_roundtrip", (("offset", 86400),)),
+    Step("hostile_date", (("endpoint", "vietcombank"), ("value", "12/31/9999 11:59:59 PM"), ("then_503", True))),
+    Step("hostile_date", (("endpoint", "vietcombank"), ("value", "1/1/0001 1:00:00 AM"), ("then_503", False))),
+    Step("hostile_date", (("endpoint", "vietcombank"), ("value", "6/15/1905 10:00:00 AM"), ("then_503", False))),
+    Step("hostile_date", (("endpoint", "open-meteo"), ("value", "9999-12-31T23:00"), ("then_503", True))),
+    Step("hostile_number", (("endpoint", "open-meteo"), ("where", "latitude"), ("then_503", False))),
+    Step("validator", (("endpoint", "vietcombank"), ("validator", "etag_ff"))),
+    Step("validator", (("endpoint", "vietcombank"), ("validator", "etag_9k"))),
+    Step("validator", (("endpoint", "vietcombank"), ("validator", "lm_non_ascii"))),
+    Step("fault", (("endpoint", "vietcombank"), ("fault", "429"), ("count", 0), ("retry_after", "0"))),
+    Step("cache_rm_second"),
+    Step("snapshot_damage", (("feed", "rates"), ("how", "garbage"))),
+    Step("cache_damage", (("offsets", (4096, 8192, 40000, 100000)), ("seed", 16))),
+)
+
+
 def draw_sequence(seed: int | str, index: int, *, clock_steps: bool, max_steps: int = 10) -> list[Step]:
-    """The steps of sequence ``index`` (deterministic in ``seed``)."""
+    """The steps of sequence ``index`` (deterministic in ``seed``): the seed's shuffled
+    ``DECK`` dealt out over the first sequences, then random draws."""
     import random
 
-    rng = random.Random(f"{seed}:{index}")
-    return [draw_step(rng, clock_steps=clock_steps) for _ in range(rng.randint(max_steps // 2, max_steps))]
+    deck = [s for s in DECK if clock_steps or not s.kind.startswith("clock")]
+    random.Random(f"{seed}:deck").shuffle(deck)
+    dealt = 0
+    for i in range(index + 1):
+        rng = random.Random(f"{seed}:{i}")
+        n = rng.randint(max_steps // 2, max_steps)
+        mine = deck[dealt : dealt + n]
+        dealt += len(mine)
+        steps = mine + [draw_step(rng, clock_steps=clock_steps) for _ in range(n - len(mine))]
+    return steps
+
+
+def parse_plan(text: str) -> list[Step]:
+    """``kind[:key=value,...];...`` (values as Python literals, else strings) -> steps."""
+    import ast
+
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        kind, _, args = part.partition(":")
+        params = []
+        for kv in filter(None, args.split(",")):
+            k, _, v = kv.partition("=")
+            try:
+                value: Any = ast.literal_eval(v)
+            except (ValueError, SyntaxError):
+                value = v
+            params.append((k.strip(), value))
+        out.append(Step(kind.strip(), tuple(params)))
+    return out
 
 
 # -- the harness -----------------------------------------------------------------------------
@@ -874,8 +926,16 @@ class Harness:
             self._hup()
         elif k == "clock":
             self.set_offset(float(step.get("offset")))
+        elif k == "clock_roundtrip":
+            back_to = self.offset
+            self.set_offset(float(step.get("offset")))
+            self._sleep(dwell / 2)
+            self.set_offset(back_to)
         elif k == "cache_rm":
             shutil.rmtree(self.cache, ignore_errors=True)
+        elif k == "cache_rm_second":
+            shutil.rmtree(self.cache, ignore_errors=True)
+            self._second_instance()
         elif k == "cache_damage":
             self._damage_cache(step.get("offsets"), step.get("seed"))
         elif k == "snapshot_damage":
@@ -964,14 +1024,15 @@ class Harness:
 
 
 def run_suite(workdir: Path, *, seed: int | str, seconds: float, log: Callable[[str], None] = print,
-              dwell: float = 3.5, use_faketime: bool | None = None, max_sequences: int | None = None) -> Outcome:
+              dwell: float = 3.5, use_faketime: bool | None = None, max_sequences: int | None = None,
+              plan: list[Step] | None = None) -> Outcome:
     """Run sequences until ``seconds`` are spent; return what was run and seen."""
     use_faketime = faketime_available() if use_faketime is None else use_faketime
     out = Outcome(seed=seed, seconds=seconds, clock_steps=use_faketime)
     t_end = time.monotonic() + seconds
     index = 0
     while time.monotonic() < t_end - 15 and (max_sequences is None or index < max_sequences):
-        steps = draw_sequence(seed, index, clock_steps=use_faketime)
+        steps = plan if plan is not None else draw_sequence(seed, index, clock_steps=use_faketime)
         d = workdir / f"seq{index}"
         d.mkdir(parents=True, exist_ok=True)
         h = Harness(d, seq=index, use_faketime=use_faketime, log=log)
@@ -981,11 +1042,12 @@ def run_suite(workdir: Path, *, seed: int | str, seconds: float, log: Callable[[
                 out.sequences += 1
                 for step in steps:
                     # A step: dwell (two dwells for a hostile answer then 503s), then checks (~3 s).
-                    need = dwell * (2 if step.kind.startswith("hostile") else 1) + 4
+                    long = step.kind.startswith("hostile") or step.kind == "clock_roundtrip"
+                    need = dwell * (2 if long else 1) + 4
                     if time.monotonic() + need > t_end - 3:
                         break
                     log(f"  step {h.step_no + 1}: {step}")
-                    h.run_step(step, dwell=dwell * (2 if step.kind.startswith("hostile") else 1))
+                    h.run_step(step, dwell=dwell * (2 if long else 1))
                     h.check()
                     out.steps += 1
         finally:
