@@ -114,3 +114,31 @@ def test_invariants_hold_through_random_sequences(tmp_path: Path) -> None:
     assert not outcome.violations, "\n\n".join(
         [outcome.summary(), *(str(v) for v in outcome.violations)]
     )
+
+
+def test_simulator_hostile_extensions() -> None:
+    """The simulator's additions the suite relies on: rewritten answers, the answer log, a 400
+    for an oversized head, non-Latin-1 header values sent as UTF-8 bytes."""
+    import socket
+
+    import httpx
+
+    from feeds.testing.upstream import UpstreamSimulator
+
+    with UpstreamSimulator() as sim:
+        url = sim.url("vietcombank")
+        assert httpx.get(url).status_code == 200
+        sim.set_rewrite("vietcombank", lambda body: body.replace(b"<DateTime>", b"<DateTime>X"))
+        assert b"<DateTime>X" in httpx.get(url).content
+        sim.set_rewrite("vietcombank", None)
+        assert httpx.get(url, headers={"If-None-Match": '"' + "e" * 9000 + '"'}).status_code == 400
+        sim.set_validators("vietcombank", last_modified="Thứ Hai, 07 Dec 2026 08:00:00 GMT")
+        with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as s:
+            s.sendall(b"GET /Usercontrols/TVPortal.TyGia/pXML.aspx?b=10 HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+        assert "Last-Modified: Thứ Hai".encode() in head
+        kinds = [(a.status, a.kind) for a in sim.answers("vietcombank")]
+        assert kinds == [(200, "normal"), (200, "rewritten"), (400, "too_large"), (200, "normal")]
+        assert sim.answers("vietcombank")[0].query == {"b": "10"}
