@@ -44,7 +44,10 @@ reading them every 0.25 s:
 7. never two requests to one host less than ``min_interval`` apart, never a request before
    the ``Retry-After`` the host asked for (capped by ``retry_after_max``) has passed;
 8. one instance: a second ``run`` exits (non-zero) instead of running beside the first;
-   SIGTERM ends the daemon with exit code 0.
+   SIGTERM ends the daemon with exit code 0;
+9. never silently frozen: a feed whose upstream has answered normally (no fault, rewrite or
+   validator of a step) for ``2*every + deadline`` plus cool-down, Retry-After and slack says
+   ``fresh`` again.
 
 Timing: assertions are on invariants with generous slack, never on exact counts; clock-based
 checks wait a full liveness bound after a wall-clock step.
@@ -264,6 +267,8 @@ FRESH_BOUND = 2 * max(EVERY, MIN_INTERVAL) + EVERY + DEADLINE + SLACK
 #: Request times are taken in the simulator's thread of the test process, which shares the GIL
 #: with the poller: a request's time may be late by tens of milliseconds (a burst is ~ms apart).
 HOST_TOLERANCE = 0.15
+#: An upstream answering normally for this long has its feed ``fresh`` again (invariant 9).
+RECOVER_BOUND = 2 * EVERY + DEADLINE + BREAKER_COOLDOWN + RETRY_AFTER_MAX + SLACK
 #: A file not rewritten for this long means the feed stopped being refreshed (invariant 5).
 REWRITE_BOUND = 2 * EVERY + DEADLINE + SLACK
 
@@ -561,6 +566,9 @@ class Harness:
         #: Garbage we wrote over a file, so the poller does not judge it before the daemon can.
         self._garbage: dict[str, bytes] = {}
         self.checks_run = 0
+        #: Endpoints the current step disturbs, and when each was last disturbed (invariant 9).
+        self.disturbing: set[str] = set()
+        self.disturbed: dict[str, float] = {}
         self.started = time.monotonic()
 
     # -- plumbing --------------------------------------------------------------------------
@@ -772,6 +780,19 @@ class Harness:
                     self.violate(f"{rel} says fresh with data age {age:.0f}s on the machine's clock "
                                  f"(window {FRESH_BOUND:g}s; fetched_at {doc.get('fetched_at')})",
                                  key=f"freshclock:{rel}")
+        # 9. recovery: an upstream answering normally again has its feeds fresh again.
+        for f in self.feeds():
+            calm = now - max(self.disturbed.get(f.endpoint, -1e9), self.configured_since.get(f.name, now),
+                             self.started, self.last_clock_step)
+            if calm < RECOVER_BOUND:
+                continue
+            try:
+                doc = json.loads((self.snapshots / f"{f.name}.json").read_bytes())
+            except (OSError, ValueError):
+                continue  # judged by invariant 1
+            if isinstance(doc, dict) and doc.get("status") != "fresh":
+                self.violate(f"{f.name}.json says {doc.get('status')!r} although its upstream has answered "
+                             f"normally for {calm:.0f}s (bound {RECOVER_BOUND:g}s)", key=f"recover:{f.name}")
         # 3 (status) and 5 (check).
         stalled = []
         t_check = time.monotonic()
@@ -796,8 +817,9 @@ class Harness:
         try:
             rows = {r["feed"]: r for r in json.loads(st.stdout)["feeds"]}
         except (ValueError, KeyError, TypeError):
-            self.violate(f"status --json unreadable (exit {st.returncode}): {(st.stdout + st.stderr)[:300]}",
-                         key="status")
+            # Not an invariant by itself (a cache being rebuilt reads as UNKNOWN); the status
+            # checks wait for the next step.
+            self.log(f"    note: status --json unreadable (exit {st.returncode}): {(st.stdout + st.stderr)[:200]}")
             rows = {}
         for f in self.feeds():
             r = rows.get(f.name)
@@ -825,12 +847,16 @@ class Harness:
             return
         n = text.count("Traceback")
         if n > self._traceback_seen:
-            i = text.find("Traceback")
-            for _ in range(self._traceback_seen):
+            i = -1
+            for _ in range(self._traceback_seen + 1):
                 i = text.find("Traceback", i + 1)
             self._traceback_seen = n
-            self.violate(f"Traceback in the daemon's log: {text[max(0, i - 200):i + 1200]}",
-                         key=f"traceback:{text[i:i + 400]}")
+            lines = text[i:].splitlines()
+            # The exception line: the first one after the traceback's indented frames.
+            exc = next((ln for ln in lines[1:] if ln and not ln.startswith(" ")), "?")
+            before = text[:i].splitlines()[-1:] or [""]
+            self.violate(f"Traceback in the daemon's log after {before[0][:160]!r}: {exc[:300]}",
+                         key=f"traceback:{exc[:200]}")
 
     def check_host(self) -> None:
         events = []
@@ -868,6 +894,11 @@ class Harness:
 
     # -- steps -----------------------------------------------------------------------------
     def clear(self) -> None:
+        now = time.monotonic()
+        for ep in ("vietcombank", "open-meteo"):
+            if ep in self.disturbing:
+                self.disturbed[ep] = now
+        self.disturbing = set()
         for ep in ("vietcombank", "open-meteo"):
             self.sim.clear_faults(ep)
             self.sim.set_rewrite(ep, None)
@@ -880,15 +911,18 @@ class Harness:
         self.clear()
         k = step.kind
         ep = step.get("endpoint")
+        if ep is not None:
+            self.disturbing.add(ep)
+            self.disturbed[ep] = time.monotonic()
         t0 = time.monotonic()
         if k == "fault":
             faults = {
                 "503": lambda: Fault.status(503), "500": lambda: Fault.status(500),
                 "garbage": Fault.garbage, "truncated": lambda: Fault.truncated(0.5), "reset": Fault.reset,
                 "latency": lambda: Fault.latency(TIMEOUT + 0.5),
-                "429": lambda: Fault.status(429, retry_after=self._retry_after(step.get("retry_after"))),
+                "429": lambda: Fault.status(429, retry_after=self._retry_after(str(step.get("retry_after")))),
             }
-            make = faults[step.get("fault")]
+            make = faults[str(step.get("fault"))]
             n = step.get("count")
             if n == 0:
                 self.sim.set_faults(ep, [make()], repeat_last=True)
