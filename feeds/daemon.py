@@ -76,6 +76,8 @@ CLOCK_CHECK_EVERY = 5.0
 CLOCK_STEP = 10.0
 #: How often the published files are compared with what was last written (feeds.watch).
 WATCH_EVERY = 20.0
+#: A damaged file whose rewrite failed (a full disk) is tried again this often.
+REWRITE_RETRY = 300.0
 #: The id suffix of a feed's one-off retry job.
 RETRY = "#retry"
 
@@ -113,6 +115,9 @@ class Daemon:
         self._due: dict[str, float] = {}
         #: The wall and monotonic clocks at the guard's last look.
         self._clock_mark: tuple[datetime, float] | None = None
+        #: Damaged published files already reported, with the monotonic time of the last
+        #: rewrite tried (a rewrite that fails is tried again every ``REWRITE_RETRY`` s).
+        self._reported: dict[Path, tuple[str, float]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> int:
@@ -141,6 +146,8 @@ class Daemon:
                 await self.stop_event.wait()
             finally:
                 self.notifier.stopping()
+                guard.cancel()
+                watcher.cancel()
                 logger.info("stopping inflight=%d", len(self.inflight))
                 # Stop scheduling first, let in-flight attempts finish within the grace, and
                 # only then shut the scheduler down (its executor cancels what still runs).
@@ -158,8 +165,6 @@ class Daemon:
                 self.scheduler.shutdown(wait=False)
                 watchdog.cancel()
                 heartbeat.cancel()
-                guard.cancel()
-                watcher.cancel()
                 self._write_metrics()
         logger.info("stopped")
         return 0
@@ -415,7 +420,12 @@ class Daemon:
         """Republish each feed one of whose files is missing or not what was last written."""
         assert self.rt is not None and self.scheduler is not None
         damaged: dict[str, list[watch.Damage]] = {}
-        for d in watch.check(self.config.snapshot_dir):
+        found = watch.check(self.config.snapshot_dir)
+        still = {d.path for d in found}
+        # Repaired (or no longer watched): a new damage to it is news again.
+        self._reported = {p: t for p, t in self._reported.items() if p in still}
+        mono = self.rt.clock.monotonic()
+        for d in found:
             name = self._feed_of(d.path)
             if name is None:
                 watch.forget(d.path)  # a removed feed's file: not ours to keep any more
@@ -426,14 +436,23 @@ class Daemon:
             feed = self.config.feeds[name]
             shown = ", ".join(f"{d.path} ({d.reason})" for d in items[:5])
             more = f" and {len(items) - 5} more" if len(items) > 5 else ""
-            logger.error("published file damaged feed=%s files=%s%s: rewriting it from the store", name, shown, more)
+            news = any(self._reported.get(d.path, ("",))[0] != d.reason for d in items)
+            if not news and all(mono - self._reported[d.path][1] < REWRITE_RETRY for d in items):
+                continue  # the rewrite failed moments ago (and said why): not every look
+            # One ERROR per damage; a rewrite that keeps failing (a full disk) says so itself.
+            logger.log(
+                logging.ERROR if news else logging.DEBUG,
+                "published file damaged feed=%s files=%s%s: rewriting it from the store", name, shown, more,
+            )
+            self._reported.update((d.path, (d.reason, mono)) for d in items)
             before = {d.path: watch.generation(d.path) for d in items}
             try:
                 result = self.rt.coordinator.republish(feed, next_update_at=self._next_update(name, feed))
             except Exception:
                 logger.exception("rewriting published files failed feed=%s", name)
                 continue
-            self._record_event(name, "file_rewritten", self.rt.clock.now())
+            if news:
+                self._record_event(name, "file_rewritten", self.rt.clock.now())
             for d in items:
                 if watch.generation(d.path) == before[d.path] and result.status != NOT_WRITTEN:
                     # Not one of the files this feed writes any more (a location dropped).

@@ -132,3 +132,42 @@ def test_a_running_daemon_is_not_reported_stalled(tmp_path: Path, caplog, every:
 
     assert asyncio.run(go()) == 0
     assert "stalled" not in caplog.text
+
+
+def test_a_running_daemon_revives_a_stopped_job(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The real scheduler: a job held paused is found stalled and attempted again."""
+    from feeds.daemon import Daemon
+    from feeds.notify import Notifier
+
+    caplog.set_level(logging.INFO, logger="feeds")
+    cfg = config_file(tmp_path, FEED.replace('"15m"', '"1s"').replace('timeout = "1s"', 'timeout = "1s"\nmin_interval = "0s"'))
+    d = Daemon(None, cfg, notifier=Notifier(None))
+    d.clock_check_every = 0.2
+
+    def attempts() -> int:
+        if d.rt is None:
+            return 0
+        h = d.rt.store.get("health/rates")
+        return sum(h.attempts.values()) if h is not None else 0
+
+    async def go() -> tuple[int, int]:
+        run = asyncio.create_task(d.run())
+        try:
+            while attempts() < 2:
+                await asyncio.sleep(0.05)
+            assert d.scheduler is not None
+            d.scheduler.get_job("rates").pause()
+            await asyncio.sleep(0.3)  # an attempt in flight may finish
+            paused_at = attempts()
+            for _ in range(200):  # the limit is ~2 s of grid + 2 s of deadline
+                if "feed stalled feed=rates" in caplog.text and attempts() >= paused_at + 2:
+                    break
+                await asyncio.sleep(0.05)
+            return paused_at, attempts()
+        finally:
+            d.stop_event.set()
+            assert await asyncio.wait_for(run, 20) == 0
+
+    paused_at, after = asyncio.run(go())
+    assert "feed stalled feed=rates" in caplog.text
+    assert after >= paused_at + 2  # attempted again, and the grid goes on

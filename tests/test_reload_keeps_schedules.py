@@ -14,6 +14,9 @@ import asyncio
 import logging
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from feeds.config import load_config
 from feeds.daemon import Daemon
 from feeds.notify import Notifier
@@ -100,3 +103,73 @@ def test_reload_keeps_changed_unchanged_added_feeds_scheduled(tmp_path: Path, ca
     assert changed["a"] >= 2 and changed["b"] >= 2, ("b changed", changed)
     assert added["a"] >= 2 and added["c"] >= 2 and added.get("b", 0) == 0, ("b removed, c added", added)
     assert "Traceback" not in caplog.text
+
+
+# -- any sequence of valid files -----------------------------------------------------------
+#: Per feed: absent, or one of a few variants of its table.
+VARIANTS = ["", 'max_change = 0.3\n', 'every = "1m"\n', 'at = "*/5 7-18 * * 1-6"\n']
+
+
+def _table(name: str, variant: int) -> str:
+    extra = VARIANTS[variant]
+    text = FEED.format(name=name, url="http://127.0.0.1:9/pXML.aspx") + extra
+    if "every" in extra or "at =" in extra:
+        text = text.replace('every = "1s"\n', "", 1)
+    return text
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(
+    steps=st.lists(
+        st.dictionaries(st.sampled_from(["a", "b", "c"]), st.integers(0, len(VARIANTS) - 1), min_size=1),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_any_sequence_of_reloads_keeps_every_feed_planned(steps: list[dict[str, int]]) -> None:
+    """Every configured feed has a planned job; unchanged ones keep their plan; removed ones none."""
+    import tempfile
+    from datetime import UTC, datetime
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from feeds.app import open_runtime
+    from feeds.clock import FakeClock
+    from feeds.schedule import vietnam_zone
+    from feeds.store import MemoryStore
+
+    def write(path: Path, feeds: dict[str, int]) -> None:
+        body = '[paths]\ncache_dir = "cache"\nsnapshot_dir = "snapshots"\n'
+        path.write_text(body + "".join(_table(n, v) for n, v in sorted(feeds.items())), encoding="utf-8")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg_path = Path(tmp) / "portal-feeds.toml"
+        current = {"a": 0, "b": 0}
+        write(cfg_path, current)
+        clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+        async def go() -> None:
+            cfg = load_config(cfg_path)
+            async with open_runtime(cfg, clock=clock, store=MemoryStore()) as rt:
+                d = Daemon(cfg_path, cfg, clock=clock, notifier=Notifier(None))
+                d.rt = rt
+                d.scheduler = AsyncIOScheduler(timezone=vietnam_zone())
+                d._schedule_all(first_run_now=False)
+                d.scheduler.start(paused=True)
+                try:
+                    nonlocal current
+                    for new in steps:
+                        before = {j.id: j.next_run_time for j in d.scheduler.get_jobs()}
+                        write(cfg_path, new)
+                        d._reload()
+                        jobs = {j.id: j.next_run_time for j in d.scheduler.get_jobs()}
+                        assert set(jobs) == set(new), (current, new, jobs)
+                        assert all(t is not None for t in jobs.values()), (current, new, jobs)
+                        for name in set(new) & set(current):
+                            if new[name] == current[name]:
+                                assert jobs[name] == before[name], ("unchanged feed re-planned", name)
+                        current = new
+                finally:
+                    d.scheduler.shutdown(wait=False)
+
+        asyncio.run(go())

@@ -176,3 +176,55 @@ def test_a_deleted_or_damaged_published_file_is_rewritten(tmp_path: Path, caplog
     assert str(fragment) in weather_line and str(hue) in weather_line
     metrics = (tmp_path / "portal_feeds.prom").read_text(encoding="utf-8")
     assert 'portal_feeds_scheduler_events_total{event="file_rewritten",feed="rates"} 1.0' in metrics
+
+
+def test_a_rewrite_that_fails_is_reported_once_and_retried(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A directory where the snapshot should be: not rewritable; one ERROR, then quiet retries."""
+    from datetime import UTC, datetime
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from feeds.app import open_runtime
+    from feeds.clock import FakeClock
+    from feeds.daemon import REWRITE_RETRY, Daemon
+    from feeds.notify import Notifier
+    from feeds.schedule import vietnam_zone
+    from feeds.testing.upstream import UpstreamSimulator
+    from tests.helpers import config_file
+
+    caplog.set_level(logging.DEBUG, logger="feeds.daemon")
+    with UpstreamSimulator() as sim:
+        cfg = config_file(
+            tmp_path,
+            f'[feeds.rates]\nkind = "vietcombank"\nurl = "{sim.url("vietcombank")}"\ntimeout = "2s"\ndeadline = "4s"\n',
+        )
+        clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+        rates = tmp_path / "snapshots" / "rates.json"
+
+        async def go() -> list[dict[str, list[str]]]:
+            async with open_runtime(cfg, clock=clock) as rt:
+                d = Daemon(None, cfg, clock=clock, notifier=Notifier(None))
+                d.rt = rt
+                d.scheduler = AsyncIOScheduler(timezone=vietnam_zone())
+                d._schedule_all(first_run_now=False)
+                d.scheduler.start(paused=True)
+                try:
+                    await d._job("rates")
+                    rates.unlink()
+                    rates.mkdir()  # the rewrite cannot succeed
+                    seen = [d._check_published(), d._check_published()]
+                    clock.advance(REWRITE_RETRY)
+                    seen.append(d._check_published())  # tried again, quietly
+                    rates.rmdir()  # fixed: missing now, rewritten at once
+                    seen.append(d._check_published())
+                    seen.append(d._check_published())
+                    return seen
+                finally:
+                    d.scheduler.shutdown(wait=False)
+
+        seen = asyncio.run(go())
+    assert [bool(s) for s in seen] == [True, False, True, True, False]
+    assert json.loads(rates.read_text(encoding="utf-8"))["status"] == "fresh"
+    damaged = [r for r in caplog.records if "published file damaged" in r.getMessage()]
+    assert [r.levelno for r in damaged] == [logging.ERROR, logging.DEBUG, logging.ERROR]
+    assert "(changed)" in damaged[0].getMessage() and "(missing)" in damaged[2].getMessage()
