@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -29,13 +30,14 @@ from typing import Any
 
 import httpx
 
-from feeds import freshness, trust
+from feeds import bounds, freshness, trust
 from feeds.batching import HostLimits, fetch_weather
 from feeds.clock import Clock
 from feeds.config import PEER_KIND, Config, FeedConfig, SourceConfig
 from feeds.errors import (
     FeedError,
     FetchTimeoutError,
+    InvalidPayloadError,
     LocalError,
     RejectedError,
     classify,
@@ -48,7 +50,7 @@ from feeds.pipeline import HeldBack, RequestPipeline, honoured_expires
 from feeds.politeness import HostGuard
 from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
-from feeds.recovery import read_snapshot
+from feeds.recovery import MAX_SNAPSHOT_BYTES, read_snapshot, snapshot_path
 from feeds.redact import redact_url
 from feeds.resolver import resolution_log
 from feeds.retry import RetryPolicy
@@ -164,6 +166,11 @@ class Coordinator:
         self._forced: set[str] = set()
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
+        #: Whether the publish step under way stored the data just fetched (health).
+        self._stored_fetched = False
+        #: Per feed: the published file's stat key, its fetched_at and its locations' (never
+        #: older over newer reads the file again only when it changed).
+        self._on_disk: dict[str, tuple[tuple[int, int, int], datetime | None, dict[str, datetime]]] = {}
 
     # -- public ----------------------------------------------------------------------
     async def refresh(
@@ -179,6 +186,9 @@ class Coordinator:
             self._forced.add(feed.name)
         try:
             result = await self._refresh(feed, next_update_at=next_update_at)
+        except Exception as exc:  # a bug of ours past every other guard: still no traceback out
+            error = self._internal(feed, exc)
+            result = AttemptResult(feed.name, NOT_WRITTEN, error.kind, error.detail, 0.0, {}, error)
         finally:
             self._forced.discard(feed.name)
         return replace(result, forced=True) if force else result
@@ -215,25 +225,36 @@ class Coordinator:
         return self._finish(feed, started, t0, got, error, held, next_update_at, rlog.stale_hosts)
 
     def republish(self, feed: FeedConfig, *, next_update_at: datetime | None = None) -> AttemptResult:
-        """Publish the feed's snapshot from the store without fetching (warm start)."""
+        """Publish the feed's snapshot from the store without fetching (warm start); never raises."""
+        try:
+            return self._republish(feed, next_update_at)
+        except Exception as exc:  # a bug of ours: one ERROR line, the previous file stays
+            error = self._internal(feed, exc)
+            return AttemptResult(feed.name, NOT_WRITTEN, error.kind, error.detail, 0.0, {}, error)
+
+    def _republish(self, feed: FeedConfig, next_update_at: datetime | None) -> AttemptResult:
         now = self.clock.now()
-        good = self._load_good(feed)
+        self._keep_newer(feed, now)  # recovers from the snapshot (and its state) if older or none
         state = self.store.get(f"snapshot/{feed.name}") or {}
         prev_status = state.get("status")
-        if good is None:
-            status: str = "unavailable"
-        else:
-            status = freshness.decide(
-                succeeded=False,
-                last_good_at=good.fetched_at,
-                max_stale=timedelta(seconds=feed.max_stale),
-                now=now,
-                was_fresh=prev_status == "fresh",
-                fresh_for=_fresh_for(feed),
-            )
-        stale_since = None if status == "fresh" else (state.get("stale_since") or now)
+
+        def decide(good: GoodData | None, error: FeedError | None) -> tuple[str, datetime | None]:
+            if good is None:
+                status: str = "unavailable"
+            else:
+                status = freshness.decide(
+                    succeeded=False,
+                    last_good_at=good.fetched_at,
+                    max_stale=timedelta(seconds=feed.max_stale),
+                    now=now,
+                    was_fresh=prev_status == "fresh",
+                    fresh_for=_fresh_for(feed),
+                )
+            return status, None if status == "fresh" else (state.get("stale_since") or now)
+
         try:
-            snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+            snap, _, status, _, _, _ = self._compose(feed, None, None, decide, next_update_at, now)
+            self._write(feed, snap, now)
         except _NotWritten as nw:
             logger.error(
                 "snapshot not written feed=%s kind=local detail=%s: %s",
@@ -280,6 +301,8 @@ class Coordinator:
 
         def parse(body: bytes) -> Any:
             rates = mod.read(body, ())
+            # The bank's date: no later than now + 1 day (the parser bounds the rest).
+            bounds.check_time(rates.as_of, self.clock.now(), "the table's DateTime")
             try:
                 mod.check(
                     rates,
@@ -338,6 +361,13 @@ class Coordinator:
         rec = read_snapshot(self.config.snapshot_dir, feed)
         if rec is None:
             return None
+        try:
+            bounds.check_good(rec.good)
+        except InvalidPayloadError as exc:
+            logger.warning(
+                "published snapshot not recovered feed=%s detail=%s: %s", feed.name, exc.detail, exc.message
+            )
+            return None
         now = self.clock.now()
         self.store.set(f"good/{feed.name}", rec.good)
         self.store.set(
@@ -368,9 +398,9 @@ class Coordinator:
     ) -> AttemptResult:
         now = self.clock.now()
         max_stale = timedelta(seconds=feed.max_stale)
-        if got is None:
-            self._load_good(feed)  # recovers from the snapshot (and its state) if the store has none
+        self._keep_newer(feed, now)  # recovers from the snapshot (and its state) if older or none
         state: dict[str, Any] = self.store.get(f"snapshot/{feed.name}") or {}
+        fetched: GoodData | None = None
         if got is not None:
             src = source_module(got.source.kind)
             fetched = GoodData(
@@ -380,37 +410,51 @@ class Coordinator:
                 source_name=got.source_name or src.SOURCE_NAME,
                 source_url=got.source.public_url or redact_url(got.source_url or got.source.url),
             )
-            self.store.set(f"good/{feed.name}", fetched)
             error = got.partial_error
-        good = self._load_good(feed)
-        last_good_at = good.fetched_at if good else None
-        if held is not None and error is None:
-            # Held back by politeness: not a failure, but the status still follows the age.
-            status: str = freshness.decide(
-                succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now,
-                was_fresh=state.get("status") == "fresh", fresh_for=_fresh_for(feed),
+
+        def decide(good: GoodData | None, err: FeedError | None) -> tuple[str, datetime | None]:
+            last_good_at = good.fetched_at if good else None
+            if held is not None and err is None:
+                # Held back by politeness: not a failure, but the status still follows the age.
+                status: str = freshness.decide(
+                    succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now,
+                    was_fresh=state.get("status") == "fresh", fresh_for=_fresh_for(feed),
+                )
+            else:
+                status = freshness.decide(
+                    succeeded=err is None, last_good_at=last_good_at, max_stale=max_stale, now=now
+                )
+            if good is fetched and got is not None and got.origin_status == "stale" and status == "fresh":
+                status = "stale"  # a peer's copy is never fresher than its origin
+            stale_since = (
+                None
+                if status == "fresh"
+                else freshness.next_stale_since(
+                    succeeded=False, previous=state.get("stale_since"), attempt_started=started
+                )
             )
-        else:
-            status = freshness.decide(
-                succeeded=error is None, last_good_at=last_good_at, max_stale=max_stale, now=now
-            )
-        if got is not None and got.origin_status == "stale" and status == "fresh":
-            status = "stale"  # a peer's copy is never fresher than its origin
-        stale_since = (
-            None
-            if status == "fresh"
-            else freshness.next_stale_since(
-                succeeded=False, previous=state.get("stale_since"), attempt_started=started
-            )
-        )
-        if got is not None and got.origin_stale_since is not None and stale_since is not None:
-            stale_since = min(stale_since, got.origin_stale_since)
-        written = status
+            if (
+                good is fetched and got is not None and got.origin_stale_since is not None
+                and stale_since is not None
+            ):
+                stale_since = min(stale_since, got.origin_stale_since)
+            return status, stale_since
+
         try:
-            snap = self._publish(feed, status, good, stale_since, next_update_at, now)
+            snap, accepted, status, stale_since, error, refused = self._compose(
+                feed, fetched, error, decide, next_update_at, now
+            )
+            if refused:
+                got = None  # refused data is never stored: the attempt failed
+            written = status
+            self._write(feed, snap, now)
         except _NotWritten as nw:
             # A local fault outranks the upstream's outcome: the admin must act on it.
             snap, error, written = nw.snapshot, nw.error, NOT_WRITTEN
+        except Exception as exc:  # a bug of ours in the publish path: the previous file stays
+            snap, error, written = {}, self._internal(feed, exc), NOT_WRITTEN
+            got = got if self._stored_fetched else None  # last_success_at: only data kept
+            status, stale_since = state.get("status") or "unavailable", state.get("stale_since")
         if self.store.fault and (error is None or error.kind != "local"):
             # The cache could not be written (its updates are kept in memory meanwhile).
             reason = self.store.fault.split(":", 1)[1]
@@ -433,7 +477,118 @@ class Coordinator:
         return AttemptResult(feed.name, written, outcome, detail, duration, snap, error,
                              retry_in=held.wait if held is not None and error is None else None)
 
-    def _publish(
+    def _compose(
+        self,
+        feed: FeedConfig,
+        fetched: GoodData | None,
+        error: FeedError | None,
+        decide: Callable[[GoodData | None, FeedError | None], tuple[str, datetime | None]],
+        next_update_at: datetime | None,
+        now: datetime,
+    ) -> tuple[dict[str, Any], GoodData | None, str, datetime | None, FeedError | None, bool]:
+        """The snapshot to write, built and checked against the schema before anything is stored.
+
+        Candidates in order: the data just fetched, the store's last good data, the data of
+        the published file.  Fetched data that cannot be published is refused
+        (``invalid_payload``: ``bad_time``, ``out_of_bounds``, ``schema``) and never stored;
+        stored data that cannot be published is set aside (one ERROR line).  Data older than
+        the published file's is never written over it (``_newer_on_disk``).  Returns the
+        snapshot, the data it carries, its status and stale_since, the attempt's error and
+        whether the fetched data was refused.
+        """
+        refused = False
+        self._stored_fetched = False
+        if fetched is not None and feed.data_kind == "weather":
+            fetched, error = self._drop_bad_locations(feed, fetched, error)
+            refused = fetched is None
+        good: GoodData | None = fetched
+        if fetched is not None:
+            try:
+                bounds.check_good(fetched, now)
+            except InvalidPayloadError as exc:
+                refused, error, good = True, exc, None
+        if good is None:
+            good = self._load_good(feed)
+        setaside_file = False
+        for _ in range(4):
+            newer = self._newer_on_disk(feed, good, now)
+            if newer is not None:
+                good = newer
+            status, stale_since = decide(good, error)
+            try:
+                snap = self._render(feed, status, good, stale_since, next_update_at, now)
+            except InvalidPayloadError as exc:
+                if good is None:
+                    raise  # an unavailable snapshot always validates: a bug, a local fault
+                if good is fetched:
+                    refused, error, good = True, exc, self._load_good(feed)
+                elif setaside_file:
+                    self._set_aside(feed, good, exc)
+                    good = None
+                else:
+                    self._set_aside(feed, good, exc)
+                    setaside_file = True
+                    good = self._recover(feed)
+                continue
+            if good is not None and good is not fetched and newer is good:
+                self.store.set(f"good/{feed.name}", good)  # the file's newer data, kept
+            elif good is not None and good is fetched:
+                self.store.set(f"good/{feed.name}", good)
+                self._stored_fetched = True
+            upstream_since = snap.get("upstream_stale_since")
+            # The cache lock held by a live process: the snapshot is still published.
+            with contextlib.suppress(LocalError):
+                trust.update(
+                    self.store, feed.name,
+                    upstream_stale_since=datetime.fromisoformat(upstream_since) if upstream_since else None,
+                )
+            return snap, good, status, stale_since, error, refused
+        raise RuntimeError("no publishable snapshot after every candidate")
+
+    def _drop_bad_locations(
+        self, feed: FeedConfig, fetched: GoodData, error: FeedError | None
+    ) -> tuple[GoodData | None, FeedError | None]:
+        """Weather: a location whose times or numbers cannot be published keeps its previous
+        entry (as an unanswered location does); the attempt is then ``partial``.  None when
+        no location of this attempt is left (the whole answer is refused)."""
+        locations = fetched.data.get("locations")
+        if not isinstance(locations, list):
+            return fetched, error
+        bad: InvalidPayloadError | None = None
+        previous: dict[Any, Any] | None = None
+        kept: list[Any] = []
+        fresh = 0
+        for loc in locations:
+            try:
+                if not isinstance(loc, dict):
+                    raise InvalidPayloadError("a location entry is not an object", detail="schema")
+                bounds.check_location(loc, fetched.fetched_at)
+            except InvalidPayloadError as exc:
+                bad = bad or exc
+                if previous is None:
+                    prev = self._load_good(feed)
+                    previous = {
+                        entry.get("id"): entry
+                        for entry in ((prev.data.get("locations") or []) if prev else [])
+                        if isinstance(entry, dict)
+                    }
+                old = previous.get(loc.get("id")) if isinstance(loc, dict) else None
+                if old is not None:
+                    kept.append(old)
+                continue
+            kept.append(loc)
+            fresh += 1
+        if bad is None:
+            return fetched, error
+        if not fresh:
+            return None, bad
+        at = [t for loc in kept if (t := _parse_time(loc.get("fetched_at"))) is not None]
+        return (
+            replace(fetched, data={**fetched.data, "locations": kept}, fetched_at=min(at, default=fetched.fetched_at)),
+            error or bad.with_detail("partial"),
+        )
+
+    def _render(
         self,
         feed: FeedConfig,
         status: str,
@@ -442,27 +597,39 @@ class Coordinator:
         next_update_at: datetime | None,
         now: datetime,
     ) -> dict[str, Any]:
-        upstream_since = upstream_stale_since(good.source_name, good.as_of, now) if good else None
-        # The cache lock held by a live process: the snapshot is still published.
-        with contextlib.suppress(LocalError):
-            trust.update(self.store, feed.name, upstream_stale_since=upstream_since)
-        snap = build_snapshot(
-            feed=feed.name,
-            kind=feed.data_kind,
-            status=status,
-            generated_at=now,
-            fetched_at=good.fetched_at if good else None,
-            as_of=good.as_of if good else None,
-            stale_since=stale_since,
-            next_update_at=next_update_at,
-            source_name=good.source_name if good else None,
-            # Again here: data stored (or recovered) before the rule is published redacted too.
-            source_url=redact_url(good.source_url) if good else None,
-            data=good.data if good else None,
-            upstream_stale_since=upstream_since,
-        )
-        # Timestamps in [publish] timezone; <feed>.html (and per-location files) with it.
-        snap = in_zone(snap, self.config.publish.tz)
+        """Build the snapshot document and check it: ``InvalidPayloadError`` if it cannot be published."""
+        if good is not None:
+            bounds.check_good(good)
+        try:
+            upstream_since = upstream_stale_since(good.source_name, good.as_of, now) if good else None
+            snap = build_snapshot(
+                feed=feed.name,
+                kind=feed.data_kind,
+                status=status,
+                generated_at=now,
+                fetched_at=good.fetched_at if good else None,
+                as_of=good.as_of if good else None,
+                stale_since=stale_since,
+                next_update_at=next_update_at,
+                source_name=good.source_name if good else None,
+                # Again here: data stored (or recovered) before the rule is published redacted too.
+                source_url=redact_url(good.source_url) if good else None,
+                data=good.data if good else None,
+                upstream_stale_since=upstream_since,
+            )
+            # Timestamps in [publish] timezone; <feed>.html (and per-location files) with it.
+            snap = in_zone(snap, self.config.publish.tz)
+        except (ArithmeticError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise InvalidPayloadError(
+                f"the snapshot cannot be built ({type(exc).__name__})", detail="unpublishable"
+            ) from None
+        problem = bounds.schema_problem(snap)
+        if problem is not None:
+            raise InvalidPayloadError(f"the snapshot does not match the schema at {problem}", detail="schema")
+        return snap
+
+    def _write(self, feed: FeedConfig, snap: dict[str, Any], now: datetime) -> None:
+        """Write the snapshot and its companions; a disk fault is ``_NotWritten``."""
         try:
             write_snapshot(
                 self.config.snapshot_dir, snap, functools.partial(write_companions, self.config, feed)
@@ -471,7 +638,157 @@ class Coordinator:
             # Disk full, read-only, rights, a directory where the file should be: the old
             # snapshot stays in place; the feed's health says it was not written.
             raise _NotWritten(snap, local_error("publish", exc)) from None
-        return snap
+        self._remember_written(feed, snap)
+
+    def _set_aside(self, feed: FeedConfig, good: GoodData, exc: InvalidPayloadError) -> None:
+        """Move stored data that can no longer be published out of the way (one ERROR line)."""
+        logger.error(
+            "stored data set aside feed=%s kind=invalid_payload detail=%s fetched_at=%s: %s",
+            feed.name, exc.detail, _text(good.fetched_at), exc.message,
+        )
+        with contextlib.suppress(LocalError):
+            self.store.set(
+                f"setaside/{feed.name}",
+                {"at": self.clock.now(), "detail": exc.detail, "reason": exc.message, "good": good},
+            )
+            if self.store.get(f"good/{feed.name}") is not None:
+                self.store.delete(f"good/{feed.name}")
+
+    def _internal(self, feed: FeedConfig, exc: BaseException) -> LocalError:
+        """A bug of ours in the publish path, as a classified local fault (no traceback)."""
+        logger.error(
+            "publish failed feed=%s kind=local detail=publish:internal error=%s: %s",
+            feed.name, type(exc).__name__, str(exc)[:200],
+        )
+        return local_error("publish", "internal")
+
+    # -- never older over newer ----------------------------------------------------------
+    def _disk_state(self, feed: FeedConfig) -> tuple[datetime | None, dict[str, datetime]] | None:
+        """The published file's ``fetched_at`` (and each weather location's), read only when
+        the file changed since we last looked (``os.stat``): one small read after a restart."""
+        path = snapshot_path(self.config.snapshot_dir, feed.name)
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        seen = self._on_disk.get(feed.name)
+        if seen is not None and seen[0] == key:
+            return seen[1], seen[2]
+        top, locs = None, {}
+        try:
+            if st.st_size <= MAX_SNAPSHOT_BYTES:
+                doc = json.loads(path.read_bytes())
+                if isinstance(doc, dict) and doc.get("feed") == feed.name:
+                    top = _parse_time(doc.get("fetched_at"))
+                    data = doc.get("data")
+                    for loc in (data.get("locations") or []) if isinstance(data, dict) else []:
+                        at = _parse_time(loc.get("fetched_at")) if isinstance(loc, dict) else None
+                        if at is not None and isinstance(loc.get("id"), str):
+                            locs[loc["id"]] = at
+        except (OSError, ValueError, RecursionError, AttributeError):
+            pass  # unreadable or garbage: nothing newer there
+        self._on_disk[feed.name] = (key, top, locs)
+        return top, locs
+
+    def _keep_newer(self, feed: FeedConfig, now: datetime) -> None:
+        """Load the last good data (recovering it when the store has none) and replace it with
+        the published file's where the file is newer (a restart after a cache-write outage)."""
+        good = self._load_good(feed)
+        newer = self._newer_on_disk(feed, good, now)
+        if newer is None:
+            return
+        self.store.set(f"good/{feed.name}", newer)
+        if not self.store.get(f"snapshot/{feed.name}"):
+            # The file's own state: its stale_since is kept, its status recomputed.
+            rec = read_snapshot(self.config.snapshot_dir, feed)
+            if rec is not None:
+                self.store.set(
+                    f"snapshot/{feed.name}",
+                    {"status": rec.status, "stale_since": rec.stale_since, "outcome": None},
+                )
+
+    def _remember_written(self, feed: FeedConfig, snap: dict[str, Any]) -> None:
+        try:
+            st = snapshot_path(self.config.snapshot_dir, feed.name).stat()
+        except OSError:
+            self._on_disk.pop(feed.name, None)
+            return
+        data = snap.get("data")
+        locs = {
+            loc["id"]: at
+            for loc in ((data or {}).get("locations") or [])
+            if (at := _parse_time(loc.get("fetched_at"))) is not None
+        }
+        self._on_disk[feed.name] = (
+            (st.st_ino, st.st_size, st.st_mtime_ns), _parse_time(snap.get("fetched_at")), locs
+        )
+
+    def _newer_on_disk(self, feed: FeedConfig, good: GoodData | None, now: datetime) -> GoodData | None:
+        """The published file's data where it is newer than ``good`` (per location for
+        weather), or None when ``good`` may be written over it.
+
+        A file time more than a day past the clock (a forged file, a clock far off) is not
+        believed; the file's data is taken only if it reads back valid (feeds.recovery).
+        """
+        state = self._disk_state(feed)
+        if state is None or good is None:
+            return None
+        top, locs = state
+        limit = now + bounds.AHEAD
+
+        def newer(on_disk: datetime | None, ours: datetime | None) -> bool:
+            if on_disk is None or on_disk > limit:
+                return False
+            return ours is None or on_disk > ours.replace(microsecond=0)
+
+        ours_locs = {
+            loc.get("id"): _parse_time(loc.get("fetched_at"))
+            for loc in (good.data.get("locations") or [])
+            if isinstance(loc, dict)
+        } if feed.data_kind == "weather" else {}
+        if feed.data_kind == "weather":
+            wanted = {loc.id for loc in feed.locations}
+            if not any(newer(at, ours_locs.get(lid)) for lid, at in locs.items() if lid in wanted):
+                return None
+        elif not newer(top, good.fetched_at):
+            return None
+        rec = read_snapshot(self.config.snapshot_dir, feed)
+        if rec is None:
+            return None
+        try:
+            bounds.check_good(rec.good)
+        except InvalidPayloadError:
+            return None
+        if feed.data_kind != "weather":
+            if not newer(rec.good.fetched_at, good.fetched_at):
+                return None
+            logger.warning(
+                "published snapshot is newer than the data to publish, kept feed=%s file_fetched_at=%s "
+                "data_fetched_at=%s", feed.name, _text(rec.good.fetched_at), _text(good.fetched_at),
+            )
+            return rec.good
+        theirs = {loc["id"]: loc for loc in rec.good.data.get("locations") or []}
+        ours = {loc.get("id"): loc for loc in good.data.get("locations") or [] if isinstance(loc, dict)}
+        merged: list[dict[str, Any]] = []
+        taken = 0
+        for loc in feed.locations:
+            mine, file_loc = ours.get(loc.id), theirs.get(loc.id)
+            if file_loc is not None and newer(_parse_time(file_loc.get("fetched_at")), ours_locs.get(loc.id)):
+                merged.append(file_loc)
+                taken += 1
+            elif mine is not None:
+                merged.append(mine)
+        if not taken or not merged:
+            return None
+        logger.warning(
+            "published snapshot has newer locations than the data to publish, kept feed=%s locations=%d",
+            feed.name, taken,
+        )
+        as_ofs = [t for t in (good.as_of, rec.good.as_of) if t is not None]
+        oldest = min(at for m in merged if (at := _parse_time(m.get("fetched_at"))) is not None)
+        return replace(good, data={**good.data, "locations": merged}, fetched_at=oldest,
+                       as_of=min(as_ofs) if as_ofs else None)
 
     def _record_health(
         self,
@@ -534,6 +851,24 @@ class Coordinator:
             logger.info("recovered " + fmt, *args)
         else:
             logger.info(fmt, *args)
+
+
+def _parse_time(text: Any) -> datetime | None:
+    """An aware ISO 8601 time from a snapshot, or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(text[:40])
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else None
+
+
+def _text(dt: datetime | None) -> str:
+    try:
+        return dt.isoformat() if dt is not None else "-"
+    except (ValueError, OverflowError):
+        return "?"
 
 
 class _NotWritten(Exception):

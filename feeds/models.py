@@ -8,7 +8,7 @@ Decimals stay Decimals there and are written as exact JSON numbers by ``feeds.pu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +31,11 @@ def isoformat(dt: datetime | None) -> str | None:
         return None
     if dt.tzinfo is None:
         raise ValueError("naive datetime")
+    offset = dt.utcoffset()
+    if offset is not None and offset.total_seconds() % 60:
+        # A local mean time (Asia/Ho_Chi_Minh before 1906: +07:06:40) has no ISO 8601 /
+        # schema form: the same instant in UTC instead (feeds.bounds keeps such dates out).
+        dt = dt.astimezone(UTC)
     return dt.replace(microsecond=0).isoformat()
 
 

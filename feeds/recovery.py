@@ -69,11 +69,12 @@ def _validator() -> Any:
     must be exactly what we would publish, so unknown fields inside ``data`` recover nothing.
     Unknown top-level fields are ignored (only the known ones are read).
     """
-    import jsonschema
+    from feeds.bounds import ecma_validator
 
     schema = json.loads(files("feeds").joinpath("schemas/snapshot-v1.schema.json").read_text("utf-8"))
     schema["$defs"] = _closed(schema.get("$defs", {}))
-    return jsonschema.Draft202012Validator(schema)
+    # ECMA-262 patterns (feeds.bounds): a full-width digit or a trailing newline is refused.
+    return ecma_validator(schema)
 
 
 def snapshot_path(snapshot_dir: Path, feed: str) -> Path:

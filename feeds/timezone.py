@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feeds.clock import VIETNAM_TZ
+from feeds.models import isoformat
 
 __all__ = ["DEFAULT_TIMEZONE", "in_zone", "load_zone", "restamp"]
 
@@ -46,7 +47,7 @@ def restamp(value: str | None, tz: tzinfo) -> str | None:
     dt = datetime.fromisoformat(value)
     if dt.tzinfo is None:
         return value  # never guess: a naive time is left as it is (the schema refuses it)
-    return dt.astimezone(tz).replace(microsecond=0).isoformat()
+    return isoformat(dt.astimezone(tz))
 
 
 def in_zone(document: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:

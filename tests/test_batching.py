@@ -41,6 +41,7 @@ fallback = [{{ kind = "met-no", url = "https://{MET}/weatherapi/locationforecast
 """
 
 _SIM = UpstreamSimulator()  # only its answer builders are used; never started
+_SIM.now = lambda: FakeClock().now().timestamp()  # upstream times follow the fake clock's start
 
 
 def locations(n: int) -> tuple[Location, ...]:

@@ -238,6 +238,7 @@ def test_expires_is_ignored_for_sources_whose_terms_do_not_ask(tmp_path: Path) -
     from feeds.testing.upstream import UpstreamSimulator
 
     sim = UpstreamSimulator()
+    sim.now = lambda: datetime(2026, 11, 24, 8, 0, tzinfo=UTC).timestamp()  # the FakeClock start
     status, body = sim._open_meteo({"latitude": "21.03", "longitude": "105.85"})
     assert status == 200
     cfg = config_file(tmp_path, OPEN_METEO_ONLY)

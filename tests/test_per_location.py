@@ -42,6 +42,7 @@ def test_one_file_per_location_same_contract(tmp_path: Path, validate_snapshot) 
     with UpstreamSimulator() as sim:
         cfg = config_file(tmp_path, weather(sim.url("open-meteo")))
         coord, clock, _, client = make_coordinator(cfg, lambda r: httpx.Response(500))
+        sim.now = lambda: clock.now().timestamp()  # upstream times follow the fake clock
         coord.client = httpx.AsyncClient()
         run(coord.refresh(cfg.feeds["weather"]))
         whole = validate_snapshot(tmp_path / "snapshots" / "weather.json")
@@ -89,6 +90,7 @@ def test_location_without_data_is_unavailable_and_removed_ones_are_deleted(tmp_p
         two = '[{ id = "ha-noi", name = "Hà Nội", lat = 21.03, lon = 105.85 }, { id = "hue", name = "Huế", lat = 16.46, lon = 107.59 }]'
         cfg = config_file(tmp_path, weather(sim.url("open-meteo"), locations=two))
         coord, clock, store, _ = make_coordinator(cfg, lambda r: httpx.Response(500))
+        sim.now = lambda: clock.now().timestamp()  # upstream times follow the fake clock
         coord.client = httpx.AsyncClient()
         run(coord.refresh(cfg.feeds["weather"]))
         folder = tmp_path / "snapshots" / "weather"

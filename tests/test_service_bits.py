@@ -92,6 +92,7 @@ deadline = "2s"
 """)
     cfg = load_config(path)
     clock = FakeClock()
+    sim.now = lambda: clock.now().timestamp()  # the bank's DateTime follows the fake clock
     snap_path = tmp_path / "snapshots" / "rates.json"
 
     async def attempt() -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from feeds.errors import InvalidPayloadError
 
-__all__ = ["MAX_MAGNITUDE", "coord", "finite", "load_json", "number", "wmo_code"]
+__all__ = ["MAX_MAGNITUDE", "coord", "coordinate", "finite", "load_json", "number", "wmo_code"]
 
 #: No weather value is anywhere near this; larger ones (a 400-digit integer, -1e308) are
 #: refused here, before any arithmetic could overflow on them.
@@ -35,13 +35,31 @@ def number(value: Any) -> float | None:
 
 
 def finite(value: Any) -> bool:
-    """Whether ``value`` is a (non-boolean) finite JSON number."""
+    """Whether ``value`` is a (non-boolean) finite JSON number of sane magnitude.
+
+    The magnitude is compared first: ``math.isfinite`` of a 400-digit integer raises
+    OverflowError (issue 16).
+    """
     return (
         not isinstance(value, bool)
         and isinstance(value, int | float)
-        and math.isfinite(value)
-        and abs(value) <= MAX_MAGNITUDE
+        and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE
     )
+
+
+def coordinate(value: Any, limit: float) -> float:
+    """A latitude (``limit`` 90) or longitude (180) from an answer, else invalid_payload.
+
+    Not a finite number (NaN, Infinity, a string): ``shape``; a number outside the range
+    (a 400-digit integer, 1e308): ``out_of_bounds``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        raise InvalidPayloadError("a coordinate is not a number", detail="shape")
+    if not -limit <= value <= limit:  # exact for any int: no float conversion, no overflow
+        raise InvalidPayloadError("a coordinate is out of range", detail="out_of_bounds")
+    return float(value)
 
 
 def wmo_code(value: Any) -> int | None:

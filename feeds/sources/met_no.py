@@ -32,10 +32,11 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from feeds.bounds import static_time
 from feeds.clock import VIETNAM_TZ
 from feeds.errors import InvalidPayloadError
 from feeds.models import CurrentWeather, DailyForecast, Location, LocationWeather, RequestSpec
-from feeds.sources.common import coord, finite, load_json, number
+from feeds.sources.common import coord, coordinate, load_json, number
 from feeds.sources.conditions import metno_to_wmo, wmo_condition
 from feeds.validate import weather_gate
 
@@ -128,10 +129,10 @@ def _time(text: Any) -> datetime:
     if dt.tzinfo is None:
         raise InvalidPayloadError("a time has no zone", detail="bad_time")
     off = dt.utcoffset()
-    # 9999-12-31T23:00Z would overflow when moved to Vietnam time; no forecast is that far.
-    if not 1970 <= dt.year <= 2200 or off is None or off.total_seconds() % 60:
-        raise InvalidPayloadError("a time is out of range", detail="bad_time")
-    return dt
+    if off is None or off.total_seconds() % 60:
+        raise InvalidPayloadError("a time's offset is not whole minutes", detail="bad_time")
+    # 9999-12-31T23:00Z would overflow when moved to Vietnam time (feeds.bounds).
+    return static_time(dt)
 
 
 def parse(body: bytes, locations: Sequence[Location]) -> tuple[LocationWeather, ...]:
@@ -143,9 +144,9 @@ def parse(body: bytes, locations: Sequence[Location]) -> tuple[LocationWeather, 
     if not isinstance(doc, dict) or doc.get("type") != "Feature":
         raise InvalidPayloadError("not a GeoJSON Feature", detail="shape")
     coords = _dict(doc.get("geometry")).get("coordinates")
-    if not isinstance(coords, list) or len(coords) < 2 or not all(finite(c) for c in coords[:2]):
+    if not isinstance(coords, list) or len(coords) < 2:
         raise InvalidPayloadError("no coordinates", detail="shape")
-    lon, lat = coords[0], coords[1]
+    lon, lat = coordinate(coords[0], 180), coordinate(coords[1], 90)
     if abs(lat - loc.lat) > MAX_GRID_OFFSET or abs(lon - loc.lon) > MAX_GRID_OFFSET:
         raise InvalidPayloadError("an answer is for another place", detail="location_mismatch")
     props = _dict(doc.get("properties"))

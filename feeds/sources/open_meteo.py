@@ -17,7 +17,9 @@ Format facts (shared/upstream-samples/README.md, Open-Meteo docs):
 
 Hostile answers (issue 8): every number must be finite and of sane magnitude, a weather
 code a whole number 0-99, coordinates finite, ``utc_offset_seconds`` and any offset in a
-time whole minutes (else ``invalid_payload/bad_value`` / ``bad_time`` / ``shape``).  The
+time whole minutes (else ``invalid_payload/bad_value`` / ``bad_time`` / ``shape``).  Times
+and dates lie in 2000-01-01 .. 2200-01-01 and coordinates in range, compared before any
+conversion (a 400-digit latitude is ``out_of_bounds``, never an OverflowError; issue 16).  The
 ``current_units``/``daily_units`` blocks are checked against what we asked for: °F, m/s,
 knots, mph and inches are converted; any other unit is ``invalid_payload/units``.  The old
 ``current_weather`` shape (temperature, wind, code) is read explicitly, the rest null.
@@ -29,9 +31,10 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from feeds.bounds import EARLIEST, LATEST, static_time
 from feeds.errors import InvalidPayloadError
 from feeds.models import CurrentWeather, DailyForecast, Location, LocationWeather, RequestSpec
-from feeds.sources.common import coord, finite, load_json, number, wmo_code
+from feeds.sources.common import coord, coordinate, load_json, number, wmo_code
 from feeds.sources.conditions import wmo_condition
 from feeds.validate import weather_gate
 
@@ -159,8 +162,8 @@ def _local_time(text: Any, tz: timezone) -> datetime | None:
         off = dt.utcoffset()
         if off is None or off.total_seconds() % 60 or abs(off.total_seconds()) > MAX_OFFSET:
             raise InvalidPayloadError("a time's offset is not whole minutes", detail="bad_time")
-        return dt
-    return dt.replace(tzinfo=tz)
+        return static_time(dt)
+    return static_time(dt.replace(tzinfo=tz))
 
 
 def _offset(obj: dict[str, Any]) -> timezone:
@@ -231,10 +234,10 @@ def _current_weather(obj: dict[str, Any], tz: timezone) -> CurrentWeather:
 def _one(obj: Any, loc: Location) -> LocationWeather:
     if not isinstance(obj, dict):
         raise InvalidPayloadError("a location answer is not an object", detail="shape")
-    lat, lon = obj.get("latitude"), obj.get("longitude")
-    if not finite(lat) or not finite(lon):
+    if obj.get("latitude") is None or obj.get("longitude") is None:
         raise InvalidPayloadError("a location answer has no coordinates", detail="shape")
-    if abs(float(lat) - loc.lat) > MAX_GRID_OFFSET or abs(float(lon) - loc.lon) > MAX_GRID_OFFSET:  # type: ignore[arg-type]
+    lat, lon = coordinate(obj.get("latitude"), 90), coordinate(obj.get("longitude"), 180)
+    if abs(lat - loc.lat) > MAX_GRID_OFFSET or abs(lon - loc.lon) > MAX_GRID_OFFSET:
         raise InvalidPayloadError("an answer is for another place", detail="location_mismatch")
     tz = _offset(obj)
     current = _current(obj, tz)
@@ -256,6 +259,8 @@ def _one(obj: Any, loc: Location) -> LocationWeather:
             day = date.fromisoformat(day_text)
         except (TypeError, ValueError):
             raise InvalidPayloadError("a daily date is not ISO 8601", detail="bad_time") from None
+        if not EARLIEST.date() <= day <= LATEST.date():
+            raise InvalidPayloadError("a daily date is out of range", detail="bad_time")
         dcode = wmo_code(col("weather_code"))
         dkey, dlabel = wmo_condition(dcode)
         days.append(

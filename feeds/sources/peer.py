@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from feeds.bounds import check_time, static_time
 from feeds.errors import InvalidPayloadError, RejectedError
 from feeds.models import RequestSpec
 
@@ -61,7 +62,14 @@ def build_request(url: str, *, user_agent: str | None = None) -> RequestSpec:
 
 
 def _dt(text: Any) -> datetime | None:
-    return datetime.fromisoformat(text) if isinstance(text, str) else None
+    """A time of the peer's snapshot (schema-valid), within 2000 .. 2200 (``bad_time``)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidPayloadError("a time of the peer's snapshot is not ISO 8601", detail="bad_time") from None
+    return static_time(dt)
 
 
 def parse(body: bytes, *, data_kind: str, max_stale: timedelta, now: datetime) -> PeerSnapshot:
@@ -87,6 +95,8 @@ def parse(body: bytes, *, data_kind: str, max_stale: timedelta, now: datetime) -
         raise RejectedError("the peer has no data", detail="peer_unavailable")
     fetched_at = _dt(doc["fetched_at"])
     assert fetched_at is not None
+    # No later than now + 1 day (feeds.bounds): a future fetched_at would never age.
+    check_time(fetched_at, now, "the peer's fetched_at")
     if status == "expired" or now - fetched_at > max_stale:
         raise RejectedError("the peer's data is expired", detail="peer_expired")
     next_update = _dt(doc.get("next_update_at"))

@@ -49,6 +49,7 @@ from typing import Any
 
 from lxml import etree
 
+from feeds.bounds import static_time
 from feeds.clock import VIETNAM_TZ
 from feeds.errors import InvalidPayloadError
 from feeds.models import ExchangeRate, ExchangeRates, Location, RequestSpec
@@ -157,7 +158,12 @@ def parse_amount(text: str | None) -> Decimal | None:
 
 
 def parse_datetime(text: str | None) -> datetime | None:
-    """Read ``"6/18/2026 3:53:15 PM"`` (Vietnam time) as an aware +07:00 datetime, or None."""
+    """Read ``"6/18/2026 3:53:15 PM"`` (Vietnam time) as an aware +07:00 datetime, or None.
+
+    An unreadable text is None (not fatal, see the module docstring); a readable date
+    outside 2000-01-01 .. 2200-01-01 is ``invalid_payload/bad_time`` (``feeds.bounds``).
+    The clock-relative bound (no later than now + 1 day) is the coordinator's.
+    """
     # A regex rather than strptime: %p follows the process locale, the bank's text does not.
     text = (text or "").strip()
     match = _DATETIME.fullmatch(text) if len(text) <= 64 else None
@@ -171,9 +177,11 @@ def parse_datetime(text: str | None) -> datetime | None:
             return None
         hour = hour % 12 + (12 if half == "P" else 0)
     try:
-        return datetime(year, month, day, hour, minute, second, tzinfo=VIETNAM_TZ)
+        dt = datetime(year, month, day, hour, minute, second, tzinfo=VIETNAM_TZ)
     except ValueError:  # 2/30, 25:00 and the like
         return None
+    # Readable but absurd (12/31/9999, 1/1/0001, 1905): refused, not dropped (issue 16).
+    return static_time(dt)
 
 
 def _code(row: etree._Element) -> str:

@@ -237,11 +237,11 @@ def gzip_bomb(size: int, layers: int = 1) -> bytes:
     return _BOMBS[key]
 
 
-def _stamp_vcb(body: bytes) -> bytes:
+def _stamp_vcb(body: bytes, now: float | None = None) -> bytes:
     """The table with ``<DateTime>`` set to the current Vietnam time, in the bank's format."""
     import re
 
-    t = time.gmtime(time.time() + 7 * 3600)
+    t = time.gmtime((time.time() if now is None else now) + 7 * 3600)
     hour = t.tm_hour % 12 or 12
     stamp = f"{t.tm_mon}/{t.tm_mday}/{t.tm_year} {hour}:{t.tm_min:02d}:{t.tm_sec:02d} {'PM' if t.tm_hour >= 12 else 'AM'}"
     return re.sub(rb"<DateTime>[^<]*</DateTime>", f"<DateTime>{stamp}</DateTime>".encode(), body, count=1)
@@ -270,6 +270,10 @@ class UpstreamSimulator:
             raise ValueError("the simulator only listens on loopback")
         self.host = host
         self.port = port
+        #: The wall clock the answers' own times follow (the bank's DateTime, Open-Meteo's
+        #: current.time): a test driving a coordinator on a FakeClock sets it to that clock,
+        #: since an upstream time more than a day past the coordinator's clock is refused.
+        self.now: Callable[[], float] = time.time
         self._lock = threading.Lock()
         self._eps: dict[str, _Endpoint] = {
             "vietcombank": _Endpoint(
@@ -467,7 +471,7 @@ class UpstreamSimulator:
             body, ctype, etag, lm, exp = ep.body, ep.content_type, ep.etag, ep.last_modified, ep.expires_in
             rewrite = ep.rewrite
             if ep.stamp_now:
-                body = _stamp_vcb(body)
+                body = _stamp_vcb(body, self.now())
         extra: list[tuple[str, str]] = []
         if etag:
             extra.append(("ETag", etag))
@@ -519,7 +523,7 @@ class UpstreamSimulator:
                                   "apparent_temperature": "°C", "relative_humidity_2m": "%",
                                   "wind_speed_10m": "km/h", "wind_direction_10m": "°",
                                   "precipitation": "mm", "weather_code": "wmo code"},
-                "current": {"time": time.strftime("%Y-%m-%dT%H:00", time.gmtime(time.time() + 25200)),
+                "current": {"time": time.strftime("%Y-%m-%dT%H:00", time.gmtime(self.now() + 25200)),
                             "interval": 900, "temperature_2m": t, "apparent_temperature": round(t + 2.5, 1),
                             "relative_humidity_2m": int(60 + seed % 35), "wind_speed_10m": round(seed % 20, 1),
                             "wind_direction_10m": int(seed * 10) % 360, "precipitation": 0.0 if code < 50 else 0.4,
@@ -527,7 +531,7 @@ class UpstreamSimulator:
                 "daily_units": {"time": "iso8601", "weather_code": "wmo code", "temperature_2m_max": "°C",
                                 "temperature_2m_min": "°C", "precipitation_sum": "mm"},
                 "daily": {
-                    "time": [time.strftime("%Y-%m-%d", time.gmtime(time.time() + 25200 + 86400 * i)) for i in range(3)],
+                    "time": [time.strftime("%Y-%m-%d", time.gmtime(self.now() + 25200 + 86400 * i)) for i in range(3)],
                     "weather_code": [code, 3, 61],
                     "temperature_2m_max": [round(t + 4, 1), round(t + 3, 1), None],
                     "temperature_2m_min": [round(t - 5, 1), round(t - 4, 1), round(t - 6, 1)],

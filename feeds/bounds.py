@@ -1,0 +1,389 @@
+"""Bounds on what can be published: times, numbers, and the shipped schema (issue 16).
+
+Publishing is total: nothing between "an answer arrived" and "the file is on disk" may raise.
+So every timestamp and number is bounded where it is read, and a snapshot is checked against
+the shipped schema before its data is stored as last good:
+
+- **Times** (``as_of``, observation times): no earlier than ``EARLIEST`` (2000-01-01) and no
+  later than ``AHEAD`` (one day) past the moment the data was fetched.  Parsers apply the
+  clock-free part (``EARLIEST`` .. ``LATEST``), which also keeps every later calendar
+  computation (``astimezone``, the frozen-source rule's next business day) far from
+  ``datetime``'s year-1/9999 edges; the coordinator applies the part relative to its
+  injected clock (``check_good``).  A time outside is ``invalid_payload/bad_time``.
+- **Numbers**: finite and of sane magnitude before any arithmetic (``out_of_bounds``).
+- **The schema** (``feeds/schemas/snapshot-v1.schema.json``) is read with ECMA-262
+  regular-expression semantics, the ones JSON Schema's ``pattern`` means (and a browser or
+  PHP's ``preg`` with ``u`` flag sees): ``\\d`` is ``[0-9]`` only (Python's ``re`` also takes
+  full-width and other Unicode digits) and ``$`` is the end of the text (Python's also
+  matches before a trailing newline).  ``ecma_pattern`` translates the schema's patterns
+  once; the translated validator is compiled once (``snapshot_validator``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+from feeds.errors import InvalidPayloadError
+
+if TYPE_CHECKING:
+    from feeds.store import GoodData
+
+__all__ = [
+    "AHEAD",
+    "EARLIEST",
+    "LATEST",
+    "MAX_MAGNITUDE",
+    "check_good",
+    "check_location",
+    "check_time",
+    "ecma_pattern",
+    "ecma_validator",
+    "location_ok",
+    "schema_problem",
+    "snapshot_validator",
+    "static_time",
+]
+
+#: No upstream time before this is current data (and none before 1911 has a whole-minute
+#: offset in Vietnam: ``Asia/Ho_Chi_Minh`` was LMT +07:06:40).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+#: A clock-free ceiling, far from ``datetime.max``: calendar arithmetic on a bounded time
+#: (days added, a zone applied) can never overflow.
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+#: How far past the moment it was fetched a time may be (zones, a slightly fast upstream).
+AHEAD = timedelta(days=1)
+#: No value we publish is anywhere near this (rates < 1e12, weather < 1e4, coordinates < 180).
+MAX_MAGNITUDE = Decimal("1e15")
+
+
+def _refuse(message: str, detail: str) -> InvalidPayloadError:
+    return InvalidPayloadError(message, detail=detail)
+
+
+def static_time(dt: datetime) -> datetime:
+    """``dt`` if it lies in ``EARLIEST`` .. ``LATEST`` (the parsers' bound), else ``bad_time``."""
+    try:
+        ok = EARLIEST <= dt <= LATEST
+    except (TypeError, OverflowError, ValueError):
+        ok = False
+    if not ok:
+        raise _refuse("a time is outside 2000-01-01 .. 2200-01-01", "bad_time")
+    return dt
+
+
+def check_time(dt: datetime | None, reference: datetime, what: str) -> None:
+    """Refuse ``dt`` (``bad_time``) unless it lies in ``EARLIEST`` .. ``reference + AHEAD``."""
+    if dt is None:
+        return
+    try:
+        ok = dt.tzinfo is not None and EARLIEST <= dt <= min(reference + AHEAD, LATEST)
+    except (TypeError, OverflowError, ValueError):
+        ok = False
+    if not ok:
+        raise _refuse(f"{what} is before 2000 or more than a day ahead", "bad_time")
+
+
+def _time(text: Any, what: str) -> datetime | None:
+    if text is None:
+        return None
+    if isinstance(text, datetime):
+        return text
+    try:
+        dt = datetime.fromisoformat(str(text)[:40])
+    except ValueError:
+        raise _refuse(f"{what} is not ISO 8601", "bad_time") from None
+    if dt.tzinfo is None:
+        raise _refuse(f"{what} has no offset", "bad_time")
+    return dt
+
+
+def _number(value: Any, what: str) -> None:
+    if value is None or isinstance(value, bool | str):
+        return  # the schema judges types; only magnitudes are checked here
+    if isinstance(value, int):
+        ok = -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE
+    elif isinstance(value, float):
+        ok = math.isfinite(value) and abs(value) <= MAX_MAGNITUDE
+    elif isinstance(value, Decimal):
+        ok = value.is_finite() and abs(value) <= MAX_MAGNITUDE
+    else:
+        return
+    if not ok:
+        raise _refuse(f"{what} is not a number of sane magnitude", "out_of_bounds")
+
+
+def check_good(good: GoodData, now: datetime | None = None) -> None:
+    """Refuse good data whose times or numbers cannot be published.
+
+    ``now`` (the injected clock) is given for data just fetched: its ``as_of`` must not be
+    more than ``AHEAD`` past it.  Without it (data stored earlier), the reference is the
+    data's own newest ``fetched_at``, so a backward step of the wall clock never sets aside
+    good data; observation times are always judged against their location's ``fetched_at``.  Raises ``InvalidPayloadError`` (``bad_time`` / ``out_of_bounds``).
+    """
+    static_time(good.fetched_at)
+    data = good.data if isinstance(good.data, Mapping) else {}
+    newest = good.fetched_at
+    for loc in data.get("locations") or ():
+        loc_at = _time(loc.get("fetched_at"), "a location's fetched_at") if isinstance(loc, Mapping) else None
+        if loc_at is not None:
+            newest = max(newest, static_time(loc_at))
+    check_time(good.as_of, newest if now is None else now, "as_of")
+    for row in data.get("rates") or ():
+        if isinstance(row, Mapping):
+            for col in ("buy_cash", "buy_transfer", "sell"):
+                _number(row.get(col), "a rate")
+    for loc in data.get("locations") or ():
+        if isinstance(loc, Mapping):
+            check_location(loc, good.fetched_at)
+
+
+def check_location(loc: Mapping[str, Any], fetched_at: datetime) -> None:
+    """Refuse one weather location entry whose times or numbers cannot be published.
+
+    Its observation time is judged against its own ``fetched_at`` (``fetched_at`` when it
+    has none), kept entries of earlier attempts included, so a wall-clock step never
+    refuses it.
+    """
+    loc_at = _time(loc.get("fetched_at"), "a location's fetched_at")
+    loc_ref = static_time(loc_at) if loc_at is not None else fetched_at
+    _number(loc.get("lat"), "a latitude")
+    _number(loc.get("lon"), "a longitude")
+    cur = loc.get("current")
+    if isinstance(cur, Mapping):
+        check_time(_time(cur.get("time"), "current.time"), loc_ref, "current.time")
+        for k, v in cur.items():
+            _number(v, k)
+    for day in loc.get("daily") or ():
+        if isinstance(day, Mapping):
+            for k, v in day.items():
+                _number(v, k)
+
+
+# -- the schema, with ECMA-262 patterns ----------------------------------------------------------
+#: ECMA-262 ``\s``: WhiteSpace and LineTerminator (Python's ``\s`` also takes \x1c-\x1f).
+_ECMA_SPACE = (
+    "\\t\\n\\x0b\\x0c\\r \\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+)
+_CLASS_ESCAPES = {"d": "0-9", "w": "A-Za-z0-9_", "s": _ECMA_SPACE}
+_ESCAPES = {
+    "d": "[0-9]",
+    "D": "[^0-9]",
+    "w": "[A-Za-z0-9_]",
+    "W": "[^A-Za-z0-9_]",
+    "s": f"[{_ECMA_SPACE}]",
+    "S": f"[^{_ECMA_SPACE}]",
+}
+
+
+def _class(pattern: str, i: int) -> tuple[str, int]:
+    """Translate the character class starting at ``pattern[i] == "["``; return it and its end."""
+    j = i + 1
+    negated = pattern[j : j + 1] == "^"
+    j += negated
+    parts: list[str] = []
+    others: list[str] = []  # \\D \\W \\S: sets a Python class cannot hold beside others
+    # ECMA-262: "]" right after "[" or "[^" closes the class ("[]" never matches).
+    while j < len(pattern) and pattern[j] != "]":
+        c = pattern[j]
+        if c == "\\" and j + 1 < len(pattern):
+            e = pattern[j + 1]
+            if e in _CLASS_ESCAPES:
+                parts.append(_CLASS_ESCAPES[e])
+            elif e in "DWS":
+                others.append(_CLASS_ESCAPES[e.lower()])
+            else:
+                parts.append(c + e)
+            j += 2
+        else:
+            parts.append(c)
+            j += 1
+    if j >= len(pattern):
+        raise ValueError("unterminated character class")
+    alternatives = ([f"[{''.join(parts)}]"] if parts else []) + [f"[^{o}]" for o in others]
+    if not alternatives:
+        body = "[\\s\\S]" if negated else "(?!)"
+    elif not negated:
+        body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+    elif not others:
+        body = f"[^{''.join(parts)}]"
+    else:
+        body = "(?:(?!" + "|".join(alternatives) + ")[\\s\\S])"
+    return body, j + 1
+
+
+def ecma_pattern(pattern: str) -> str:
+    """An ECMA-262 regular expression (no flags) as a Python ``re`` pattern, same meaning.
+
+    Handles what differs for the patterns a JSON Schema uses: ``\\d \\w \\s`` and their
+    negations are the ASCII/ECMA sets (in classes too), ``$`` is the end of the text
+    (``\\Z``), ``.`` excludes every ECMA line terminator.  Compile the result with
+    ``re.ASCII`` (``\\b``).
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            e = pattern[i + 1]
+            out.append(_ESCAPES.get(e, c + e))
+            i += 2
+        elif c == "[":
+            body, i = _class(pattern, i)
+            out.append(body)
+        else:
+            out.append({"$": "\\Z", ".": "[^\\n\\r\\u2028\\u2029]"}.get(c, c))
+            i += 1
+    return "".join(out)
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(ecma_pattern(pattern), re.ASCII)
+
+
+def _schema() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(
+        files("feeds").joinpath("schemas/snapshot-v1.schema.json").read_text("utf-8")
+    )
+    return doc
+
+
+def _inline(node: Any, defs: Mapping[str, Any], depth: int = 0) -> Any:
+    """``node`` with every local ``{"$ref": "#/$defs/x"}`` replaced by the definition.
+
+    The same schema, validated about 3x faster: jsonschema resolves a ``$ref`` on every
+    instance, and a 3,000-location snapshot meets ~100,000 of them.  Our schema has no
+    recursive definitions; a deep or foreign one is left as a ``$ref``.
+    """
+    if isinstance(node, list):
+        return [_inline(x, defs, depth) for x in node]
+    if not isinstance(node, Mapping):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and len(node) == 1 and depth < 16:
+        target = defs.get(ref[len("#/$defs/"):])
+        if target is not None:
+            return _inline(target, defs, depth + 1)
+    return {k: (v if k == "$defs" else _inline(v, defs, depth)) for k, v in node.items()}
+
+
+def ecma_validator(schema: Mapping[str, Any]) -> Any:
+    """A jsonschema validator of ``schema`` (its draft) whose ``pattern`` is ECMA-262's,
+    with local ``$ref`` references inlined (same meaning, faster)."""
+    from jsonschema import ValidationError, validators
+
+    schema = _inline(schema, schema.get("$defs") or {})
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not _compiled(patrn).search(instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    base = validators.validator_for(schema)
+    return validators.extend(base, {"pattern": pattern})(schema)
+
+
+@lru_cache(maxsize=1)
+def snapshot_validator() -> Any:
+    """The shipped schema's validator (Draft 2020-12) with ECMA-262 ``pattern``, built once."""
+    return ecma_validator(_schema())
+
+
+# -- a fast path for the bulk of a weather snapshot ------------------------------------------
+#: The schema's timestamp and condition patterns, as ECMA-262 reads them (ASCII digits, the
+#: whole text): the same sets ``ecma_pattern`` gives, anchored by ``fullmatch``.
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2})", re.ASCII)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_CONDITION = re.compile(r"[a-z_]+", re.ASCII)
+_CURRENT_NUMBERS = ("temperature_c", "apparent_temperature_c", "humidity_pct", "wind_speed_kmh",
+                    "wind_direction_deg", "precipitation_mm")
+_DAILY_NUMBERS = ("temperature_min_c", "temperature_max_c", "precipitation_mm")
+
+
+def _num(v: Any) -> bool:
+    return v is None or (type(v) in (int, float, Decimal))
+
+
+def _int(v: Any) -> bool:
+    return v is None or type(v) is int
+
+
+def _str(v: Any) -> bool:
+    return type(v) is str
+
+
+def _conditions(block: Mapping[str, Any]) -> bool:
+    return (
+        _int(block.get("weather_code"))
+        and _str(block.get("condition")) and _CONDITION.fullmatch(block["condition"]) is not None
+        and _str(block.get("condition_vi"))
+    )
+
+
+def location_ok(loc: Any) -> bool:
+    """A conservative check of one ``data.locations[]`` entry: True only if the shipped
+    schema accepts it (tested against jsonschema); False means "ask jsonschema"."""
+    try:
+        return _location_ok(loc)
+    except ArithmeticError:  # Decimal("NaN") < 90 signals
+        return False
+
+
+def _location_ok(loc: Any) -> bool:
+    if type(loc) is not dict:
+        return False
+    lat, lon, cur, daily = loc.get("lat"), loc.get("lon"), loc.get("current"), loc.get("daily")
+    if not (
+        _str(loc.get("id")) and _str(loc.get("name"))
+        and ("short_name" not in loc or (_str(loc["short_name"]) and loc["short_name"] != ""))
+        and lat is not None and _num(lat) and -90 <= lat <= 90
+        and lon is not None and _num(lon) and -180 <= lon <= 180
+        and _str(loc.get("fetched_at")) and _TIMESTAMP.fullmatch(loc["fetched_at"]) is not None
+        and type(cur) is dict and type(daily) is list
+    ):
+        return False
+    time = cur.get("time", 0)
+    if not (
+        (time is None or (_str(time) and _TIMESTAMP.fullmatch(time) is not None))
+        and all(k in cur and _num(cur[k]) for k in _CURRENT_NUMBERS)
+        and "weather_code" in cur and _conditions(cur)
+    ):
+        return False
+    for day in daily:
+        if not (
+            type(day) is dict
+            and _str(day.get("date")) and _DATE.fullmatch(day["date"]) is not None
+            and all(k in day and _num(day[k]) for k in _DAILY_NUMBERS)
+            and "weather_code" in day and _conditions(day)
+        ):
+            return False
+    return True
+
+
+def schema_problem(document: Mapping[str, Any]) -> str | None:
+    """None when ``document`` validates against the shipped schema, else where it fails.
+
+    A weather snapshot's locations (the bulk of a 3,000-location file) are checked by
+    ``location_ok``; the rest of the document by jsonschema.  Any location it does not
+    vouch for sends the whole document through jsonschema, so the answer is always the
+    schema's.
+    """
+    data = document.get("data")
+    locations = data.get("locations") if isinstance(data, Mapping) else None
+    if document.get("kind") == "weather" and type(locations) is list and all(map(location_ok, locations)):
+        document = {**document, "data": {**data, "locations": []}}  # type: ignore[dict-item]
+    try:
+        error = next(iter(snapshot_validator().iter_errors(document)), None)
+    except Exception as exc:  # a validator failure is a refusal, never a crash
+        return f"the schema check failed ({type(exc).__name__})"
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(document)"
+    return f"{where}: {error.validator} failed"
