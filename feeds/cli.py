@@ -1,8 +1,10 @@
 """The ``portal-feeds`` command line.
 
-Exit codes: 0 all feeds fresh / OK, 1 a feed was published degraded, 2 usage error,
-3 ``status`` could not read the feed health, 75 (EX_TEMPFAIL) the daemon or another fetch
-holds the cache, 78 (EX_CONFIG) configuration error (docs/cli.md).  ``check`` follows the Nagios plugin conventions
+Exit codes: 0 all feeds fresh / OK, 1 a feed was published degraded or a folder cannot be
+written (a local fault), 2 usage error, 3 ``status`` could not read the feed health, 75
+(EX_TEMPFAIL) the daemon or another fetch holds the cache (or its lock cannot be created),
+78 (EX_CONFIG) configuration error (docs/cli.md).  A folder that exists but cannot be written
+is a local fault, never 78: ``run`` starts anyway and retries (``feeds.folders``).  ``check`` follows the Nagios plugin conventions
 (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).  No traceback is printed for an expected failure.
 """
 
@@ -91,12 +93,24 @@ def _in(seconds: float) -> str:
     return f"{s}s" if s < 120 else (f"{s // 60}m{s % 60:02d}s" if s < 7200 else f"{s // 3600}h{(s % 3600) // 60:02d}m")
 
 
-async def _fetch(config: Config, names: list[str], *, force: bool = False) -> int:
+def _start_faults(checks: Sequence[FolderCheck]) -> list[FolderCheck]:
+    """Folders that exist but cannot be written now (local faults, not configuration)."""
+    return [c for c in checks if not c.ok and c.local]
+
+
+def _fault_sentence(faults: Sequence[FolderCheck]) -> str:
+    from feeds.folders import current_user
+
+    what = "; ".join(f"{c.key} {c.path} {c.state}" for c in faults)
+    return f"{what} (as {current_user()}): a local fault, not a configuration error"
+
+
+async def _fetch(config: Config, names: list[str], *, force: bool = False, degraded: bool = False) -> int:
     from datetime import UTC, timedelta
 
     from feeds.app import open_runtime
 
-    code = EX_OK
+    code = EX_DEGRADED if degraded else EX_OK
     async with open_runtime(config) as rt:
         # Feeds run concurrently: a slow upstream never delays another feed's publish.
         results = await asyncio.gather(*(rt.coordinator.refresh(config.feeds[n], force=force) for n in names))
@@ -130,6 +144,11 @@ def _check_config_report(config: Config, checks: Sequence[FolderCheck]) -> int:
           f"cache {config.cache_dir}, snapshots {config.snapshot_dir}")
     user = current_user()
     for c in checks:
+        if not c.ok:
+            # A disk fault, not the file's: exit 0 so `systemctl reload` still applies it.
+            print(f"  warning: {c.line()} (checked as {user}): a local fault; the daemon starts "
+                  "anyway and retries until it can write there")
+            continue
         print(f"  {c.line()} (checked as {user})")
         if outside_unit(c.path) and os.environ.get("INVOCATION_ID") is None:
             print(f"  note: the shipped unit lets the service write only under /var/lib/portal-feeds: "
@@ -160,8 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("portal-feeds: fetch --force needs the feed NAMEs to ask now "
                       f"(known: {', '.join(config.feeds)})", file=sys.stderr)
                 return 2
+            from feeds.instance import LockUnavailable
+
+            faults = _start_faults(checks)
             try:
                 lock = InstanceLock(config.cache_dir, args.command, config.path).acquire()
+            except LockUnavailable as exc:
+                # Not a configuration error: systemd restarts on 75 (a runtime folder comes back).
+                print(f"portal-feeds: {exc}.", file=sys.stderr)
+                return EX_TEMPFAIL
             except AlreadyRunning as exc:
                 hint = (
                     " The daemon fetches on its schedule; `systemctl reload portal-feeds` applies a changed"
@@ -173,9 +199,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EX_TEMPFAIL
             try:
                 if args.command == "fetch":
-                    return asyncio.run(_fetch(config, names, force=args.force))
+                    if faults:
+                        print(f"portal-feeds: {_fault_sentence(faults)}; fetching anyway, what cannot be "
+                              "written is reported below.", file=sys.stderr)
+                    return asyncio.run(_fetch(config, names, force=args.force, degraded=bool(faults)))
                 from feeds.daemon import run_daemon
+                from feeds.folders import folder_faults
 
+                # The daemon's own view of its folders, in its heartbeat record: status and
+                # check read it even when the cache cannot be written.
+                lock.notes = lambda: folder_faults(config)
+                if faults:
+                    from feeds.logs import setup_logging
+
+                    setup_logging(logging.INFO)
+                    logging.getLogger("feeds.cli").error(
+                        "start with a local fault: %s; starting anyway: republishing what can be "
+                        "written and retrying at every attempt", _fault_sentence(faults),
+                    )
                 return run_daemon(args.config, config, instance=lock)
             finally:
                 lock.release()

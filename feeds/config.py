@@ -160,6 +160,9 @@ class Config:
     metrics_file: Path | None = None
     check_stale_warning: bool = True
     check_missed_intervals: float = 3.0
+    #: ``[monitoring] check_require_daemon``: ``check`` is CRITICAL when the daemon is not
+    #: running (false: ``fetch`` runs from cron instead; the files are still judged).
+    check_require_daemon: bool = True
     publish: PublishConfig = field(default_factory=PublishConfig)
     per_host_concurrency: int = 10
 
@@ -591,7 +594,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
     )
 
     mon = _table(data.get("monitoring", {}), "monitoring")
-    _unknown(mon, {"metrics_file", "check_stale_warning", "check_missed_intervals"}, "monitoring")
+    _unknown(mon, {"metrics_file", "check_stale_warning", "check_missed_intervals", "check_require_daemon"}, "monitoring")
     metrics_file = (
         base_dir / _path(mon["metrics_file"], "monitoring.metrics_file") if "metrics_file" in mon else None
     )
@@ -599,6 +602,9 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
     if not isinstance(stale_warning, bool):
         raise ConfigError("monitoring.check_stale_warning", f"expected true or false, got {_show(stale_warning)}")
     missed = _number(mon.get("check_missed_intervals", 3), "monitoring.check_missed_intervals", 1, 1000)
+    require_daemon = mon.get("check_require_daemon", True)
+    if not isinstance(require_daemon, bool):
+        raise ConfigError("monitoring.check_require_daemon", f"expected true or false, got {_show(require_daemon)}")
 
     publish = parse_publish(_table(data.get("publish", {}), "publish"), base_dir)
 
@@ -622,6 +628,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = No
         metrics_file=metrics_file,
         check_stale_warning=stale_warning,
         check_missed_intervals=missed,
+        check_require_daemon=require_daemon,
         publish=publish,
         per_host_concurrency=per_host,
     )

@@ -1,9 +1,20 @@
 """Are the configured folders usable by the user running us?  Asked before anything is opened.
 
 ``check-config``, ``fetch`` and ``run`` check each folder: it exists and is a writable
-folder, or it can be created (its nearest existing parent is a writable folder).  A problem
-is a configuration error naming the key (exit 78), never an ``OSError`` traceback at the
-first write.  Nothing is created here: ``check-config`` must not leave folders behind.
+folder, or it can be created (its nearest existing parent is a writable folder).  Nothing is
+created here: ``check-config`` must not leave folders behind.
+
+Two kinds of problem (issue 16 §7):
+
+- a **configuration error** (exit 78, naming the key, not restarted by systemd): the path is
+  not a folder (a file, ``/dev/null``), or it does not exist and cannot be created (its
+  nearest existing parent is not a folder or not writable, or a folder on the way may not
+  be looked into).  An admin must change the file or the folders; retrying cannot help.
+- a **local fault** (``FolderCheck.local``): the folder exists but cannot be written now (a
+  read-only mount, rights, an I/O error).  Disks get fixed and remounted: ``run`` starts
+  anyway, republishes what it can and retries, ``fetch`` still makes its attempt (and exits
+  1), ``check-config`` prints a warning and exits 0 (so ``systemctl reload`` is not refused
+  for a disk fault).
 
 ``os.access`` answers for the real user and honours read-only mounts (``EROFS``), so under
 the unit's ``ProtectSystem=strict`` the check run by ``ExecReload`` sees what the daemon
@@ -20,7 +31,7 @@ from pathlib import Path
 
 from feeds.config import Config, ConfigError
 
-__all__ = ["FolderCheck", "check_folder", "check_folders", "current_user", "require_folders"]
+__all__ = ["FolderCheck", "check_folder", "check_folders", "current_user", "folder_faults", "require_folders"]
 
 #: Folders the shipped unit lets the service write (ProtectSystem=strict makes the rest
 #: read-only); a path elsewhere is worth a note when checked outside the unit.
@@ -35,9 +46,23 @@ class FolderCheck:
     path: Path
     ok: bool
     state: str  # "exists, writable", "will be created", or what is wrong
+    #: Not ok because the folder exists but cannot be written now: a local fault, not a
+    #: configuration error.
+    local: bool = False
 
     def line(self) -> str:
         return f"{self.key.split('.')[-1]} {self.path}: {self.state}"
+
+    def note(self) -> str:
+        """A short note for the daemon's heartbeat record: ``cache_dir /var/...: read_only``."""
+        return f"{self.key.split('.')[-1]} {self.path}: {self.reason or 'fault'}"
+
+    @property
+    def reason(self) -> str | None:
+        """``read_only``, ``permission``, ``io`` for a local fault, else None."""
+        if not self.local:
+            return None
+        return "read_only" if "read-only" in self.state else ("io" if "cannot be checked" in self.state else "permission")
 
 
 def current_user() -> str:
@@ -66,7 +91,9 @@ def check_folder(key: str, path: Path) -> FolderCheck:
             if not stat.S_ISDIR(st.st_mode):
                 return FolderCheck(key, path, False, "exists and is not a folder")
             if not os.access(path, os.W_OK | os.X_OK):
-                return FolderCheck(key, path, False, f"is a folder {user} cannot write")
+                if _read_only(path):
+                    return FolderCheck(key, path, False, "is a folder on a read-only file system", local=True)
+                return FolderCheck(key, path, False, f"is a folder {user} cannot write", local=True)
             return FolderCheck(key, path, True, "exists, writable")
         parent = path.parent
         while _stat(parent) is None and parent != parent.parent:
@@ -80,7 +107,14 @@ def check_folder(key: str, path: Path) -> FolderCheck:
     except PermissionError:
         return FolderCheck(key, path, False, f"{user} may not look inside a folder on the way")
     except OSError as exc:
-        return FolderCheck(key, path, False, f"cannot be checked ({exc.strerror or type(exc).__name__})")
+        return FolderCheck(key, path, False, f"cannot be checked ({exc.strerror or type(exc).__name__})", local=True)
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def check_folders(config: Config) -> list[FolderCheck]:
@@ -95,12 +129,19 @@ def check_folders(config: Config) -> list[FolderCheck]:
 
 
 def require_folders(config: Config) -> list[FolderCheck]:
-    """Raise ``ConfigError`` for the first unusable folder; return the checks otherwise."""
+    """Raise ``ConfigError`` for the first folder that is a configuration error; return the
+    checks otherwise (local faults among them: ``not c.ok and c.local``)."""
     checks = check_folders(config)
     for c in checks:
-        if not c.ok:
+        if not c.ok and not c.local:
             raise ConfigError(c.key, f"{c.path} {c.state}")
     return checks
+
+
+def folder_faults(config: Config) -> list[str]:
+    """The local faults of the configured folders, as the current user sees them (notes for
+    the daemon's heartbeat record, ``FolderCheck.note``)."""
+    return [c.note() for c in check_folders(config) if not c.ok and c.local]
 
 
 def outside_unit(path: Path) -> bool:

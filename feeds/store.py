@@ -687,14 +687,34 @@ class ReadOnlyStore:
                 if f.read(16) != _SQLITE_MAGIC:
                     self.problem = "corrupt"
                     return
-            self._con = sqlite3.connect(
-                f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=SQLITE_BUSY_WAIT,
-                isolation_level=None, check_same_thread=False,
-            )
-            self._con.execute("PRAGMA mmap_size=0")
-            self._con.execute("SELECT count(*) FROM Cache").fetchone()
+            self._connect(db, "mode=ro")
         except (sqlite3.DatabaseError, OSError) as exc:
+            if probe_folder(self.directory) == "read_only":
+                # On a read-only file system SQLite cannot create the WAL index it needs to
+                # read: nobody can write the file there, so it may be read as immutable
+                # (``status`` must see the health while the daemon starts on a read-only cache).
+                self._close_con()
+                try:
+                    self._connect(db, "mode=ro&immutable=1")
+                    return
+                except (sqlite3.DatabaseError, OSError) as exc2:
+                    self._fail(exc2)
+                    return
             self._fail(exc)
+
+    def _connect(self, db: Path, params: str) -> None:
+        self._con = sqlite3.connect(
+            f"{db.resolve().as_uri()}?{params}", uri=True, timeout=SQLITE_BUSY_WAIT,
+            isolation_level=None, check_same_thread=False,
+        )
+        self._con.execute("PRAGMA mmap_size=0")
+        self._con.execute("SELECT count(*) FROM Cache").fetchone()
+
+    def _close_con(self) -> None:
+        if self._con is not None:
+            with contextlib.suppress(Exception):
+                self._con.close()
+            self._con = None
 
     fault: str | None = None
 

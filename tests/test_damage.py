@@ -48,6 +48,11 @@ breaker_cooldown = "1s"
 cache_dir = "{cache}"
 snapshot_dir = "{snapshots}"
 
+[monitoring]
+# Most scenarios run fetch without a daemon (as from cron): check must not demand one
+# (issue 16); the published files are still judged.
+check_require_daemon = false
+
 [feeds.rates]
 kind = "vietcombank"
 url = "{rates}"

@@ -18,6 +18,7 @@ from feeds.health import (
     run_check,
     status_line,
 )
+from feeds.instance import InstanceLock
 from feeds.politeness import HostGuard
 from feeds.store import GoodData, Health, MemoryStore, open_store
 from tests.conftest import write_config
@@ -122,7 +123,15 @@ def test_status_json_and_check_via_disk_store(config, capsys) -> None:  # type: 
     assert doc["feeds"][0]["status"] == "fresh" and doc["feeds"][1]["status"] == "unknown"
     assert doc["feeds"][0]["circuit"] == "closed"
     out = StringIO()
-    assert run_check(config, ["rates"], clock=Fixed(), out=out) == 0
+    # No daemon and no published file: nothing proves the feed is refreshed (issue 16).
+    assert run_check(config, ["rates"], clock=Fixed(), out=out) == 2
+    assert "daemon down" in out.getvalue() and "rates file missing" in out.getvalue()
+    config.snapshot_dir.mkdir(parents=True, exist_ok=True)
+    (config.snapshot_dir / "rates.json").write_text(json.dumps({"generated_at": NOW.isoformat()}))
+    with InstanceLock(config.cache_dir, "run", config.path) as lock:
+        lock.beat(NOW)
+        out = StringIO()
+        assert run_check(config, ["rates"], clock=Fixed(), out=out) == 0
     assert out.getvalue().startswith("PORTAL-FEEDS OK - 1/1 feeds fresh")
 
 

@@ -121,14 +121,16 @@ def test_before_the_first_start_status_is_3_and_check_unknown(tmp_path: Path, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist: the daemon has not run yet" in err
     assert f"config {cfg}" in err and "daemon not running" in err
-    assert main(["check", "--config", str(cfg)]) == 3
+    # No daemon: CRITICAL (issue 16), and it says why the health cannot be read.
+    assert main(["check", "--config", str(cfg)]) == 2
     out = capsys.readouterr().out
-    assert out.startswith("PORTAL-FEEDS UNKNOWN - cannot read the feed health: ") and out.count("\n") == 1
+    assert out.startswith("PORTAL-FEEDS CRITICAL - daemon down") and out.count("\n") == 1
+    assert "cannot read the feed health: " in out
     assert not (tmp_path / "cache").exists()  # reading never creates the cache
     (tmp_path / "cache").mkdir()  # created by systemd (StateDirectory=) before the first start
     assert main(["status", "--config", str(cfg)]) == 3
     assert "holds no feed health yet" in capsys.readouterr().err
-    assert main(["check", "--config", str(cfg)]) == 3
+    assert main(["check", "--config", str(cfg)]) == 2
     assert list((tmp_path / "cache").iterdir()) == []  # no database created by a reader
 
 
@@ -165,7 +167,9 @@ def test_a_user_who_cannot_read_the_cache_gets_3_and_one_line(tmp_path: Path) ->
     os.waitpid(pid, 0)
     code, err, code2, line = json.loads(b"".join(chunks))
     assert code == 3 and err.count("\n") == 1 and "Traceback" not in err, err
-    assert code2 == 3 and line.startswith("PORTAL-FEEDS UNKNOWN - ") and line.count("\n") == 1, line
+    # The daemon is not running: CRITICAL says so even though the health cannot be read (issue 16).
+    assert code2 == 2 and line.startswith("PORTAL-FEEDS CRITICAL - daemon down") and line.count("\n") == 1, line
+    assert "cannot read the feed health" in line
 
 
 def test_real_daemon_excludes_a_second_run_and_a_fetch(tmp_path: Path) -> None:
