@@ -192,6 +192,8 @@ class RecordedAnswer:
     at: float
     retry_after: str | None = None
     query: dict[str, str] = field(default_factory=dict)
+    #: The extra headers the answer carried (``ETag``, ``Last-Modified``, ``Expires``...).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -391,9 +393,11 @@ class UpstreamSimulator:
             return list(self._eps[endpoint].answers)
 
     def _answered(self, name: str, query: dict[str, str], status: int, kind: str,
-                  retry_after: str | None = None) -> None:
+                  retry_after: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
         with self._lock:
-            self._eps[name].answers.append(RecordedAnswer(status, kind, time.monotonic(), retry_after, query))
+            self._eps[name].answers.append(
+                RecordedAnswer(status, kind, time.monotonic(), retry_after, query, tuple(headers))
+            )
 
     def set_expires(self, endpoint: str, seconds: float | None) -> None:
         with self._lock:
@@ -482,7 +486,7 @@ class UpstreamSimulator:
         if (etag and headers.get("if-none-match") == etag) or (
             lm and not etag and headers.get("if-modified-since") == lm
         ):
-            self._answered(name, query, 304, "not_modified")
+            self._answered(name, query, 304, "not_modified", headers=extra)
             await self._send(writer, 304, b"", ctype, extra)
             return True
         status = 200
@@ -497,7 +501,7 @@ class UpstreamSimulator:
         kind = "normal" if status == 200 else "bad_query"
         if status == 200 and rewrite is not None:
             body, kind = rewrite(body), "rewritten"
-        self._answered(name, query, status, kind)
+        self._answered(name, query, status, kind, headers=extra)
         await self._send(writer, status, body, ctype, extra)
         return True
 
