@@ -21,7 +21,8 @@ cache and snapshot folders.  Its steps are drawn up front from ``random.Random(f
   the monotonic clock untouched): -1 h, +1 day, back, small steps;
 - the cache folder deleted (``rm -rf``) or random bytes written into its database;
 - a published snapshot deleted or replaced by garbage;
-- a second ``portal-feeds run`` on the same configuration (it must not run beside the first).
+- a second ``portal-feeds run`` on the same configuration (it must not run beside the first);
+- a restart (SIGTERM, then ``run`` again on the same folders: the warm start republishes).
 
 Invariants, checked after every step (``Harness.check``) and, for files, by a poller
 reading them every 0.25 s:
@@ -386,7 +387,8 @@ def _years(rng: Any) -> int:
 def draw_step(rng: Any, *, clock_steps: bool) -> Step:
     """One step, drawn from ``rng`` (a ``random.Random``)."""
     kinds = ["fault", "fault", "fault", "hostile_date", "hostile_number", "validator", "reload_same",
-             "reload_changed", "cache_rm", "cache_damage", "snapshot_damage", "second_instance", "quiet"]
+             "reload_changed", "cache_rm", "cache_damage", "snapshot_damage", "second_instance", "restart",
+             "quiet"]
     if clock_steps:
         kinds += ["clock", "clock"]
     kind = rng.choice(kinds)
@@ -444,6 +446,7 @@ DECK: tuple[Step, ...] = (
     Step("validator", (("endpoint", "vietcombank"), ("validator", "lm_non_ascii"))),
     Step("fault", (("endpoint", "vietcombank"), ("fault", "429"), ("count", 0), ("retry_after", "0"))),
     Step("cache_rm_second"),
+    Step("restart"),
     Step("snapshot_damage", (("feed", "rates"), ("how", "garbage"))),
     Step("cache_damage", (("offsets", (4096, 8192, 40000, 100000)), ("seed", 16))),
 )
@@ -984,6 +987,8 @@ class Harness:
                 p.write_bytes(junk)
         elif k == "second_instance":
             self._second_instance()
+        elif k == "restart":
+            self._restart()
         self._sleep(max(0.0, dwell - (time.monotonic() - t0)))
 
     def _retry_after(self, value: str) -> str:
@@ -1037,6 +1042,22 @@ class Harness:
             for off in offsets:
                 fh.seek(off % max(1, size))
                 fh.write(rng.randbytes(64))
+
+    def _restart(self) -> None:
+        """SIGTERM (exit 0 expected), then a new ``run`` on the same folders (warm start)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.violate("the daemon did not stop within 20 s of SIGTERM", key="sigterm")
+            self.proc.kill()
+            code = self.proc.wait(timeout=10)
+        if code != 0:
+            self.violate(f"SIGTERM ended the daemon with exit code {code}: {self.log_tail()}", key="sigterm")
+        with self.logfile.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "feeds", "run", "--config", str(self.cfg)],
+                                         cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
     def _second_instance(self) -> None:
         out = self.workdir / "second.log"
