@@ -279,10 +279,12 @@ class FeedSpec:
     name: str
     endpoint: str
     lats: tuple[float, ...] = ()
+    #: Per-location files the feed publishes (``<feed>/<id>.json``).
+    location_ids: tuple[str, ...] = ()
 
 
 RATES = FeedSpec("rates", "vietcombank")
-WEATHER = FeedSpec("weather", "open-meteo", (21.03, 10.82, 16.05))
+WEATHER = FeedSpec("weather", "open-meteo", (21.03, 10.82, 16.05), ("ha-noi", "ho-chi-minh", "da-nang"))
 WEATHER_B = FeedSpec("weather-b", "open-meteo", (12.24,))
 
 
@@ -685,8 +687,9 @@ class Harness:
     def scan_files(self, *, strict: bool) -> None:
         """Read every published file; ``strict``: also require each feed's file to be there."""
         for f in self.feeds():
-            if strict and not (self.snapshots / f"{f.name}.json").exists():
-                self.violate(f"{f.name}.json missing", key=f"missing:{f.name}")
+            for rel in [f"{f.name}.json", *(f"{f.name}/{i}.json" for i in f.location_ids)]:
+                if strict and not (self.snapshots / rel).exists():
+                    self.violate(f"{rel} missing", key=f"missing:{rel}")
         for p in self.snapshot_files():
             rel = str(p.relative_to(self.snapshots))
             try:
