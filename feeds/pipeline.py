@@ -177,9 +177,15 @@ class RequestPipeline:
         raw_cached = self.store.get(cache_key)
         cached: dict[str, Any] | None = raw_cached if isinstance(raw_cached, dict) else None
         # What is sent back: only validators that can be (feeds.transport.clean_validator);
-        # an odd one an old cache still holds is ignored here and replaced or removed by
-        # the next answer (remember_validators).
+        # an odd one an old cache still holds is dropped here, before any request.
         validators: dict[str, str] | None = usable_validators(cached)
+        if cached and any(
+            cached.get(k) and (validators or {}).get(k) != cached.get(k) for k in ("etag", "last_modified")
+        ):
+            logger.info("stored validator dropped feed=%s: not printable ASCII of at most %d bytes",
+                        feed.name, MAX_VALIDATOR)
+            self.drop_validators(cache_key, keep=validators)
+            cached = {**cached, "etag": None, "last_modified": None, **(validators or {})}
         now = self.clock.now()
         # MET Norway: do not ask again before the (capped) Expires the server gave.  An
         # entry from before the cap (no stored_at) or past the cap is not honoured.
@@ -236,7 +242,7 @@ class RequestPipeline:
             wait, reason = 0.0, "min_interval"
             if not forced:
                 wait = self.guard.wait_needed(host, feed.min_interval, now)
-                turn = self.guard.turn_wait(host, feed.name, feed.min_interval, now)
+                turn = self.guard.turn_wait(host, feed.name, now)
                 if turn > wait:
                     wait, reason = turn, "host_turn"
             if wait > 0:
@@ -247,7 +253,7 @@ class RequestPipeline:
                     if other:
                         self.guard.owe_turn(
                             host, feed.name, now, now + timedelta(seconds=wait),
-                            now + timedelta(seconds=remaining),
+                            now + timedelta(seconds=remaining), feed.min_interval,
                         )
                     await self.clock.sleep(wait)
                 else:
@@ -263,6 +269,11 @@ class RequestPipeline:
                 if tried:
                     raise _Final(tried[-1])
                 raise HeldBack("min_interval", feed.min_interval)
+            if place.owed is not None and place.owed["until"] > now:
+                # Served on a turn owed to it: the contention is likely to last, so its next
+                # run is owed a turn too (lapses if it does not come, changes nothing if no
+                # other feed wants the host).
+                self.owe_next_run(host, feed, self.clock.now(), 0.0)
             try:
                 return await fetch(
                     self.client,
@@ -320,7 +331,7 @@ class RequestPipeline:
         jitter = min(feed.every * 0.1, 120.0)
         earliest = now + timedelta(seconds=max(wait, feed.every - jitter))
         until = now + timedelta(seconds=max(wait, feed.every + jitter) + feed.deadline)
-        self.guard.owe_turn(host, feed.name, now, earliest, until)
+        self.guard.owe_turn(host, feed.name, now, earliest, until, feed.min_interval)
 
     def parse_or_keep(self, feed: FeedConfig, body: bytes, parse: Callable[[bytes], Any]) -> Any:
         """Parse ``body``; keep it when refused; a parser bug becomes ``parser_error``."""
@@ -365,11 +376,12 @@ class RequestPipeline:
         elif not got.not_modified:
             self.store.delete(key)
 
-    def drop_validators(self, key: str) -> None:
-        """Forget the validators kept for ``key`` (the body and a running Expires stay)."""
+    def drop_validators(self, key: str, keep: dict[str, str] | None = None) -> None:
+        """Forget the validators kept for ``key``, but those in ``keep`` (the body and a
+        running Expires stay)."""
         cached = self.store.get(key)
         if isinstance(cached, dict) and (cached.get("etag") or cached.get("last_modified")):
-            self.store.set(key, {**cached, "etag": None, "last_modified": None})
+            self.store.set(key, {**cached, "etag": None, "last_modified": None, **(keep or {})})
 
     def keep_rejected(self, feed: FeedConfig, body: bytes, exc: FeedError) -> None:
         """Keep the last few refused bodies of a feed (never published)."""

@@ -11,10 +11,13 @@ Turns (``turns/<host>``): feeds sharing a host each get their turn.  A feed held
 because *another* feed of the host has just taken the slot is owed the host's next turn:
 until it is back (its next run: at the earliest ``every`` minus the grid's jitter, at the
 latest ``every`` plus jitter plus its deadline) the other feeds take only slots that leave
-the host free again by its earliest return, and when several feeds are owed a turn, the one
-served longest ago goes first.  Without this, two feeds whose runs fall a minute apart on a
-host with a 5-minute ``min_interval`` (or a busier feed beside a quieter one) let one of them
-take every slot and the other none, run after run.  A turn is only owed, never a licence:
+the host quiet for *its* ``min_interval`` by its earliest return (a weather feed with none,
+asking every second, starved a rates feed that needs five quiet seconds), and when several
+feeds are owed a turn, the one served longest ago goes first.  A feed served on an owed
+turn is owed its next run as well (the pipeline renews it): the contention usually lasts,
+and a feed that had to wait once should not have to lose every other run.  Without this,
+two feeds whose runs fall a minute apart on a host with a 5-minute ``min_interval`` (or a
+busier feed beside a quieter one) let one of them take every slot and the other none.  A turn is only owed, never a licence:
 the one-request-per-``min_interval`` rule is checked first, and ``fetch --force`` ignores
 turns as it ignores the window.  A turn owed to a feed that never comes back (removed by a
 reload) lapses at its latest return.
@@ -113,7 +116,7 @@ class HostGuard:
         with self.store.lock():
             if not force and self.wait_needed(host, min_interval, now) > 0:
                 return False
-            if not force and feed and self.turn_wait(host, feed, min_interval, now) > 0:
+            if not force and feed and self.turn_wait(host, feed, now) > 0:
                 return False
             st = self.host_state(host)
             self.store.set(f"polite/{host}", {"last_request_at": now, "not_before": st.not_before})
@@ -138,7 +141,7 @@ class HostGuard:
         owed = {
             k: v
             for k, v in owed_raw.items()
-            if isinstance(v, dict) and all(isinstance(v.get(f), datetime) for f in ("since", "earliest", "until"))
+            if isinstance(v, dict) and all(isinstance(v.get(f), datetime) for f in ("since", "quiet_from", "until"))
         }
         return {"served": served, "owed": owed}
 
@@ -149,13 +152,14 @@ class HostGuard:
             return False
         return max(served, key=lambda k: served[k]) != feed
 
-    def turn_wait(self, host: str, feed: str, min_interval: float, now: datetime) -> float:
+    def turn_wait(self, host: str, feed: str, now: datetime) -> float:
         """Seconds ``feed`` leaves the host to a feed owed its turn (0: none is in the way).
 
         Another feed's owed turn holds ``feed`` back when that feed goes first (served longer
         ago, or owed for longer) and a request now would keep the host busy past its
-        earliest return.  The wait lasts until that turn lapses (its latest return); a
-        request by the owed feed ends it sooner.
+        earliest return *by that feed's* ``min_interval`` (a feed with none must not keep
+        the host busy for one that needs five quiet minutes).  The wait lasts until that
+        turn lapses (its latest return); a request by the owed feed ends it sooner.
         """
         turns = self._turns(host)
         served, owed = turns["served"], turns["owed"]
@@ -169,18 +173,25 @@ class HostGuard:
         for other, o in owed.items():
             if other == feed or o["until"] <= now or rank(other, o["since"]) >= mine:
                 continue
-            if now + timedelta(seconds=min_interval) <= o["earliest"]:
+            if now <= o["quiet_from"]:
                 continue  # the host is free again before the other feed can be back
             wait = max(wait, (o["until"] - now).total_seconds())
         return wait
 
-    def owe_turn(self, host: str, feed: str, now: datetime, earliest: datetime, until: datetime) -> None:
-        """Record that ``feed`` was held back by another feed: it is owed the next turn."""
+    def owe_turn(
+        self, host: str, feed: str, now: datetime, earliest: datetime, until: datetime, min_interval: float
+    ) -> None:
+        """Record that ``feed`` was held back by another feed: it is owed the next turn.
+
+        ``earliest``/``until``: when it can be back at the soonest and the latest;
+        ``min_interval``: the quiet time it needs on the host before its request.
+        """
         with self.store.lock():
             turns = self._turns(host)
             current = turns["owed"].get(feed)
             since = current["since"] if current and current["until"] > now else now
-            turns["owed"][feed] = {"since": since, "earliest": earliest, "until": until}
+            quiet_from = earliest - timedelta(seconds=min_interval)
+            turns["owed"][feed] = {"since": since, "quiet_from": quiet_from, "until": until}
             self.store.set(f"turns/{host}", turns)
 
     def release(self, host: str, previous: HostState, turn: FeedTurn | None = None) -> None:

@@ -153,6 +153,23 @@ def test_an_odd_validator_left_by_an_old_cache_is_ignored(tmp_path: Path) -> Non
     assert len(server.requests) == 1 and not conditional(server.requests[0])
 
 
+def test_a_stored_odd_etag_is_dropped_when_read_and_a_good_last_modified_kept(tmp_path: Path) -> None:
+    # The first request fails (503): the odd ETag is gone from the store all the same.
+    server = Server([])
+    pipe, clock, store, cfg = make(tmp_path, lambda req: httpx.Response(503))
+    key = "http/https://om.example/v1/forecast?"
+    lm = "Mon, 07 Dec 2026 08:00:00 GMT"
+    store.set(key, {"etag": '"v1ÿ"', "last_modified": lm, "expires": None, "body": b"old", "stored_at": clock.now()})
+    with pytest.raises(HttpStatusError):
+        get(pipe, cfg, "om", clock)
+    assert store.get(key)["etag"] is None and store.get(key)["last_modified"] == lm
+    pipe.client = httpx.AsyncClient(transport=httpx.MockTransport(server))
+    clock.advance(30 * 60)
+    get(pipe, cfg, "om", clock)
+    assert server.requests[0].headers["If-Modified-Since"] == lm
+    assert "If-None-Match" not in server.requests[0].headers
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(st.text(min_size=0, max_size=1100) | st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=1000, max_size=1030))
 def test_validators_are_kept_exactly_when_printable_ascii_up_to_1kb(value: str) -> None:
