@@ -22,7 +22,9 @@ API::
     sim.set_faults("vietcombank", [Fault.status(503), Fault.reset()], repeat_last=False)
     sim.set_payload("vietcombank", b"...", content_type="text/xml")
     sim.set_validators("vietcombank", etag='"v1"', last_modified="Mon, ...")
+    sim.set_rewrite("vietcombank", lambda body: body.replace(b"...", b"..."))  # hostile variants
     sim.request_count("vietcombank"); sim.requests("vietcombank"); sim.reset_counts()
+    sim.answers("vietcombank")                 # what each request was answered (status, kind, at)
     sim.stop()                                 # returns within ~1 s, even with hung clients
 
 Faults (``Fault.<name>(...)``): ``latency(s)``, ``status(code, retry_after=None, body=b"")``,
@@ -32,6 +34,10 @@ headers=None)``, ``bomb(size_bytes, layers=1)`` (zeros, gzip-compressed ``layers
 sent with ``Content-Encoding: gzip[, gzip...]``: 1 GiB is ~1 MB on the wire for one layer,
 ~2 KB for two).  Each request takes the next fault of its endpoint's script; when the
 script is used up, answers are normal (or the last fault repeats, with ``repeat_last``).
+
+A request whose head exceeds ``MAX_HEAD`` bytes (8 KiB, like nginx and IIS) is answered
+``400`` without taking a fault, as real servers refuse an oversized validator sent back.
+Header values that are not Latin-1 go out as UTF-8 bytes (a hostile ``Last-Modified``).
 
 Run alone: ``python -m feeds.testing.upstream [--port N] [--fault ENDPOINT=KIND[:ARG]]``.
 """
@@ -53,13 +59,16 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["ENDPOINTS", "Fault", "RecordedRequest", "UpstreamSimulator", "gzip_bomb", "main"]
+__all__ = ["ENDPOINTS", "MAX_HEAD", "Fault", "RecordedAnswer", "RecordedRequest", "UpstreamSimulator", "gzip_bomb", "main"]
 
 ENDPOINTS: dict[str, str] = {
     "vietcombank": "/Usercontrols/TVPortal.TyGia/pXML.aspx",
     "open-meteo": "/v1/forecast",
     "met-no": "/weatherapi/locationforecast/2.0/compact",
 }
+
+#: The longest request head answered normally; longer ones get a 400 (nginx's default buffer).
+MAX_HEAD = 8192
 
 HTML_ERROR = (
     b"<!DOCTYPE html>\n<html><head><title>Service Unavailable</title></head>"
@@ -167,6 +176,26 @@ class RecordedRequest:
     at: float
 
 
+@dataclass(frozen=True)
+class RecordedAnswer:
+    """What the simulator answered to one request.
+
+    ``kind``: ``normal`` (the endpoint's own answer), ``not_modified`` (a 304),
+    ``rewritten`` (the normal answer through ``set_rewrite``), ``too_large`` (the 400 for an
+    oversized head), ``missing_ua`` (met-no's 403), ``bad_query`` (open-meteo's 400) or the
+    fault's kind.  ``retry_after`` is the header sent with it, if any; ``at`` is
+    ``time.monotonic()`` when the answer was decided.
+    """
+
+    status: int
+    kind: str
+    at: float
+    retry_after: str | None = None
+    query: dict[str, str] = field(default_factory=dict)
+    #: The extra headers the answer carried (``ETag``, ``Last-Modified``, ``Expires``...).
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass
 class _Endpoint:
     body: bytes = b""
@@ -180,6 +209,9 @@ class _Endpoint:
     #: current; a 2022 one would be a frozen upstream).  Off once a test sets its own payload.
     stamp_now: bool = False
     requests: list[RecordedRequest] = field(default_factory=list)
+    answers: list[RecordedAnswer] = field(default_factory=list)
+    #: Applied to every normal 200 body (hostile variants of a real answer); None = off.
+    rewrite: Callable[[bytes], bytes] | None = None
 
 
 _BOMBS: dict[tuple[int, int], bytes] = {}
@@ -219,6 +251,13 @@ def _stamp_vcb(body: bytes, now: float | None = None) -> bytes:
 
 def _http_date(ts: float) -> str:
     return email.utils.formatdate(ts, usegmt=True)
+
+
+def _latin1_or_utf8(text: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
 
 
 def _snap(x: float) -> float:
@@ -343,6 +382,23 @@ class UpstreamSimulator:
             self._eps[endpoint].etag = etag
             self._eps[endpoint].last_modified = last_modified
 
+    def set_rewrite(self, endpoint: str, rewrite: Callable[[bytes], bytes] | None) -> None:
+        """Pass every normal 200 body of ``endpoint`` through ``rewrite`` (None: stop)."""
+        with self._lock:
+            self._eps[endpoint].rewrite = rewrite
+
+    def answers(self, endpoint: str) -> list[RecordedAnswer]:
+        """What each request to ``endpoint`` was answered, in order."""
+        with self._lock:
+            return list(self._eps[endpoint].answers)
+
+    def _answered(self, name: str, query: dict[str, str], status: int, kind: str,
+                  retry_after: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
+        with self._lock:
+            self._eps[name].answers.append(
+                RecordedAnswer(status, kind, time.monotonic(), retry_after, query, tuple(headers))
+            )
+
     def set_expires(self, endpoint: str, seconds: float | None) -> None:
         with self._lock:
             self._eps[endpoint].expires_in = seconds
@@ -359,6 +415,7 @@ class UpstreamSimulator:
         with self._lock:
             for ep in self._eps.values():
                 ep.requests.clear()
+                ep.answers.clear()
 
     # -- serving -------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -398,11 +455,16 @@ class UpstreamSimulator:
         with self._lock:
             ep = self._eps[name]
             ep.requests.append(RecordedRequest(method, parts.path, query, headers, time.monotonic()))
+        if len(head) > MAX_HEAD:
+            self._answered(name, query, 400, "too_large")
+            await self._send(writer, 400, b"Request Header Or Cookie Too Large\n", "text/plain")
+            return True
+        with self._lock:
             fault: Fault | None = None
             if ep.faults:
                 fault = ep.faults[0] if (ep.repeat_last and len(ep.faults) == 1) else ep.faults.pop(0)
         if fault is not None and fault.kind != "latency":
-            return await self._fault(fault, writer, name)
+            return await self._fault(fault, writer, name, query)
         if fault is not None:
             await asyncio.sleep(fault.seconds)
         return await self._normal(name, query, headers, writer)
@@ -411,6 +473,7 @@ class UpstreamSimulator:
         with self._lock:
             ep = self._eps[name]
             body, ctype, etag, lm, exp = ep.body, ep.content_type, ep.etag, ep.last_modified, ep.expires_in
+            rewrite = ep.rewrite
             if ep.stamp_now:
                 body = _stamp_vcb(body, self.now())
         extra: list[tuple[str, str]] = []
@@ -423,18 +486,23 @@ class UpstreamSimulator:
         if (etag and headers.get("if-none-match") == etag) or (
             lm and not etag and headers.get("if-modified-since") == lm
         ):
+            self._answered(name, query, 304, "not_modified", headers=extra)
             await self._send(writer, 304, b"", ctype, extra)
             return True
+        status = 200
         if name == "open-meteo":
             status, body = self._open_meteo(query)
-            await self._send(writer, status, body, ctype, extra)
-            return True
         if name == "met-no":
             if not headers.get("user-agent"):
+                self._answered(name, query, 403, "missing_ua")
                 await self._send(writer, 403, b"Forbidden: identify yourself (User-Agent)\n", "text/plain")
                 return True
             body = self._met_no(body, query)
-        await self._send(writer, 200, body, ctype, extra)
+        kind = "normal" if status == 200 else "bad_query"
+        if status == 200 and rewrite is not None:
+            body, kind = rewrite(body), "rewritten"
+        self._answered(name, query, status, kind, headers=extra)
+        await self._send(writer, status, body, ctype, extra)
         return True
 
     def _open_meteo(self, query: dict[str, str]) -> tuple[int, bytes]:
@@ -488,11 +556,14 @@ class UpstreamSimulator:
             doc["geometry"]["coordinates"] = [lon, lat, *alt]
         return json.dumps(doc).encode()
 
-    async def _fault(self, fault: Fault, writer: asyncio.StreamWriter, name: str) -> bool:
+    async def _fault(self, fault: Fault, writer: asyncio.StreamWriter, name: str,
+                     query: dict[str, str] | None = None) -> bool:
         with self._lock:
             normal = self._eps[name].body or b'{"ok": true}'
             ctype = self._eps[name].content_type
         k = fault.kind
+        self._answered(name, query or {}, fault.status_code if k in ("status", "payload") else 200, k,
+                       fault.retry_after if k == "status" else None)
         if k == "status":
             extra = [("Retry-After", fault.retry_after)] if fault.retry_after is not None else []
             await self._send(writer, fault.status_code, fault.body or b"", "text/plain", extra)
@@ -560,7 +631,8 @@ class UpstreamSimulator:
         if status != 304:
             lines += [f"Content-Type: {ctype}", f"Content-Length: {length}"]
         lines += [f"{k}: {v}" for k, v in extra]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # Latin-1 where it can be (HTTP's historical charset), else the UTF-8 bytes.
+        return b"".join(_latin1_or_utf8(line) + b"\r\n" for line in lines) + b"\r\n"
 
     async def _send(self, writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str,
                     extra: list[tuple[str, str]] | None = None) -> None:
