@@ -17,7 +17,9 @@ When no request was made (held back by politeness, or a restart republishing fro
 cache), the status is still a function of the data's age: data that was ``fresh`` stays
 ``fresh`` only while it is younger than ``fresh_for`` (the caller passes two of the feed's
 intervals) and never past ``max_stale``; then it is ``stale``, then ``expired``, as if the
-attempt had failed.  Whatever kept us from asking, old data never reads as fresh.
+attempt had failed.  Whatever kept us from asking, old data never reads as fresh.  Nor does
+data stamped ahead of the clock (the wall clock stepped back since it was fetched): its age
+cannot be told, so it is ``stale`` until the next successful attempt.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ __all__ = ["STATUSES", "Status", "decide", "next_stale_since"]
 
 Status = Literal["fresh", "stale", "expired", "unavailable"]
 STATUSES: tuple[Status, ...] = ("fresh", "stale", "expired", "unavailable")
+#: Data stamped later than now by more than this was fetched before a backward clock step.
+AHEAD_SLACK = timedelta(seconds=2)
 
 
 def decide(
@@ -52,6 +56,10 @@ def decide(
     age = now - last_good_at
     if age > max_stale:
         return "expired"
+    if age < -AHEAD_SLACK:
+        # Stamped ahead of the clock: the wall clock was stepped back since (NTP, a VM
+        # restore).  How old the data really is cannot be told, so it is not called fresh.
+        return "stale"
     if was_fresh and fresh_for is not None and age <= fresh_for:
         return "fresh"
     return "stale"
