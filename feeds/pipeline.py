@@ -62,6 +62,8 @@ logger = logging.getLogger("feeds.coordinator")  # the same logger name as befor
 KEEP_REJECTED = 5
 #: How much of a refused body is kept.
 KEEP_REJECTED_BYTES = 64 * 1024
+#: How often a feed waiting for another feed's owed turn looks again (within its deadline).
+TURN_LOOK = 0.5
 #: The longest an ``Expires`` keeps us from asking, whatever the upstream says.
 EXPIRES_MAX = 3600.0
 
@@ -242,10 +244,19 @@ class RequestPipeline:
             now = self.clock.now()
             wait, reason = 0.0, "min_interval"
             if not forced:
-                wait = self.guard.wait_needed(host, feed.min_interval, now)
-                turn = self.guard.turn_wait(host, feed.name, now)
-                if turn > wait:
-                    wait, reason = turn, "host_turn"
+                wait, reason = self._host_wait(host, feed, now)
+                # A turn owed to another feed ends as soon as that feed has asked, usually
+                # long before its latest return: look again within this attempt's deadline
+                # rather than give the whole run up (three feeds owing each other turns held
+                # one back two runs in a row, and its data went stale with a healthy upstream).
+                while reason == "host_turn" and wait >= remaining - 1:
+                    look = min(TURN_LOOK, remaining - 1)
+                    if look <= 0:
+                        break
+                    await self.clock.sleep(look)
+                    remaining = deadline_at - self.clock.monotonic()
+                    now = self.clock.now()
+                    wait, reason = self._host_wait(host, feed, now)
             if wait > 0:
                 # Held back by another feed of the host (its request, or a turn owed to it):
                 # this feed is owed the next turn (feeds.politeness, "Turns").
@@ -322,6 +333,12 @@ class RequestPipeline:
         self.guard.record_result(host, True, self.clock.now())
         self.remember_validators(cache_key, got, body, feed, spec.url)
         return result
+
+    def _host_wait(self, host: str, feed: FeedConfig, now: datetime) -> tuple[float, str]:
+        """Seconds until ``feed`` may ask ``host``, and why: its window, or another's turn."""
+        wait = self.guard.wait_needed(host, feed.min_interval, now)
+        turn = self.guard.turn_wait(host, feed.name, now)
+        return (turn, "host_turn") if turn > wait else (wait, "min_interval")
 
     def owe_next_run(self, host: str, feed: FeedConfig, now: datetime, wait: float) -> None:
         """``feed``'s attempt ends held back by another feed: owe it the turn at its next run.

@@ -312,3 +312,44 @@ def test_no_feed_sharing_a_host_is_starved_and_politeness_holds(feeds: list[tupl
         times = [start] + [t for t, j in hits if j == i] + [start + timedelta(hours=hours)]
         gap = max((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
         assert gap <= bound, (i, feeds, gap)
+
+
+class _ClockWithAnOtherFeed(FakeClock):
+    """A fake clock on whose first sleep another feed of the host takes its owed turn
+    (that feed's attempt running concurrently, as in the daemon)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_sleep: list[object] = []
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds)
+        while self.on_sleep:
+            hook = self.on_sleep.pop(0)
+            assert callable(hook)
+            hook()
+
+
+def test_a_feed_waiting_for_an_owed_turn_asks_once_it_is_taken(tmp_path: Path) -> None:
+    # "quiet" is owed the host's next turn until well past "busy"'s deadline.  Before, "busy"
+    # gave its whole run up (held back, host_turn) although "quiet" asked a second later;
+    # three feeds owing each other turns kept one of them from the host two runs in a row.
+    run = Run(tmp_path)
+    clock = _ClockWithAnOtherFeed()
+    run.clock = clock
+    run.pipe.clock = clock
+    run.pipe.retry = RetryPolicy(clock, rng=random.Random(7))
+    guard = run.pipe.guard
+    host = "bank.example"
+    now = clock.now()
+    guard.owe_turn(host, "quiet", now, now + timedelta(seconds=1), now + timedelta(minutes=15), 300)
+    guard.claim(host, 300, now - timedelta(minutes=10), feed="busy")
+
+    def quiet_asks() -> None:
+        # The owed feed's request; the host's window then passes for "busy" too.
+        assert guard.claim(host, 300, clock.now(), feed="quiet")
+        guard.store.set(f"polite/{host}", {"last_request_at": clock.now() - timedelta(minutes=5), "not_before": None})
+
+    clock.on_sleep.append(quiet_asks)
+    assert run.attempt("busy"), "busy gave its run up although the owed turn was taken"
+    assert [p for _, p in run.hits] == ["/a"]
