@@ -1,6 +1,6 @@
 """Mutated real payloads through ``Coordinator.refresh`` (issue 16 §9, last sentence).
 
-Seeds are recorded answers (tests/fixtures, shared/upstream-samples); each example replaces a
+Seeds are recorded answers (tests/fixtures, copied from shared/upstream-samples); each example replaces a
 few values with hostile ones (dates from year 1 to 9999, 400-digit numbers, NaN, strings,
 nesting) or cuts/splices the bytes.  After every attempt: ``refresh`` returned (it never
 raises), and the published file validates against the schema -- both the strict variant the
@@ -29,7 +29,6 @@ from tests.conftest import shipped_schema, strict_schema
 from tests.helpers import config_file, make_coordinator
 
 FIX = Path(__file__).parent / "fixtures"
-SHARED = Path("/work/shared/upstream-samples")
 
 VN3 = """locations = [
   { id = "hn", name = "Hà Nội", lat = 21.03, lon = 105.85 },
@@ -52,9 +51,8 @@ SEEDS: dict[str, tuple[str, str]] = {
 
 
 def _seed(name: str) -> bytes:
-    rel = SEEDS[name][1]
-    shared = SHARED / Path(rel).name
-    return (shared if shared.exists() else FIX / rel).read_bytes()
+    # The project's own copies of the recorded answers (tests/fixtures/*/README: provenance).
+    return (FIX / SEEDS[name][1]).read_bytes()
 
 
 HOSTILE_TIMES = [
