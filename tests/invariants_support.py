@@ -65,6 +65,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import math
 import os
 import re
 import shutil
@@ -1037,7 +1038,8 @@ class Harness:
                 # Data fetched after a backward step is stamped on the stepped clock.
                 for rel in self.fetched:
                     self.fetched[rel] -= back
-                self.back_step_wall = time.time() + offset
+                # Whole seconds: snapshot times are written to the second (truncated).
+                self.back_step_wall = float(math.floor(time.time() + offset))
             self.offset = offset
             self.last_clock_step = time.monotonic()
 
