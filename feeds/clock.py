@@ -7,9 +7,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SteppableClock", "SystemClock", "VIETNAM_TZ"]
+__all__ = ["AHEAD_SLACK", "Clock", "FakeClock", "SteppableClock", "SystemClock", "VIETNAM_TZ"]
 
 from datetime import timezone
+
+#: A stored time later than now by more than this was written before a backward step of the
+#: wall clock (NTP, a VM restore): no proof of anything.  Times are written truncated to the
+#: second, hence the slack.  The one threshold for politeness, freshness, status and check.
+AHEAD_SLACK = timedelta(seconds=2)
 
 #: Vietnam has used UTC+7 without daylight saving since 1975.
 VIETNAM_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")

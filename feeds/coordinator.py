@@ -32,7 +32,7 @@ import httpx
 
 from feeds import bounds, freshness, trust
 from feeds.batching import HostLimits, fetch_weather
-from feeds.clock import Clock
+from feeds.clock import AHEAD_SLACK, Clock
 from feeds.config import PEER_KIND, Config, FeedConfig, SourceConfig
 from feeds.errors import (
     FeedError,
@@ -47,7 +47,7 @@ from feeds.localfaults import NOT_WRITTEN, local_error
 from feeds.models import RequestSpec
 from feeds.peering import fetch_peer
 from feeds.pipeline import HeldBack, RequestPipeline, honoured_expires
-from feeds.politeness import CLOCK_SLACK, HostGuard
+from feeds.politeness import HostGuard
 from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
 from feeds.recovery import MAX_SNAPSHOT_BYTES, read_snapshot, snapshot_path
@@ -739,7 +739,7 @@ class Coordinator:
         # A file time ahead of the clock is no proof of newer data: the wall clock was stepped
         # back since it was written (NTP, a VM restore), or the file is forged.  Keeping it
         # would refuse every fetch until the clock caught up (issue 16: never silently frozen).
-        limit = now + CLOCK_SLACK
+        limit = now + AHEAD_SLACK
 
         def newer(on_disk: datetime | None, ours: datetime | None) -> bool:
             if on_disk is None or on_disk > limit:

@@ -27,12 +27,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
+from feeds.clock import AHEAD_SLACK
+
 __all__ = ["STATUSES", "Status", "decide", "next_stale_since"]
 
 Status = Literal["fresh", "stale", "expired", "unavailable"]
 STATUSES: tuple[Status, ...] = ("fresh", "stale", "expired", "unavailable")
-#: Data stamped later than now by more than this was fetched before a backward clock step.
-AHEAD_SLACK = timedelta(seconds=2)
 
 
 def decide(

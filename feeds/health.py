@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import httpx
 
 from feeds import trust
-from feeds.clock import Clock, SystemClock
+from feeds.clock import AHEAD_SLACK, Clock, SystemClock
 from feeds.config import Config, FeedConfig
 from feeds.localfaults import NOT_WRITTEN, probe_folder
 from feeds.models import isoformat
@@ -206,8 +206,8 @@ RECENT_SCHEDULER_EVENT = 86400.0
 
 
 #: A time this far ahead of now is "in the future": the clock was stepped back since it was
-#: written (NTP, a VM restore).  Seconds are truncated when written, hence a little slack.
-FUTURE_SKEW = 2.0
+#: written (NTP, a VM restore).
+FUTURE_SKEW = AHEAD_SLACK.total_seconds()
 FUTURE = "in the future (clock stepped?)"
 
 

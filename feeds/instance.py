@@ -49,6 +49,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from feeds.clock import AHEAD_SLACK
+
 __all__ = [
     "EX_TEMPFAIL",
     "LEGACY_LOCK_NAME",
@@ -142,7 +144,7 @@ class LockUnavailable(Exception):
 #: A heartbeat (written every 10 s by the daemon) older than this means a wedged daemon.
 HEARTBEAT_LATE = 90.0
 #: A time this far ahead of now is "in the future" (the clock was stepped back since).
-FUTURE_SKEW = 2.0
+FUTURE_SKEW = AHEAD_SLACK.total_seconds()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from feeds.clock import AHEAD_SLACK
 from feeds.store import Store
 
 __all__ = [
@@ -49,8 +50,6 @@ DEFAULT_BREAKER_THRESHOLD = 5
 DEFAULT_BREAKER_COOLDOWN = 600.0
 #: ``[http] retry_after_max``'s default: no ``not_before`` lies further ahead than this.
 DEFAULT_RETRY_AFTER_MAX = 3600.0
-#: A stored time later than now by more than this means the wall clock was stepped back.
-CLOCK_SLACK = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ class HostGuard:
         st = self.host_state(host)
         waits = [0.0]
         if st.last_request_at is not None and min_interval > 0:
-            if st.last_request_at <= now + CLOCK_SLACK:
+            if st.last_request_at <= now + AHEAD_SLACK:
                 waits.append((st.last_request_at + timedelta(seconds=min_interval) - now).total_seconds())
             else:
                 # The last request lies ahead: the wall clock was stepped back.  Waiting for
@@ -207,7 +206,7 @@ class HostGuard:
         for other, o in owed.items():
             if other == feed or o["until"] <= now or rank(other, o["since"]) >= mine:
                 continue
-            if o["since"] > now + CLOCK_SLACK:
+            if o["since"] > now + AHEAD_SLACK:
                 continue  # owed "in the future": the clock was stepped back; the turn lapses
             if now <= o["quiet_from"]:
                 continue  # the host is free again before the other feed can be back
@@ -270,7 +269,7 @@ class HostGuard:
             raw.get("state", "closed"), raw.get("failures", 0), raw.get("opened_at"), raw.get("last_kind")
         )
         if st.state == "open" and now is not None and st.opened_at and (
-            now - st.opened_at >= self.cooldown or st.opened_at > now + CLOCK_SLACK
+            now - st.opened_at >= self.cooldown or st.opened_at > now + AHEAD_SLACK
         ):
             # Cooled down -- or opened "in the future": the clock was stepped back, and
             # waiting for it to catch up would leave the host alone for the size of the step.

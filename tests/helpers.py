@@ -21,6 +21,11 @@ def vcb_fixture(name: str = "vcb-2022-12-21-collapsed.xml") -> bytes:
     return (FIXTURES / "vietcombank" / name).read_bytes()
 
 
+def vcb_dated(text: str) -> bytes:
+    """The 2022 fixture with another ``<DateTime>`` (the bank's ``M/D/YYYY h:mm:ss AM``)."""
+    return vcb_fixture().replace(b"12/21/2022 2:36:27 PM", text.encode())
+
+
 @dataclass
 class Upstream:
     """A scripted MockTransport handler: a list of responses (or exceptions), then a default."""

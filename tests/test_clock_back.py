@@ -16,7 +16,7 @@ from pathlib import Path
 from feeds.clock import FakeClock
 from feeds.politeness import HostGuard
 from feeds.store import MemoryStore
-from tests.helpers import Upstream, config_file, make_coordinator, ok, vcb_fixture
+from tests.helpers import Upstream, config_file, make_coordinator, ok, vcb_dated
 
 RATES = """
 [feeds.exchange-rates]
@@ -27,9 +27,6 @@ max_stale = "48h"
 """
 
 
-def vcb_at(text: str) -> bytes:
-    return vcb_fixture().replace(b"12/21/2022 2:36:27 PM", text.encode())
-
 
 def _step_back(clock: FakeClock, seconds: float) -> None:
     clock._now -= timedelta(seconds=seconds)  # the wall clock only; monotonic goes on
@@ -39,13 +36,13 @@ def test_a_fetch_after_a_step_back_is_published(tmp_path: Path, validate_snapsho
     cfg = config_file(tmp_path, RATES)
     feed = cfg.feeds["exchange-rates"]
     path = tmp_path / "snapshots" / "exchange-rates.json"
-    up = Upstream(default=ok(vcb_at("11/24/2026 2:55:00 PM")))
+    up = Upstream(default=ok(vcb_dated("11/24/2026 2:55:00 PM")))
     coord, clock, store, _ = make_coordinator(cfg, up)
     asyncio.run(coord.refresh(feed))
     before = json.loads(path.read_text(encoding="utf-8"))
     clock.advance(600)
     _step_back(clock, 3600)
-    up.default = ok(vcb_at("11/24/2026 3:05:00 PM"))
+    up.default = ok(vcb_dated("11/24/2026 3:05:00 PM"))
     r = asyncio.run(coord.refresh(feed))
     after = validate_snapshot(path)
     assert r.outcome == "ok" and r.status == "fresh"

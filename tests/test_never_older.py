@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from feeds.store import GoodData, MemoryStore
-from tests.helpers import Upstream, config_file, make_coordinator, ok, vcb_fixture
+from tests.helpers import Upstream, config_file, make_coordinator, ok, vcb_dated, vcb_fixture
 
 RATES = """
 [feeds.exchange-rates]
@@ -47,21 +47,18 @@ def _read(path: Path) -> dict[str, Any]:
     return doc
 
 
-def vcb_at(text: str) -> bytes:
-    return vcb_fixture().replace(b"12/21/2022 2:36:27 PM", text.encode())
-
 
 def test_restart_after_a_cache_write_outage_keeps_the_newer_file(tmp_path: Path, validate_snapshot) -> None:  # type: ignore[no-untyped-def]
     cfg = config_file(tmp_path, RATES)
     feed = cfg.feeds["exchange-rates"]
     path = tmp_path / "snapshots" / "exchange-rates.json"
-    up = Upstream(default=ok(vcb_at("12/21/2022 2:00:00 PM")))
+    up = Upstream(default=ok(vcb_dated("12/21/2022 2:00:00 PM")))
     coord, clock, store, _ = make_coordinator(cfg, up)
     run(coord.refresh(feed))
     old_good: GoodData = store.get("good/exchange-rates")
     # 15 minutes later a newer table is published; the cache never got it on disk.
     clock.advance(900)
-    up.default = ok(vcb_at("12/21/2022 2:15:00 PM"))
+    up.default = ok(vcb_dated("12/21/2022 2:15:00 PM"))
     run(coord.refresh(feed))
     newer = validate_snapshot(path)
     assert newer["as_of"] == "2022-12-21T14:15:00+07:00"

@@ -24,7 +24,7 @@ from feeds.errors import InvalidPayloadError
 from feeds.models import Location
 from feeds.sources import met_no, open_meteo, vietcombank
 from feeds.store import GoodData, Health
-from tests.helpers import Upstream, config_file, make_coordinator, ok, vcb_fixture
+from tests.helpers import Upstream, config_file, make_coordinator, ok, vcb_dated, vcb_fixture
 
 RATES = """
 [feeds.exchange-rates]
@@ -56,10 +56,6 @@ def _snap(tmp_path: Path, feed: str = "exchange-rates") -> dict[str, Any]:
     doc: dict[str, Any] = json.loads((tmp_path / "snapshots" / f"{feed}.json").read_text(encoding="utf-8"))
     return doc
 
-
-def vcb_dated(text: str) -> bytes:
-    """The 2022 fixture with another ``<DateTime>``."""
-    return vcb_fixture().replace(b"12/21/2022 2:36:27 PM", text.encode())
 
 
 def meteo(time: str, lat: Any = 21.0, lon: Any = 105.875) -> bytes:
