@@ -46,9 +46,9 @@ class FolderCheck:
     path: Path
     ok: bool
     state: str  # "exists, writable", "will be created", or what is wrong
-    #: Not ok because the folder exists but cannot be written now: a local fault, not a
-    #: configuration error.
-    local: bool = False
+    #: Not ok because the folder exists but cannot be written now -- a local fault, not a
+    #: configuration error: ``read_only``, ``permission`` or ``io``.
+    reason: str | None = None
 
     def line(self) -> str:
         return f"{self.key.split('.')[-1]} {self.path}: {self.state}"
@@ -58,11 +58,9 @@ class FolderCheck:
         return f"{self.key.split('.')[-1]} {self.path}: {self.reason or 'fault'}"
 
     @property
-    def reason(self) -> str | None:
-        """``read_only``, ``permission``, ``io`` for a local fault, else None."""
-        if not self.local:
-            return None
-        return "read_only" if "read-only" in self.state else ("io" if "cannot be checked" in self.state else "permission")
+    def local(self) -> bool:
+        """A local fault (the folder exists but cannot be written now)."""
+        return self.reason is not None
 
 
 def current_user() -> str:
@@ -92,8 +90,8 @@ def check_folder(key: str, path: Path) -> FolderCheck:
                 return FolderCheck(key, path, False, "exists and is not a folder")
             if not os.access(path, os.W_OK | os.X_OK):
                 if _read_only(path):
-                    return FolderCheck(key, path, False, "is a folder on a read-only file system", local=True)
-                return FolderCheck(key, path, False, f"is a folder {user} cannot write", local=True)
+                    return FolderCheck(key, path, False, "is a folder on a read-only file system", reason="read_only")
+                return FolderCheck(key, path, False, f"is a folder {user} cannot write", reason="permission")
             return FolderCheck(key, path, True, "exists, writable")
         parent = path.parent
         while _stat(parent) is None and parent != parent.parent:
@@ -107,7 +105,7 @@ def check_folder(key: str, path: Path) -> FolderCheck:
     except PermissionError:
         return FolderCheck(key, path, False, f"{user} may not look inside a folder on the way")
     except OSError as exc:
-        return FolderCheck(key, path, False, f"cannot be checked ({exc.strerror or type(exc).__name__})", local=True)
+        return FolderCheck(key, path, False, f"cannot be checked ({exc.strerror or type(exc).__name__})", reason="io")
 
 
 def _read_only(path: Path) -> bool:
