@@ -80,6 +80,9 @@ WATCH_EVERY = 20.0
 REWRITE_RETRY = 300.0
 #: The id suffix of a feed's one-off retry job.
 RETRY = "#retry"
+#: An attempt still running this long past its deadline is reported as hung (``stalled``):
+#: the scheduler skips the feed's runs while it lasts (publishing at scale takes seconds).
+HANG_GRACE = 60.0
 
 
 class Daemon:
@@ -113,6 +116,9 @@ class Daemon:
         #: must have started (the liveness check).
         self._last_attempt: dict[str, float] = {}
         self._due: dict[str, float] = {}
+        #: Per feed with an attempt in flight: the monotonic time it started (or was last
+        #: reported hung).  The grid's runs are skipped meanwhile: not a stall.
+        self._running: dict[str, float] = {}
         #: The wall and monotonic clocks at the guard's last look.
         self._clock_mark: tuple[datetime, float] | None = None
         #: Damaged published files already reported, with the monotonic time of the last
@@ -226,7 +232,7 @@ class Daemon:
         task = asyncio.current_task()
         if task is not None:
             self.inflight.add(task)
-        self._last_attempt[name] = self.rt.clock.monotonic()
+        self._last_attempt[name] = self._running[name] = self.rt.clock.monotonic()
         self._expect(feed)
         try:
             job = self.scheduler.get_job(name)
@@ -244,6 +250,11 @@ class Daemon:
         finally:
             if task is not None:
                 self.inflight.discard(task)
+            self._running.pop(name, None)
+            # The next attempt is due within the limit from this one's end (an attempt that
+            # ran past a planned run made the scheduler skip it).
+            if name in self.config.feeds:
+                self._expect(self.config.feeds[name])
         self._update_status()
         self._write_metrics()
 
@@ -376,6 +387,18 @@ class Daemon:
         for name, feed in self.config.feeds.items():
             if name not in self._due:
                 self._expect(feed)
+                continue
+            started = self._running.get(name)
+            if started is not None:
+                # In flight: a stall only when hung (nothing else will refresh this feed).
+                if mono > started + feed.deadline + HANG_GRACE:
+                    logger.error(
+                        "feed stalled feed=%s attempt running_s=%.0f deadline_s=%.0f: the attempt hangs",
+                        name, mono - started, feed.deadline,
+                    )
+                    self._record_event(name, "stalled", self.rt.clock.now())
+                    self._running[name] = mono  # one alarm per period, not one per look
+                    stalled.append(name)
                 continue
             if mono <= self._due[name]:
                 continue

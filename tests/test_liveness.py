@@ -171,3 +171,59 @@ def test_a_running_daemon_revives_a_stopped_job(tmp_path: Path, caplog) -> None:
     paused_at, after = asyncio.run(go())
     assert "feed stalled feed=rates" in caplog.text
     assert after >= paused_at + 2  # attempted again, and the grid goes on
+
+
+def test_an_attempt_in_flight_is_not_a_stall_but_a_hung_one_is(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """CI's false alarm (stop 23): an attempt still running when the limit passed is not a stall.
+
+    The grid's runs are skipped while the attempt runs (``max_instances=1``); the limit then
+    counts from the attempt's end.  An attempt running past ``deadline + HANG_GRACE`` is
+    reported (once per such period): nothing else would ever refresh that feed.
+    """
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from feeds.app import open_runtime
+    from feeds.daemon import HANG_GRACE, Daemon
+    from feeds.notify import Notifier
+    from feeds.schedule import vietnam_zone
+
+    caplog.set_level(logging.INFO, logger="feeds")
+    cfg = config_file(tmp_path, FEED.replace('"15m"', '"2s"').replace('deadline = "2s"', 'deadline = "2s"\nmin_interval = "0s"'))
+    clock = SteppableClock(FakeClock(datetime.now(UTC).replace(microsecond=0)))
+    base: FakeClock = clock.base  # type: ignore[assignment]
+
+    async def go() -> None:
+        async with open_runtime(cfg, clock=clock) as rt:
+            d = Daemon(None, cfg, clock=clock, notifier=Notifier(None))
+            d.rt = rt
+            d.scheduler = AsyncIOScheduler(timezone=vietnam_zone())
+            d._schedule_all(first_run_now=False)
+            d.scheduler.start(paused=True)
+            release = asyncio.Event()
+            real = rt.coordinator.refresh
+
+            async def slow(feed, next_update_at=None):  # type: ignore[no-untyped-def]
+                await release.wait()
+                return await real(feed, next_update_at=next_update_at)
+
+            rt.coordinator.refresh = slow
+            try:
+                job = asyncio.create_task(d._job("rates"))
+                await asyncio.sleep(0)
+                limit = d._due["rates"] - base.monotonic()
+                base.advance(limit + 1)  # past the limit, the attempt still running
+                assert d._check_liveness() == []
+                base.advance(2.0 + HANG_GRACE)  # past deadline + grace: hung
+                assert d._check_liveness() == ["rates"]
+                assert d._check_liveness() == []  # one alarm, not one per look
+                release.set()
+                await job
+                # The limit counts from the attempt's end.
+                assert d._due["rates"] - base.monotonic() > 2.0
+                assert d._check_liveness() == []
+            finally:
+                d.scheduler.shutdown(wait=False)
+
+    asyncio.run(go())
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "attempt running" in errors[0], errors
