@@ -617,6 +617,9 @@ class Coordinator:
                 source_url=redact_url(good.source_url) if good else None,
                 data=good.data if good else None,
                 upstream_stale_since=upstream_since,
+                # The widgets' own judgement of a file the daemon stopped rewriting.
+                expires_at=good.fetched_at + timedelta(seconds=feed.max_stale) if good else None,
+                widget=feed.widget.for_snapshot(feed.data_kind),
             )
             # Timestamps in [publish] timezone; <feed>.html (and per-location files) with it.
             snap = in_zone(snap, self.config.publish.tz)

@@ -79,9 +79,21 @@ class WidgetConfig:
     currencies: tuple[str, ...] = ()
     locations: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    #: The heading level of the box's title: 2, 3 or 4 (``<h2>`` .. ``<h4>``).
+    heading: int = 2
 
     def columns_for(self, data_kind: str) -> tuple[str, ...]:
         return self.columns or DEFAULT_COLUMNS[data_kind]
+
+    def for_snapshot(self, data_kind: str) -> dict[str, Any]:
+        """The options as the snapshot's ``widget`` object: what the JavaScript widget applies."""
+        out: dict[str, Any] = {"title": self.title, "heading": self.heading}
+        if data_kind == "exchange_rates":
+            out["currencies"] = list(self.currencies)
+        else:
+            out["locations"] = list(self.locations)
+        out["columns"] = list(self.columns_for(data_kind))
+        return out
 
 
 def _error(key: str, message: str) -> Exception:
@@ -135,7 +147,7 @@ def parse_widget(value: object, key: str, data_kind: str, location_ids: Sequence
     """Validate ``[feeds.NAME.widget]`` for a feed of ``data_kind``."""
     if not isinstance(value, dict):
         raise _error(key, f"expected a table, got {value!r}")
-    allowed = {"title", "columns"} | ({"currencies"} if data_kind == "exchange_rates" else {"locations"})
+    allowed = {"title", "columns", "heading"} | ({"currencies"} if data_kind == "exchange_rates" else {"locations"})
     for k in value:
         if k not in allowed:
             raise _error(f"{key}.{k}", "unknown key" if k not in ("currencies", "locations")
@@ -162,7 +174,11 @@ def parse_widget(value: object, key: str, data_kind: str, location_ids: Sequence
         bad = [c for c in columns if c not in known]
         if bad:
             raise _error(f"{key}.columns", f"expected some of {', '.join(known)}, got {bad[0]!r}")
+    heading = value.get("heading", 2)
+    if isinstance(heading, bool) or heading not in (2, 3, 4):
+        raise _error(f"{key}.heading", f"expected 2, 3 or 4 (the title as <h2> .. <h4>), got {heading!r}")
     return WidgetConfig(
+        heading=heading,
         title=title.strip() if isinstance(title, str) else None,
         currencies=currencies,
         locations=locations,
@@ -188,8 +204,13 @@ def location_documents(
         if loc is None:
             doc.update(status="unavailable", fetched_at=None, as_of=None, source=None, data=None)
             doc["stale_since"] = doc["stale_since"] or doc["generated_at"]
+            if "expires_at" in doc:
+                doc["expires_at"] = None
         else:
             doc.update(fetched_at=loc["fetched_at"], data={"locations": [loc]})
+        if isinstance(doc.get("widget"), Mapping):
+            # One place per file: the feed's choice of places does not apply to it.
+            doc["widget"] = {k: v for k, v in doc["widget"].items() if k != "locations"}
         out[loc_id] = doc
     return out
 

@@ -41,6 +41,8 @@ def build_snapshot(
     source_url: str | None,
     data: Mapping[str, Any] | None,
     upstream_stale_since: datetime | None = None,
+    expires_at: datetime | None = None,
+    widget: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble one snapshot document in the documented key order."""
     return {
@@ -54,10 +56,12 @@ def build_snapshot(
         "stale_since": isoformat(stale_since),
         "upstream_stale_since": isoformat(upstream_stale_since),
         "next_update_at": isoformat(next_update_at),
+        "expires_at": isoformat(expires_at),
         "source": (
             {"name": source_name, "url": source_url} if source_name and source_url else None
         ),
         "data": dict(data) if data is not None else None,
+        "widget": dict(widget) if widget is not None else None,
     }
 
 

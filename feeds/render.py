@@ -29,7 +29,10 @@ import markupsafe
 from feeds.portal import RATE_COLUMNS, WEATHER_COLUMNS, PublishConfig, WidgetConfig
 
 __all__ = [
+    "SHOWN",
     "TEXTS",
+    "TIMES",
+    "ago",
     "check_templates",
     "fragment_context",
     "icon_path",
@@ -39,31 +42,24 @@ __all__ = [
     "vi_time",
 ]
 
-#: The Vietnamese texts both forms print (the JS widget has the same strings).
-TEXTS = {
-    "title_exchange_rates": "Tỷ giá ngoại tệ",
-    "title_weather": "Thời tiết các vùng",
-    "caption_rates": "Tỷ giá mua và bán (đồng cho một đơn vị ngoại tệ)",
-    "currency": "Ngoại tệ",
-    "place": "Địa phương",
-    "fresh": "Cập nhật lúc",
-    "stale": "Dữ liệu cập nhật lần cuối lúc",
-    "none": "Tạm thời chưa có dữ liệu",
-    "source": "Nguồn:",
-}
+def _js_table(name: str) -> dict[str, Any]:
+    """A table written in portal-feeds.js between ``/*name*/`` and ``/*/name*/`` (JSON)."""
+    js = files("feeds").joinpath("widget/portal-feeds.js").read_text(encoding="ascii")
+    m = re.search(r"/\*" + name + r"\*/(\{.*?\})/\*/" + name + r"\*/", js, re.S)
+    if not m:
+        raise RuntimeError(f"portal-feeds.js has no {name} table")
+    table: dict[str, Any] = json.loads(m.group(1))
+    return table
+
+
+#: The Vietnamese texts both forms print: the JS widget's own table, read from it.
+TEXTS: dict[str, str] = _js_table("pf-texts")
 
 
 @cache
 def icon_tables() -> tuple[dict[str, str], dict[str, str]]:
     """(parts, icons) as written in portal-feeds.js: part -> path data, condition -> part names."""
-    js = files("feeds").joinpath("widget/portal-feeds.js").read_text(encoding="utf-8")
-    tables = []
-    for name in ("pf-parts", "pf-icons"):
-        m = re.search(r"/\*" + name + r"\*/(\{.*?\})/\*/" + name + r"\*/", js, re.S)
-        if not m:
-            raise RuntimeError(f"portal-feeds.js has no {name} table")
-        tables.append(json.loads(m.group(1)))
-    return tables[0], tables[1]
+    return _js_table("pf-parts"), _js_table("pf-icons")
 
 
 def icon_path(condition: object) -> str:
@@ -177,42 +173,116 @@ def _weather(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, An
     return out
 
 
+#: States in which the figures are shown; ``expired`` hides them behind its notice.
+SHOWN = ("fresh", "stale", "frozen", "overdue")
+#: The snapshot times a fragment carries as ``data-*`` attributes: the JS widget judges a
+#: server-rendered box by them (``overdue``, ``expired``) when it cannot read the snapshot.
+TIMES = ("generated_at", "next_update_at", "expires_at", "fetched_at", "as_of", "upstream_stale_since")
+
+
+def ago(seconds: float) -> str:
+    """``2 ngày trước``: an age in words, the rule of the JS widget's ``ago``; "" when negative."""
+    if not seconds >= 0:
+        return ""
+    m = int(seconds // 60)
+    h, d = m // 60, m // 1440
+    if m < 1:
+        return TEXTS["just_now"]
+    if m < 60:
+        return f"{m} {TEXTS['minutes']}"
+    if h < 24:
+        return f"{h} {TEXTS['hours']}"
+    if d < 60:
+        return f"{d} {TEXTS['days']}"
+    if d < 730:
+        return f"{d // 30} {TEXTS['months']}"
+    return f"{d // 365} {TEXTS['years']}"
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else None
+
+
+def _notice(state: str, document: Mapping[str, Any]) -> dict[str, str] | None:
+    """The labelled badge of a state that is not current, the age in words as of the file's writing."""
+    if state not in ("stale", "frozen", "expired"):
+        return None  # fresh needs none; overdue is the page's judgement (the file cannot know)
+    frozen = state == "frozen"
+    now, then = _instant(document.get("generated_at")), _instant(document.get("as_of" if frozen else "fetched_at"))
+    age = ago((now - then).total_seconds()) if now is not None and then is not None else ""
+    return {
+        "badge": TEXTS[f"badge_{state}"],
+        "ago": f"{TEXTS['ago_data' if frozen else 'ago_updated']} {age}" if age else "",
+        "note": TEXTS["expired"] if state == "expired" else "",
+    }
+
+
 def fragment_context(
     document: Mapping[str, Any], widget: WidgetConfig, tz: tzinfo
 ) -> dict[str, Any]:
-    """What a template gets (documented in docs/widgets.md)."""
+    """What a template gets (documented in docs/widgets.md).
+
+    ``state`` is the one the JS widget would show for the same file, less the clock's
+    judgement (``overdue``, and ``expired`` by ``expires_at``), which only the page can make.
+    """
     kind = "weather" if document.get("kind") == "weather" else "exchange_rates"
     status = document.get("status")
     data = document.get("data")
-    show = status in ("fresh", "stale") and isinstance(data, Mapping)
+    state = status if status in ("fresh", "stale", "expired", "unavailable") else "unavailable"
+    if state in ("fresh", "stale") and document.get("upstream_stale_since"):
+        state = "frozen"  # the upstream's own table stopped moving
+    if state in SHOWN and not isinstance(data, Mapping):
+        state = "unavailable"
+    raw_source = document.get("source")
+    source = raw_source.get("name") if isinstance(raw_source, Mapping) else None
+    source = source if isinstance(source, str) and source else None
+    cols = widget.columns_for(kind)
+    labels = RATE_COLUMNS if kind == "exchange_rates" else WEATHER_COLUMNS
     ctx: dict[str, Any] = {
         "snapshot": document,
         "feed": document.get("feed"),
         "kind": kind,
         "status": status if status in ("fresh", "stale", "expired", "unavailable") else "unavailable",
-        "show": show,
+        "state": state,
+        "show": False,
         "title": widget.title or TEXTS[f"title_{kind}"],
+        "heading": widget.heading,
         "texts": TEXTS,
-        "updated": _time(document.get("fetched_at"), tz) if show else None,
-        "source": (document.get("source") or {}).get("name") if show else None,
-        "columns": [],
+        "times": [(f"data-{k.replace('_', '-')}", document[k]) for k in TIMES if isinstance(document.get(k), str)],
+        "notice": None,
+        "asof": None,
+        "updated": None,
+        "source": None,
+        "columns": [{"key": c, "label": labels[c]} for c in cols],
         "rows": [],
         "locations": [],
     }
-    cols = widget.columns_for(kind)
-    if kind == "exchange_rates":
-        ctx["columns"] = [{"key": c, "label": RATE_COLUMNS[c]} for c in cols]
-        if show:
-            assert isinstance(data, Mapping)
+    if state in SHOWN:
+        assert isinstance(data, Mapping)
+        if kind == "exchange_rates":
             ctx["rows"] = _rates(data, widget)
-    else:
-        ctx["columns"] = [{"key": c, "label": WEATHER_COLUMNS[c]} for c in cols]
-        if show:
-            assert isinstance(data, Mapping)
+        else:
             ctx["locations"] = _weather(data, widget)
-    if show and not (ctx["rows"] or ctx["locations"]):
-        ctx["show"] = False  # nothing selected is in the data: say so, do not show an empty box
-        ctx["updated"] = None
+        if not (ctx["rows"] or ctx["locations"]):
+            state = ctx["state"] = "none"  # nothing selected is in the data: say so, not an empty box
+    ctx["show"] = show = state in SHOWN
+    ctx["notice"] = _notice(state, document)
+    if show and kind == "exchange_rates":
+        asof = _time(document.get("as_of"), tz)
+        if asof:
+            lead = f"{TEXTS['asof_rates']} {source} {TEXTS['at']}" if source else f"{TEXTS['asof_rates']} {TEXTS['at']}"
+            ctx["asof"] = {**asof, "lead": lead}
+    if show or state == "expired":
+        updated = _time(document.get("fetched_at"), tz)
+        if updated:
+            ctx["updated"] = {**updated, "label": TEXTS["fresh" if state == "fresh" else "stale"]}
+            ctx["source"] = source
     return ctx
 
 
@@ -263,7 +333,7 @@ def render_fragment(document: Mapping[str, Any], widget: WidgetConfig, publish: 
     ctx = fragment_context(document, widget, publish.tz)
     name = f"{ctx['kind']}.html.j2"
     try:
-        return _environment(publish.templates_dir).get_template(name).render(ctx)
+        return _ascii(_environment(publish.templates_dir).get_template(name).render(ctx))
     except jinja2.TemplateError as exc:
         if publish.templates_dir is None:
             raise
@@ -273,4 +343,14 @@ def render_fragment(document: Mapping[str, Any], widget: WidgetConfig, publish: 
             "template %s in %s failed (%s); the shipped template was used",
             name, publish.templates_dir, type(exc).__name__,
         )
-        return _environment(None).get_template(name).render(ctx)
+        return _ascii(_environment(None).get_template(name).render(ctx))
+
+
+def _ascii(html: str) -> str:
+    """Every character outside ASCII as a numeric reference (``&#7927;``).
+
+    The fragment is then the same text on a page in any ASCII-based encoding — UTF-8,
+    windows-1258, ISO-8859-1 — included by SSI, PHP or ASP.NET without recoding; what the
+    host page declares cannot contradict it.  (Fragments hold no ``<script>``/``<style>``.)
+    """
+    return html.encode("ascii", "xmlcharrefreplace").decode("ascii")

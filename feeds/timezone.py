@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_TIMEZONE", "in_zone", "load_zone", "restamp"]
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 #: Top-level snapshot keys holding a timestamp (or null).
-_TOP = ("generated_at", "fetched_at", "as_of", "stale_since", "upstream_stale_since", "next_update_at")
+_TOP = ("generated_at", "fetched_at", "as_of", "stale_since", "upstream_stale_since", "next_update_at", "expires_at")
 
 
 def load_zone(name: str) -> tzinfo:

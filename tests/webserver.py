@@ -3,7 +3,11 @@
 It serves (docs/widgets.md shows the production form of the same locations):
 
 - ``/widget/``  the package's ``feeds/widget/`` (portal-feeds.js, portal-feeds.css);
+- ``/widget-raw/`` the same files served with no charset at all (a legacy server: the
+  script is ASCII-only and must read right anyway);
 - ``/demo/``    the repository's ``widget/demo/`` pages, with SSI on;
+- ``/pages/``   host pages a test writes (``site/pages/``), SSI on, no charset sent: the page's
+  own ``<meta charset>`` decides, as on a legacy portal (windows-1258, ISO-8859-1);
 - ``/feeds/``   a snapshot folder chosen by the host name: ``http://STATE.localhost:PORT/``
   reads ``<site>/STATE/feeds/`` (Chromium resolves ``*.localhost`` to loopback), so one
   nginx serves every state the tests need, each under the same absolute URLs the demo
@@ -52,6 +56,7 @@ http {{
     uwsgi_temp_path {run}/uwsgi;
     scgi_temp_path {run}/scgi;
     gzip on;
+    gzip_comp_level 6;
     gzip_types application/json application/javascript text/css;
     map $host $pf_state {{
         ~^(?<s>[a-z0-9-]+)\\.localhost$ $s;
@@ -63,7 +68,20 @@ http {{
         add_header Content-Security-Policy "default-src 'self'" always;
         location /widget/ {{
             alias {widget}/;
+            charset utf-8;
             add_header Cache-Control "public, max-age=3600";
+            add_header Content-Security-Policy "default-src 'self'" always;
+        }}
+        location /widget-raw/ {{
+            alias {widget}/;
+            charset off;
+            add_header Content-Security-Policy "default-src 'self'" always;
+        }}
+        location /pages/ {{
+            root {site};
+            ssi on;
+            charset off;
+            add_header Cache-Control "no-cache";
             add_header Content-Security-Policy "default-src 'self'" always;
         }}
         location /demo/ {{
