@@ -439,6 +439,9 @@ REFUSED: dict[str, tuple[Callable[[], bytes], str, str]] = {
     "1e-400": (lambda: _sell("1e-400"), "invalid_payload", "bad_number"),
     "usd_sell_1": (lambda: _sell("1"), "rejected", "buy_above_sell"),
     "usd_all_1": (lambda: _usd_all(1), "rejected", "out_of_bounds"),
+    # An origin that says it has nothing current is refused for that, before its data is read.
+    "expired_and_usd_all_1": (lambda: _body({**json.loads(_usd_all(1)), "status": "expired",
+                                             "stale_since": "2026-11-24T07:00:00Z"}), "rejected", "peer_expired"),
     "7_decimals": (lambda: _sell("26000.1234567"), "invalid_payload", "bad_number"),
     "year_9999": (lambda: _body({**_rates_seed(), "as_of": "9999-12-31T23:59:59+07:00"}), "invalid_payload", "bad_time"),
     "month_13": (lambda: _body({**_rates_seed(), "as_of": "2026-13-01T00:00:00+07:00"}), "invalid_payload", "bad_time"),

@@ -462,6 +462,11 @@ def _parse(
     assert fetched_at is not None
     for what in ("fetched_at", "as_of", "stale_since"):
         _not_ahead(times[what], now, what)
+    if status == "expired" or now - fetched_at > max_stale:
+        raise RejectedError("the peer's data is expired", detail="peer_expired")
+    next_update = times["next_update_at"]
+    if next_update is not None and now > next_update + OVERDUE_AFTER:
+        raise RejectedError("the peer stopped publishing", detail="peer_overdue")
     data: dict[str, Any] = doc["data"]
     rates: ExchangeRates | None = None
     if data_kind == "exchange_rates":
@@ -475,11 +480,8 @@ def _parse(
         check_weather([lw for _, lw, _ in entries], ours or [entry["id"] for entry in data["locations"]])
         data = {"locations": [out for out, _, _ in entries]}
         fetched_at = min([fetched_at, *(at for _, _, at in entries)])
-    if status == "expired" or now - fetched_at > max_stale:
+    if now - fetched_at > max_stale:  # the oldest location taken
         raise RejectedError("the peer's data is expired", detail="peer_expired")
-    next_update = times["next_update_at"]
-    if next_update is not None and now > next_update + OVERDUE_AFTER:
-        raise RejectedError("the peer stopped publishing", detail="peer_overdue")
     # Never fresher than the origin, nor than the data's age says.
     if status == "fresh":
         stale_since = None
