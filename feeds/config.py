@@ -275,6 +275,17 @@ def _str(value: object, key: str) -> str:
     return value.strip()
 
 
+def _place_name(value: object, key: str) -> str:
+    """A configured place name, cleaned as an upstream's (``feeds.text.clean_name``: no control,
+    bidi or zero-width characters, whitespace collapsed, at most 64 characters)."""
+    from feeds.text import clean_name
+
+    name = clean_name(_str(value, key))
+    if not name:
+        raise ConfigError(key, f"expected a name with printable characters, got {_show(value)}")
+    return name
+
+
 def _number(value: object, key: str, lo: float, hi: float) -> float:
     # nan fails both comparisons; inf and 1e308 fail the bound.
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
@@ -396,10 +407,10 @@ def _locations(value: object, key: str) -> tuple[Location, ...]:
                 raise ConfigError(f"{k}.{req}", "missing")
         loc = Location(
             id=_str(t["id"], f"{k}.id"),
-            name=_str(t["name"], f"{k}.name"),
+            name=_place_name(t["name"], f"{k}.name"),
             lat=_number(t["lat"], f"{k}.lat", -90, 90),
             lon=_number(t["lon"], f"{k}.lon", -180, 180),
-            short_name=_str(t["short_name"], f"{k}.short_name") if "short_name" in t else None,
+            short_name=_place_name(t["short_name"], f"{k}.short_name") if "short_name" in t else None,
         )
         if loc.id in seen:
             raise ConfigError(f"{k}.id", f'duplicate location id "{loc.id}"')

@@ -5,6 +5,11 @@ conditional requests with nginx's ETag, retries); ``feeds.sources.peer`` validat
 decides what is carried.  With a fallback behind it (the bank itself), the peer gets the
 feed's ``primary_share`` of the time left, so an unreachable peer still leaves the bank
 its share of the deadline.
+
+Within the parse step (so that a refusal is the attempt's failure, and the fallback is
+asked in the same attempt): a peer's rate table also passes the relative rule against our
+last good table (``moved_too_far``, with ``feeds.trust``'s recovery rule, shared with the
+bank); the codes and locations dropped are recorded in the feed's ``feeds.trust`` entry.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from feeds import trust
 from feeds.batching import end_margin
 from feeds.sources import peer
 
@@ -24,18 +30,30 @@ __all__ = ["fetch_peer"]
 
 async def fetch_peer(coord: Coordinator, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> _Got:
     """One read of a peer's snapshot; raises FeedError/HeldBack when it cannot be used."""
-    from feeds.coordinator import _Got
+    from feeds.coordinator import _fresh_for, _Got
 
     now_m = coord.clock.monotonic()
     end = deadline_at - end_margin(feed.deadline)
     has_more = feed.sources.index(source) < len(feed.sources) - 1
     until = now_m + (end - now_m) * feed.primary_share if has_more else deadline_at
     spec = peer.build_request(source.url, user_agent=coord.config.user_agent)
+    previous = coord._load_good(feed) if feed.data_kind == "exchange_rates" else None
+    fresh_for = _fresh_for(feed)  # our own freshness window: data older is stale
 
     def parse(body: bytes) -> Any:
-        return peer.parse(
-            body, data_kind=feed.data_kind, max_stale=timedelta(seconds=feed.max_stale), now=coord.clock.now()
+        now = coord.clock.now()
+        snap = peer.parse(
+            body, data_kind=feed.data_kind, max_stale=timedelta(seconds=feed.max_stale), now=now,
+            fresh_for=fresh_for, locations=feed.locations,
         )
+        if snap.rates is not None:
+            trust.check_move(
+                coord.store, feed.name, snap.rates, previous.data if previous else None, now, feed.max_change
+            )
+            trust.update(coord.store, feed.name, dropped=list(snap.rates.dropped) or None)
+        else:
+            trust.update(coord.store, feed.name, dropped_locations=list(snap.dropped_locations[:50]) or None)
+        return snap
 
     snap: peer.PeerSnapshot = await coord._get_parsed(feed, spec, until, parse)
     return _Got(

@@ -8,7 +8,9 @@ credentials (``http://user:password@host/...``, ``?apikey=...``), so the publish
   parameter whose name looks like a credential (``CREDENTIAL_WORDS`` anywhere in the name,
   case-insensitive: ``apikey``, ``api_key``, ``token``, ``access_token``, ``secret``,
   ``password``, ``passwd``, ``pwd``, ``auth``, ``signature``, ``sig``, ``key``, ``session``,
-  ``credential``...) -- the parameter is removed, name and value.
+  ``credential``, ``pw``, ``hmac``...) -- the parameter is removed, name and value; and every
+  parameter one of whose words (split at ``_``, ``-``, ``.`` and camelCase) is one of
+  ``SECRET_WORDS``, too short to be looked for inside a name (``p``, ``pin``, ``k``, ``sid``).
 
 ``portal-feeds status`` (for the admin) is not affected.  ``redact_url`` is applied at
 publishing time, so data fetched before this rule, or recovered from an old snapshot, is
@@ -20,18 +22,26 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["CREDENTIAL_WORDS", "looks_secret", "redact_url"]
+__all__ = ["CREDENTIAL_WORDS", "SECRET_WORDS", "looks_secret", "redact_url"]
 
+#: Looked for anywhere in a parameter's name, case-insensitively.
 CREDENTIAL_WORDS = (
-    "key", "token", "secret", "pass", "pwd", "auth", "sig", "session", "credential", "cred",
-    "private", "jwt", "bearer", "cookie", "otp", "code_verifier",
+    "key", "token", "secret", "pass", "pwd", "pw", "psw", "auth", "sig", "session", "sessid",
+    "credential", "cred", "private", "jwt", "bearer", "cookie", "otp", "code_verifier", "csrf",
+    "hmac",
 )
+#: Whole words of a name only (``p=``, ``user_pin=``): inside a name they mean nothing.
+SECRET_WORDS = frozenset({"p", "pin", "k", "sid"})
 _SECRET = re.compile("|".join(re.escape(w) for w in CREDENTIAL_WORDS), re.IGNORECASE)
+#: Word boundaries of a name: separators, and a lower-case letter followed by a capital.
+_WORDS = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
 def looks_secret(name: str) -> bool:
     """Whether a query parameter's name suggests a credential."""
-    return bool(_SECRET.search(name))
+    if _SECRET.search(name):
+        return True
+    return any(w.lower() in SECRET_WORDS for w in _WORDS.split(name))
 
 
 def redact_url(url: str) -> str:

@@ -12,6 +12,8 @@ One store entry per feed, ``upstream/<feed>`` (a dict), read by ``portal-feeds s
   (``feeds.sources.currencies``) are never waived: they are what keeps a wrong first table
   out in the first place.
 - ``dropped``: currency codes outside ISO 4217 that the last answer carried (dropped).
+- ``dropped_locations``: a peer's locations this instance does not configure (dropped from
+  the last copy taken; ``feeds.peering``).
 - ``upstream_stale_since``: see ``feeds.frozen``.
 """
 
@@ -21,11 +23,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from feeds.errors import RejectedError
 from feeds.models import ExchangeRates
 from feeds.store import Store
 from feeds.validate import moved_too_far
 
-__all__ = ["CONFIRMATIONS", "CONFIRM_SPAN", "clear_move", "confirm_move", "read", "update"]
+__all__ = ["CONFIRMATIONS", "CONFIRM_SPAN", "check_move", "clear_move", "confirm_move", "read", "update"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +90,16 @@ def clear_move(store: Store, feed: str) -> None:
     """An ordinary table was accepted: a pending move was a glitch, forget it."""
     if "move_pending" in read(store, feed):
         update(store, feed, move_pending=None)
+
+
+def check_move(
+    store: Store, feed: str, rates: ExchangeRates, previous: Any, now: datetime, max_change: float
+) -> None:
+    """The relative rule with its recovery, for a table that passed every other check:
+    ``rejected/moved_too_far`` unless the move is confirmed; an ordinary table clears a
+    pending move.  ``previous`` is the last good data (None: nothing to compare with)."""
+    moved = moved_too_far(rates, previous, max_change) if isinstance(previous, dict) else None
+    if moved is None:
+        clear_move(store, feed)
+    elif not confirm_move(store, feed, rates, now, max_change):
+        raise RejectedError(f"{moved}: moved too far", detail="moved_too_far")

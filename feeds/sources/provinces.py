@@ -19,6 +19,7 @@ import unicodedata
 from importlib.resources import files
 
 from feeds.models import Location
+from feeds.text import clean_name
 
 __all__ = ["VIETNAM_PROVINCES", "slug"]
 
@@ -36,8 +37,8 @@ def _load() -> tuple[Location, ...]:
     return tuple(
         Location(
             id=slug(row["name_vi"]),
-            name=row["name_vi"],
-            short_name=row["short_name"],
+            name=clean_name(row["name_vi"]),  # as every configured place name (feeds.config)
+            short_name=clean_name(row["short_name"]) or None,
             lat=float(row["lat_approx"]),
             lon=float(row["lon_approx"]),
         )
