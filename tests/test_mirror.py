@@ -20,23 +20,27 @@ import subprocess
 import sys
 import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feeds import watch
-from feeds.clock import VIETNAM_TZ
-from feeds.config import ConfigError
+from feeds.clock import VIETNAM_TZ, FakeClock
+from feeds.config import Config, ConfigError
+from feeds.coordinator import AttemptResult, Coordinator
 from feeds.mirror import BANK_COMMENT, BANK_SOURCE, mirror_bytes
 from feeds.models import ExchangeRate, ExchangeRates
 from feeds.publish import build_snapshot, dumps
 from feeds.sources.currencies import ISO4217_ACTIVE
 from feeds.sources.vietcombank import CURRENCY_NAMES_VI, parse
+from feeds.store import Store
 from feeds.text import clean_name
 from tests.helpers import FIXTURES, Upstream, config_file, make_coordinator, ok, vcb_fixture
 
@@ -256,7 +260,7 @@ def test_a_bad_mirror_value_is_refused_naming_the_key(tmp_path: Path, bad: str) 
 
 
 # -- publishing: which statuses write, keep or remove the file -----------------------
-def _run(coro):  # type: ignore[no-untyped-def]
+def _run(coro: Coroutine[Any, Any, AttemptResult]) -> AttemptResult:
     return asyncio.run(coro)
 
 
@@ -281,16 +285,12 @@ def test_fresh_writes_stale_and_expired_keep_the_last_good_table(tmp_path: Path)
     assert not [p.name for p in xml.parent.iterdir() if p.name.endswith(".tmp")]
 
 
-def _make(cfg, up):  # type: ignore[no-untyped-def]
-    from feeds.clock import FakeClock
-
+def _make(cfg: Config, up: Upstream) -> tuple[Coordinator, FakeClock, Store, httpx.AsyncClient]:
     # The 2026-06-18 table, read the next morning.
     return make_coordinator(cfg, up, clock=FakeClock(datetime(2026, 6, 19, 2, 0, tzinfo=UTC)))
 
 
 def test_unavailable_writes_no_mirror_and_removes_none(tmp_path: Path) -> None:
-    import httpx
-
     cfg = config_file(tmp_path, MIRROR)
     feed = cfg.feeds["exchange-rates"]
 
