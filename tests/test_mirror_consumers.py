@@ -209,16 +209,25 @@ def _doc_block() -> str:
     return str(blocks[0])
 
 
-@pytest.fixture
-def nginx(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
-    """nginx with docs/deploy.md's location, and the bank's file at the bank's path."""
+def _widgets_block() -> str:
+    """The location of docs/widgets.md section 9 (for pages using section 4's locations)."""
+    section = (REPO / "docs" / "widgets.md").read_text(encoding="utf-8").split("## 9. ")[1]
+    blocks = re.findall(r"```nginx\n(.*?)```", section, re.S)
+    assert len(blocks) == 1
+    return re.sub(r"(?m)^ {3}", "", str(blocks[0]))
+
+
+@pytest.fixture(params=["deploy.md"])
+def nginx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    """nginx with a documented location, and the bank's file at the bank's path."""
     binary = _need(NGINX, "nginx")
+    doc_block = _doc_block() if request.param == "deploy.md" else _widgets_block()
     snaps, bank = tmp_path / "snapshots", tmp_path / "bank"
     snaps.mkdir()
     bank.mkdir()
     (tmp_path / "tmp").mkdir()
     port = _free_port()
-    block = _doc_block().replace("/var/lib/portal-feeds/snapshots/", f"{snaps}/")
+    block = doc_block.replace("/var/lib/portal-feeds/snapshots/", f"{snaps}/")
     conf = tmp_path / "nginx.conf"
     conf.write_text(f"""
 {"user root;" if os.geteuid() == 0 else ""}
@@ -261,6 +270,7 @@ http {{
         proc.wait(timeout=10)
 
 
+@pytest.mark.parametrize("nginx", ["deploy.md", "widgets.md"], indirect=True)
 def test_the_documented_location_serves_the_mirror_as_utf8_xml(nginx: tuple[str, Path, Path]) -> None:
     base, snaps, _ = nginx
     body = _mirror_of("vcb-2022-12-21-collapsed.xml")
@@ -271,10 +281,11 @@ def test_the_documented_location_serves_the_mirror_as_utf8_xml(nginx: tuple[str,
         assert r.status_code == 200
         assert r.headers["content-type"] == "application/xml; charset=utf-8"
         assert r.content == body
-        assert r.headers["x-frame-options"] == "SAMEORIGIN"
-        assert r.headers["access-control-allow-origin"] == "*"
-    r = httpx.get(f"{base}/feeds/exchange-rates.json")
-    assert r.headers["content-type"] == "application/json; charset=utf-8"
+        assert r.headers["x-frame-options"] == "SAMEORIGIN"  # the server's headers repeated
+        assert r.headers["x-content-type-options"] == "nosniff"
+    if "(?:json|xml)" in (snaps.parent / "nginx.conf").read_text():  # deploy.md's: .json and .xml
+        r = httpx.get(f"{base}/feeds/exchange-rates.json")
+        assert r.headers["content-type"] == "application/json; charset=utf-8"
     (snaps / ".exchange-rates.xml.abc.tmp").write_bytes(body[:10])
     assert httpx.get(f"{base}/feeds/.exchange-rates.xml.abc.tmp").status_code == 404
 
