@@ -381,3 +381,37 @@ def test_readers_see_whole_files_while_a_writer_is_killed_again_and_again(tmp_pa
             t.join()
     assert not bad, bad[0][:200]
     assert set(seen) == wholes  # both tables were read, whole, many times
+
+
+# -- the damage suite's stopped scenarios, with the mirror on ----------------------------
+@pytest.mark.parametrize("damage", ["rm_db", "truncate_half", "corrupt_value", "killed_lock_holder"])
+def test_the_mirror_keeps_its_table_through_cache_damage(tmp_path: Path, damage: str) -> None:
+    """tests/test_damage.py's ``test_stopped`` with the mirror on: the upstream down and the
+    cache damaged, the next ``fetch`` republishes from what is left (the snapshot itself when
+    the cache is gone) and ``rates.xml`` is byte for byte what it was, its table the
+    snapshot's; the bank's newest table once the upstream is up."""
+    from feeds.testing.upstream import UpstreamSimulator
+    from tests.test_damage import DAMAGES, Site
+
+    with UpstreamSimulator() as sim:
+        site = Site(tmp_path, sim)
+        site.config.write_text(site.config.read_text().replace(
+            "[feeds.rates]\n", '[feeds.rates]\nmirror = "vietcombank-xml"\n'), encoding="utf-8")
+        xml = site.snapshots / "rates.xml"
+        assert site.cli("fetch").returncode == 0
+        site.remember()
+        good = xml.read_bytes()
+        assert parse(good).rates == parse(vcb_fixture()).rates  # the simulator's table
+        site.upstream(False)
+        DAMAGES[damage](site)
+        assert site.cli("fetch").returncode == 1  # stale
+        site.assert_kept()
+        assert site.snapshot("rates")["status"] == "stale"
+        assert xml.read_bytes() == good
+        assert xml.read_bytes() == mirror_bytes(json.loads((site.snapshots / "rates.json").read_bytes(), parse_float=Decimal))
+        site.upstream(True)
+        assert site.cli("fetch").returncode == 0
+        fresh = json.loads((site.snapshots / "rates.json").read_bytes(), parse_float=Decimal)
+        assert fresh["status"] == "fresh" and xml.read_bytes() == mirror_bytes(fresh)
+        back = parse(xml.read_bytes())
+        assert back.as_of is not None and back.as_of.isoformat() == fresh["as_of"]  # the bank's new DateTime
