@@ -27,6 +27,7 @@ has no mirror.  ``publish_mirror`` is the one I/O function: it writes through
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -122,8 +123,11 @@ def publish_mirror(path: Path, mirror: str | None, document: Mapping[str, Any]) 
     from feeds.publish import write_atomic
 
     if mirror is None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        # Look before unlinking: unlink() of a file that is not there still fails with EROFS
+        # on a read-only folder, and most rates feeds never had a mirror.
+        if os.path.lexists(path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
             watch.forget(path)
         return
     body = mirror_bytes(document)

@@ -415,3 +415,16 @@ def test_the_mirror_keeps_its_table_through_cache_damage(tmp_path: Path, damage:
         assert fresh["status"] == "fresh" and xml.read_bytes() == mirror_bytes(fresh)
         back = parse(xml.read_bytes())
         assert back.as_of is not None and back.as_of.isoformat() == fresh["as_of"]  # the bank's new DateTime
+
+
+def test_mirror_off_touches_nothing_when_there_is_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most rates feeds never had a mirror: no unlink() at all (on a read-only folder,
+    unlink() of a missing file fails with EROFS, not ENOENT)."""
+    from feeds.mirror import publish_mirror
+
+    def erofs(self: Path, missing_ok: bool = False) -> None:
+        raise OSError(30, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "unlink", erofs)
+    publish_mirror(tmp_path / "exchange-rates.xml", None, document(parse(vcb_fixture())))
+    assert not (tmp_path / "exchange-rates.xml").exists()
