@@ -113,6 +113,8 @@ class FeedConfig:
     per_location_files: bool = False
     #: Share of the attempt's time the primary gets when a fallback exists (feeds.batching).
     primary_share: float = 0.5
+    #: Rates: also publish <feed>.xml in the shape of the bank's pXML.aspx (issue 22).
+    mirror: str | None = None
 
     @property
     def kind(self) -> str:
@@ -449,6 +451,7 @@ _FEED_KEYS = {
     "per_location_files",
     "primary_share",
     "data_kind",
+    "mirror",
 }
 
 
@@ -527,6 +530,7 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         bad = [loc.id for loc in locations if not SAFE_NAME.match(loc.id)]
         if bad:
             raise ConfigError(f"{key}.locations", f"id {bad[0]!r} cannot name a file (letters, digits, '.', '_', '-')")
+    mirror = _mirror(table, key, source.data_kind)
     widget = (
         parse_widget(table["widget"], f"{key}.widget", source.data_kind, [loc.id for loc in locations])
         if "widget" in table
@@ -548,7 +552,24 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         widget=widget,
         per_location_files=per_location,
         primary_share=_number(table.get("primary_share", 0.5), f"{key}.primary_share", 0.1, 0.9),
+        mirror=mirror,
     )
+
+
+def _mirror(table: Mapping[str, Any], key: str, data_kind: str) -> str | None:
+    """``mirror = "vietcombank-xml"``: a rates feed also writes <feed>.xml (feeds.mirror)."""
+    if "mirror" not in table:
+        return None
+    from feeds.mirror import MIRRORS
+
+    value = table["mirror"]
+    if data_kind != "exchange_rates":
+        raise ConfigError(
+            f"{key}.mirror", f"not used by a {data_kind} feed: it copies Vietcombank's rate table, remove the key"
+        )
+    if value not in MIRRORS:
+        raise ConfigError(f"{key}.mirror", f'expected "vietcombank-xml", got {_show(value)}')
+    return str(value)
 
 
 def parse_config(data: Mapping[str, Any], base_dir: Path, path: Path | None = None) -> Config:

@@ -217,6 +217,7 @@ def location_documents(
 
 def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, document: Mapping[str, Any]) -> None:
     """Write ``<feed>.html`` and, when asked, the per-location files, next to ``<feed>.json``."""
+    from feeds.mirror import publish_mirror
     from feeds.publish import dumps, write_atomic
     from feeds.render import render_fragment
 
@@ -233,3 +234,6 @@ def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, docum
             if old.name not in keep:
                 with contextlib.suppress(FileNotFoundError):
                     old.unlink()
+    if feed.data_kind == "exchange_rates":
+        # <feed>.xml, the bank's pXML.aspx from gated data (issue 22); removed when turned off.
+        publish_mirror(snapshot_dir / f"{feed.name}.xml", feed.mirror, document)
