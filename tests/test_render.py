@@ -241,7 +241,8 @@ def test_rates_fresh_fragment_is_an_accessible_table() -> None:
 def test_rates_stale_fragment_says_when_it_was_last_updated() -> None:
     _, root = fragment(rates_snapshot("stale"))
     assert root.find(".//table") is not None
-    assert text_of(root.find(".//p")).startswith("Dữ liệu cập nhật lần cuối lúc 14:30 24/11/2026")
+    assert text_of(root.find(".//p[@class='pf-notice']/strong")) == "Dữ liệu cũ"  # a labelled badge
+    assert text_of(root.find(".//p[@class='pf-status pf-status-stale']")).startswith("Cập nhật lần cuối lúc 14:30 24/11/2026")
 
 
 @pytest.mark.parametrize("status", ["expired", "unavailable"])
@@ -249,8 +250,14 @@ def test_rates_stale_fragment_says_when_it_was_last_updated() -> None:
 def test_no_data_states_say_only_that(status: str, make: Any) -> None:
     html, root = fragment(make(status))
     assert root.find(".//table") is None and root.find(".//ul") is None
-    assert text_of(root.find(".//p")) == "Tạm thời chưa có dữ liệu"
-    assert "27.000" not in html and "Vietcombank" not in html and "Open-Meteo" not in html
+    assert "27.000" not in html and "24" + "&#176;C" not in html
+    if status == "unavailable":
+        assert text_of(root.find(".//p")) == "Tạm thời chưa có dữ liệu"
+        assert "Vietcombank" not in html and "Open-Meteo" not in html
+    else:  # expired: figures hidden behind the notice; when the data was last updated stays
+        assert text_of(root.find(".//p[@class='pf-notice']")).startswith("Hết hiệu lực")
+        assert "Số liệu đã quá cũ nên không hiển thị." in text_of(root.find(".//p[@class='pf-notice']"))
+        assert text_of(root.find(".//p[@class='pf-status pf-status-stale']")).startswith("Cập nhật lần cuối lúc 14:30 24/11/2026")
 
 
 def test_rates_widget_options_pick_currencies_and_columns() -> None:
@@ -296,7 +303,7 @@ def test_any_string_from_a_snapshot_is_text_in_the_fragment(evil: str) -> None:
         # Exactly the elements the template makes; the string is in the text, whole.
         tags = {el.tag for el in root.iter() if isinstance(el.tag, str)}
         assert tags <= {"section", "h2", "table", "caption", "thead", "tbody", "tr", "th", "td", "span",
-                        "p", "time", "ul", "li", "svg", "path"}
+                        "p", "time", "ul", "li", "svg", "path", "bdi", "strong"}
         assert not any(k.startswith("on") for el in root.iter() if isinstance(el.tag, str) for k in el.attrib)
         clean = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]", "", evil)
         if clean.strip():
@@ -326,7 +333,7 @@ def test_html_is_published_with_the_json(tmp_path: Path) -> None:
         fail(OSError("The remote name could not be resolved: 'www.vietcombank.com.vn'")))
     run(coord.refresh(cfg.feeds["exchange-rates"]))
     html = (tmp_path / "snapshots" / "exchange-rates.html").read_text(encoding="utf-8")
-    assert 'data-status="stale"' in html and "Dữ liệu cập nhật lần cuối lúc" in html
+    assert 'data-status="stale"' in html and "Cập nhật lần cuối lúc" in __import__("html").unescape(html)
     assert "resolved" not in html and "vietcombank.com" not in html
 
 
@@ -354,7 +361,7 @@ def test_templates_dir_overrides_and_broken_templates_are_caught(tmp_path: Path,
     evil = rates_snapshot(rates=[{"code": "USD", "name": HOSTILE[0], "name_vi": HOSTILE[0], "buy_cash": None,
                                   "buy_transfer": Decimal(1), "sell": Decimal(2)}])
     html = render_fragment(evil, WidgetConfig(), cfg.publish)
-    assert html == '<div class="mine">Tỷ giá ngoại tệ<b>&lt;img src=x onerror=alert(1)&gt;</b></div>\n'
+    assert html == '<div class="mine">T&#7927; gi&#225; ngo&#7841;i t&#7879;<b>&lt;img src=x onerror=alert(1)&gt;</b></div>\n'
     # The weather template was not overridden: the shipped one serves.
     assert "pf-weather" in render_fragment(weather_snapshot(), WidgetConfig(), cfg.publish)
 
@@ -407,4 +414,5 @@ def test_odd_shapes_in_a_v1_snapshot_never_break_the_fragment(status: str, rates
         for widget in (WidgetConfig(), WidgetConfig(currencies=("USD",), locations=("ha-noi",))):
             html, root = fragment(doc, widget)
             assert root.tag == "section"
-            assert text_of(root.find(".//p")).startswith(("Cập nhật", "Dữ liệu", "Tạm thời"))
+            status_line = [p for p in root.iter("p") if "pf-status" in (p.get("class") or "")][0]
+            assert text_of(status_line).startswith(("Cập nhật", "Tạm thời"))
