@@ -432,14 +432,17 @@ class Daemon:
                 logger.exception("published files check failed")
 
     def _feed_of(self, path: Path) -> str | None:
-        """The feed a published file belongs to: ``<feed>.json``, ``<feed>.html``, ``<feed>/<id>.json``."""
+        """The feed a published file belongs to: ``<feed>.json``, ``<feed>.html``, ``<feed>.xml`` (a
+        Vietcombank mirror, while the feed writes one), ``<feed>/<id>.json``."""
         try:
             parts = path.relative_to(self.config.snapshot_dir).parts
         except ValueError:
             return None
         if len(parts) == 1:
             name, _, ext = parts[0].rpartition(".")
-            return name if name in self.config.feeds and ext in ("json", "html") else None
+            if name not in self.config.feeds:
+                return None
+            return name if ext in ("json", "html") or (ext == "xml" and self.config.feeds[name].mirror) else None
         if len(parts) == 2 and parts[0] in self.config.feeds:
             # A per-location file, while the feed still writes it (a location a reload
             # dropped is removed by feeds.portal, not rewritten).
@@ -486,7 +489,11 @@ class Daemon:
             if news:
                 self._record_event(name, "file_rewritten", self.rt.clock.now())
             for d in items:
-                if watch.generation(d.path) == before[d.path] and result.status != NOT_WRITTEN:
+                if watch.generation(d.path) != before[d.path]:
+                    # Rewritten: damaged again before the next look is news again, not a
+                    # rewrite that keeps failing.
+                    self._reported.pop(d.path, None)
+                elif result.status != NOT_WRITTEN:
                     # Not one of the files this feed writes any more (a location dropped).
                     watch.forget(d.path)
             done[name] = [str(d.path) for d in items]

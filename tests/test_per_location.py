@@ -53,8 +53,10 @@ def test_one_file_per_location_same_contract(tmp_path: Path, validate_snapshot) 
             one = validate_snapshot(folder / f"{loc['id']}.json")
             assert one["data"] == {"locations": [loc]}
             assert one["fetched_at"] == loc["fetched_at"]
-            assert {k: v for k, v in one.items() if k not in ("data", "fetched_at")} == \
-                {k: v for k, v in whole.items() if k not in ("data", "fetched_at")}
+            assert {k: v for k, v in one.items() if k not in ("data", "fetched_at", "widget")} == \
+                {k: v for k, v in whole.items() if k not in ("data", "fetched_at", "widget")}
+            # The feed's choice of places does not apply to a one-place file.
+            assert one["widget"] == {k: v for k, v in whole["widget"].items() if k != "locations"}
         assert not list(folder.glob(".*.tmp"))
         assert oct((folder / "hue.json").stat().st_mode & 0o777) == "0o644"
         # The primary fails: every file turns stale with the feed, data kept.

@@ -122,12 +122,13 @@ def test_a_deleted_or_damaged_published_file_is_rewritten(tmp_path: Path, caplog
             tmp_path,
             '[monitoring]\nmetrics_file = "portal_feeds.prom"\n\n'
             f'[feeds.rates]\nkind = "vietcombank"\nurl = "{sim.url("vietcombank")}"\nevery = "1h"\n'
-            'timeout = "2s"\ndeadline = "4s"\n\n'
+            'timeout = "2s"\ndeadline = "4s"\nmirror = "vietcombank-xml"\n\n'
             f'[feeds.weather]\nkind = "open-meteo"\nurl = "{sim.url("open-meteo")}"\nlocations = {TWO}\n'
             'per_location_files = true\nevery = "1h"\ntimeout = "2s"\ndeadline = "4s"\n',
         )
         snaps = tmp_path / "snapshots"
         rates, fragment, hue = snaps / "rates.json", snaps / "weather.html", snaps / "weather" / "hue.json"
+        mirror = snaps / "rates.xml"
         d = Daemon(None, cfg, notifier=Notifier(None))
         d.watch_every = 0.3
 
@@ -148,10 +149,17 @@ def test_a_deleted_or_damaged_published_file_is_rewritten(tmp_path: Path, caplog
                 good_fragment = fragment.read_bytes()
                 requests = {n: sim.request_count(n) for n in ("vietcombank", "open-meteo")}
                 rates.unlink()
+                mirror.unlink()  # the Vietcombank XML mirror is watched like the others
                 fragment.write_bytes(b"<p>hacked</p>")
                 hue.write_bytes(b'{"truncated": ')
                 for _ in range(100):
-                    if fetched(rates) and fetched(hue) and b"hacked" not in fragment.read_bytes():
+                    if fetched(rates) and fetched(hue) and mirror.exists() and b"hacked" not in fragment.read_bytes():
+                        break
+                    await asyncio.sleep(0.05)
+                # The mirror alone (nothing else damaged): watched like the others.
+                mirror.unlink()
+                for _ in range(100):
+                    if mirror.exists():
                         break
                     await asyncio.sleep(0.05)
                 after = {n: sim.request_count(n) for n in ("vietcombank", "open-meteo")}
@@ -166,16 +174,18 @@ def test_a_deleted_or_damaged_published_file_is_rewritten(tmp_path: Path, caplog
         good_fragment, new_requests, events = asyncio.run(go())
     validate_snapshot(rates)
     validate_snapshot(hue)
+    assert mirror.read_bytes().startswith(b"<!--") or b"<ExrateList>" in mirror.read_bytes()
     assert b"hacked" not in fragment.read_bytes() and fragment.read_bytes().startswith(good_fragment[:20])
     assert new_requests == {"vietcombank": 0, "open-meteo": 0}  # from the store, not a fetch
-    assert events == [{"file_rewritten": 1}, {"file_rewritten": 1}]
+    assert events == [{"file_rewritten": 2}, {"file_rewritten": 1}]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 2, errors
+    assert len(errors) == 3, errors
+    assert f"published file damaged feed=rates files={mirror} (missing)" in "".join(errors)
     assert f"published file damaged feed=rates files={rates} (missing)" in errors[0] + errors[1]
     weather_line = next(e for e in errors if "feed=weather" in e)
     assert str(fragment) in weather_line and str(hue) in weather_line
     metrics = (tmp_path / "portal_feeds.prom").read_text(encoding="utf-8")
-    assert 'portal_feeds_scheduler_events_total{event="file_rewritten",feed="rates"} 1.0' in metrics
+    assert 'portal_feeds_scheduler_events_total{event="file_rewritten",feed="rates"} 2.0' in metrics
 
 
 def test_a_rewrite_that_fails_is_reported_once_and_retried(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
