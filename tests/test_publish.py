@@ -43,7 +43,7 @@ def test_key_order_is_stable() -> None:
     )
     assert list(snap) == [
         "schema_version", "feed", "kind", "status", "generated_at", "fetched_at", "as_of",
-        "stale_since", "upstream_stale_since", "next_update_at", "source", "data",
+        "stale_since", "upstream_stale_since", "next_update_at", "expires_at", "source", "data", "widget",
     ]
     assert snap["next_update_at"] == "2026-11-24T15:00:00+07:00"
     assert dumps(snap) == dumps(json.loads(dumps(snap)))
