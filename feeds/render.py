@@ -100,17 +100,25 @@ def vi_number(value: Any, decimals: int = 0) -> str:
     return sign + ".".join(groups) + ("," + frac if frac else "")
 
 
-def vi_time(value: Any, tz: tzinfo) -> str:
-    """An ISO timestamp as ``14:30 24/11/2026`` in ``tz``."""
+def _instant(value: Any) -> datetime | None:
     if not isinstance(value, str):
-        return ""
+        return None
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else None
+
+
+def vi_time(value: Any, tz: tzinfo) -> str:
+    """An ISO timestamp as ``14:30 24/11/2026`` in ``tz``."""
+    dt = _instant(value)
+    if dt is None:
         return ""
-    if dt.tzinfo is None:
+    try:
+        return dt.astimezone(tz).strftime("%H:%M %d/%m/%Y")
+    except (OverflowError, ValueError):  # year 1 or 9999 moved across a day boundary
         return ""
-    return dt.astimezone(tz).strftime("%H:%M %d/%m/%Y")
 
 
 def _time(value: Any, tz: tzinfo) -> dict[str, str] | None:
@@ -197,16 +205,6 @@ def ago(seconds: float) -> str:
     if d < 730:
         return f"{d // 30} {TEXTS['months']}"
     return f"{d // 365} {TEXTS['years']}"
-
-
-def _instant(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else None
 
 
 def _notice(state: str, document: Mapping[str, Any]) -> dict[str, str] | None:

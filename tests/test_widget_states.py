@@ -29,7 +29,8 @@ from feeds.config import load_config
 from feeds.render import TEXTS, ago, vi_time
 from feeds.testing.upstream import Fault, UpstreamSimulator, _payload
 from feeds.timezone import load_zone
-from tests.test_widget_browser import AXE, CHROMIUM, SHOTS, _tools
+from tests.test_widget_browser import AXE, SHOTS, _tools
+from tests.test_widget_browser import browser as browser  # the same Chromium, one per module
 from tests.webserver import Nginx
 
 VN = load_zone("Asia/Ho_Chi_Minh")
@@ -224,19 +225,6 @@ def web(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]
     nginx, _ = _tools()
     with Nginx(site, tmp_path_factory.mktemp("nginx-states"), nginx) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    _, sync_playwright = _tools()
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--host-resolver-rules=MAP *.localhost 127.0.0.1"],
-        )
-        yield b
-        b.close()
 
 
 # Everything asserted is measured in the page, one evaluate per page.
