@@ -76,14 +76,30 @@ def every_snapshot_matches_the_schema(
     tmp_path: Path = request.getfixturevalue("tmp_path")  # set up now: torn down after us
     yield
     validator = jsonschema.Draft202012Validator(snapshot_schema)
+    # Rates history (issue 21): the archive's day files and <feed>.history.json, each its own schema.
+    day_validator = jsonschema.Draft202012Validator(strict_schema(history_schema("history-day-v1")))
+    history_validator = jsonschema.Draft202012Validator(history_schema("history-v1"))
     for path in sorted(tmp_path.rglob("*.json")):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         if isinstance(doc, dict) and "schema_version" in doc:
-            errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(doc)]
+            if path.name.endswith(".history.json"):
+                check = history_validator
+            elif path.parent.parent.name == "history" and "date" in doc:
+                check = day_validator
+            else:
+                check = validator
+            errors = [f"{list(e.path)}: {e.message}" for e in check.iter_errors(doc)]
             assert not errors, (path, errors)
+
+
+def history_schema(name: str) -> Any:
+    """A shipped history schema (feeds/schemas/<name>.schema.json)."""
+    from importlib.resources import files
+
+    return json.loads(files("feeds").joinpath(f"schemas/{name}.schema.json").read_text(encoding="utf-8"))
 
 
 def write_config(tmp_path: Path, body: str) -> Path:

@@ -1,0 +1,142 @@
+"""Issue 21: rates history — the archive, the day rule, the change arithmetic.
+
+Real tables (the shared Vietcombank samples) restamped across Vietnam midnight, a weekend and
+Tết; a frozen table adds no day; the archive alone holds history (the cache is not needed).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from feeds import history
+from feeds.clock import VIETNAM_TZ
+from feeds.sources import vietcombank
+from tests.helpers import vcb_fixture
+
+FEED = "exchange-rates"
+
+
+def table(at: datetime, bump: Decimal = Decimal(0)) -> dict[str, Any]:
+    """The real recorded table, its rates moved by ``bump`` (USD sell by exactly ``bump``)."""
+    parsed = vietcombank.parse(vcb_fixture())
+    data = parsed.to_data()
+    for r in data["rates"]:
+        for c in history.COLUMNS:
+            if r[c] is not None:
+                r[c] = r[c] + bump
+    return {"as_of": at, "data": data}
+
+
+def put(tmp: Path, at: datetime, bump: Decimal = Decimal(0), today: date | None = None) -> bool:
+    t = table(at, bump)
+    return history.record(tmp, FEED, as_of=t["as_of"], fetched_at=at + timedelta(seconds=30), source="Vietcombank",
+                          data=t["data"], today=today or history.vietnam_day(at))
+
+
+def vn(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
+    return datetime(y, m, d, h, mi, tzinfo=VIETNAM_TZ)
+
+
+def test_the_last_table_of_each_vietnam_day_is_kept(tmp_path: Path) -> None:
+    assert put(tmp_path, vn(2026, 12, 3, 8, 30))
+    assert put(tmp_path, vn(2026, 12, 3, 15, 53), Decimal(10))
+    assert not put(tmp_path, vn(2026, 12, 3, 15, 53), Decimal(10))  # the same table again (frozen)
+    assert not put(tmp_path, vn(2026, 12, 3, 9, 0), Decimal(5))  # an older one of that day
+    # 23:59 and 00:01 Vietnam time are two days (16:59 and 17:01 UTC).
+    assert put(tmp_path, datetime(2026, 12, 3, 16, 59, tzinfo=UTC), Decimal(15))
+    assert put(tmp_path, datetime(2026, 12, 3, 17, 1, tzinfo=UTC), Decimal(20))
+    assert history.archived_days(tmp_path, FEED) == [date(2026, 12, 3), date(2026, 12, 4)]
+    day3 = history.read_day(tmp_path, FEED, date(2026, 12, 3))
+    assert day3 is not None and day3["as_of"] == vn(2026, 12, 3, 23, 59)
+    doc = json.loads((tmp_path / "history" / FEED / "2026-12-03.json").read_text(encoding="utf-8"))
+    assert doc["as_of"] == "2026-12-03T23:59:00+07:00" and doc["date"] == "2026-12-03"
+
+
+def test_previous_skips_weekends_and_tet(tmp_path: Path) -> None:
+    put(tmp_path, vn(2027, 2, 4, 15, 0))  # Thursday before Tết 2027 (6 Feb)
+    # Nothing from Friday 5 Feb to Wednesday 10 Feb (Tết); the bank publishes again on the 11th.
+    prev = history.previous(tmp_path, FEED, vn(2027, 2, 11, 8, 0))
+    assert prev is not None and prev["date"] == date(2027, 2, 4)
+    put(tmp_path, vn(2026, 12, 4, 15, 0))  # a Friday
+    prev = history.previous(tmp_path, FEED, vn(2026, 12, 7, 8, 0))  # Monday: Friday's table
+    assert prev is not None and prev["date"] == date(2026, 12, 4)
+    # The same day's earlier table is not "previous": only an earlier day is.
+    assert history.previous(tmp_path, FEED, vn(2026, 12, 4, 16, 0)) is None or \
+        history.previous(tmp_path, FEED, vn(2026, 12, 4, 16, 0))["date"] < date(2026, 12, 4)
+
+
+def test_change_is_exact(tmp_path: Path) -> None:
+    put(tmp_path, vn(2026, 12, 3, 15, 0))
+    now = table(vn(2026, 12, 4, 15, 0), Decimal(20))
+    data = history.with_change(now["data"], history.previous(tmp_path, FEED, now["as_of"]))
+    usd = next(r for r in data["rates"] if r["code"] == "USD")
+    before = next(r for r in table(vn(2026, 12, 3))["data"]["rates"] if r["code"] == "USD")
+    assert usd["change"]["sell"] == Decimal(20)
+    assert usd["previous"]["sell"] == before["sell"] and usd["previous"]["as_of"] == "2026-12-03T15:00:00+07:00"
+    assert usd["change"]["sell_pct"] == (Decimal(20) * 100 / before["sell"]).quantize(Decimal("0.01"))
+    assert isinstance(usd["change"]["sell"], Decimal)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999"), places=2),
+       st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999"), places=2))
+def test_change_arithmetic_is_decimal_exact(before: Decimal, now: Decimal) -> None:
+    ch = history.change_of({"sell": now, "buy_transfer": None, "buy_cash": now}, {"sell": before, "buy_transfer": before, "buy_cash": None})
+    assert ch["sell"] == now - before and before + ch["sell"] == now
+    assert ch["buy_transfer"] is None and ch["buy_cash"] is None and ch["buy_cash_pct"] is None
+    assert abs(ch["sell_pct"] - (now - before) * 100 / before) <= Decimal("0.005")
+
+
+def test_retention_and_no_table_ahead_of_the_clock(tmp_path: Path) -> None:
+    for i in range(5):
+        put(tmp_path, vn(2026, 1, 1 + i, 15, 0), today=date(2026, 1, 5))
+    put(tmp_path, vn(2026, 1, 9, 15, 0), today=date(2026, 1, 9))
+    history.prune(tmp_path, FEED, today=date(2026, 1, 9), keep_days=5)
+    assert history.archived_days(tmp_path, FEED) == [date(2026, 1, 4), date(2026, 1, 5), date(2026, 1, 9)]
+    assert not put(tmp_path, vn(2026, 3, 1, 15, 0), today=date(2026, 1, 9))  # dated ahead
+
+
+def test_damaged_or_foreign_day_files_are_ignored(tmp_path: Path) -> None:
+    put(tmp_path, vn(2026, 12, 3, 15, 0))
+    folder = tmp_path / "history" / FEED
+    (folder / "2026-12-04.json").write_bytes(b'{"schema_version": 1, "date": ')
+    (folder / "notes.txt").write_text("x")
+    (folder / "2026-12-05.json").write_text(json.dumps({"schema_version": 1, "date": "2026-12-06", "as_of": "x", "rates": []}))
+    prev = history.previous(tmp_path, FEED, vn(2026, 12, 6, 9, 0))
+    assert prev is not None and prev["date"] == date(2026, 12, 3)
+    # A damaged day is replaced by the next good table of that day.
+    assert put(tmp_path, vn(2026, 12, 4, 15, 0))
+    assert history.read_day(tmp_path, FEED, date(2026, 12, 4)) is not None
+    (folder / "2026-12-05.json").unlink()  # (not a day file of ours: the schema check would say so)
+
+
+def test_history_document_is_small_for_twenty_currencies(tmp_path: Path) -> None:
+    start = vn(2026, 11, 1, 15, 0)
+    for i in range(40):
+        put(tmp_path, start + timedelta(days=i), Decimal(i))
+    doc = history.history_document(tmp_path, FEED, generated_at=vn(2026, 12, 10), days=30)
+    assert len(doc["days"]) == 30 and doc["days"][-1] == "2026-12-10"
+    assert len(doc["currencies"]) == 20
+    usd = doc["currencies"]["USD"]["sell"]
+    assert usd[-1] - usd[0] == Decimal(29)
+    from feeds.publish import dumps
+
+    body = dumps(doc)
+    assert len(body) < 40_000, len(body)
+
+
+@pytest.mark.parametrize("keep", [400])
+def test_the_archive_alone_holds_history(tmp_path: Path, keep: int) -> None:
+    """No cache involved: history is the published folder (deleting the cache loses no day)."""
+    put(tmp_path, vn(2026, 12, 3, 15, 0))
+    put(tmp_path, vn(2026, 12, 4, 15, 0), Decimal(20))
+    assert [p.name for p in sorted((tmp_path / "history" / FEED).iterdir())] == ["2026-12-03.json", "2026-12-04.json"]
+    assert history.previous(tmp_path, FEED, vn(2026, 12, 5, 9, 0))["date"] == date(2026, 12, 4)
