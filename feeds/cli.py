@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     d = add("demo", "Offline demo: a local upstream simulator, the daemon and a scripted outage.")
     d.add_argument("--seconds", type=float, default=40.0, help="how long the story runs (default 40, at most 85)")
     d.add_argument("--keep", action="store_true", help="keep the temporary folder (snapshots, cache)")
+    from feeds.history_cli import add_parser as add_history
+
+    add_history(add)
     return p
 
 
@@ -228,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from feeds.health import run_check
 
             return run_check(config, _select(config, args.feeds))
+        if args.command == "history":
+            from feeds.history_cli import run as run_history
+
+            return run_history(args, config)
         if args.command == "demo":
             from feeds.demo import run_demo
 

@@ -159,6 +159,8 @@ def record(
         return False
     if day > today + timedelta(days=1):  # a table dated ahead of the clock never enters history
         return False
+    if day < today - timedelta(days=keep_days):  # older than the archive keeps
+        return False
     doc = _day_document(feed, as_of, fetched_at, source, data)
     write_atomic(archive_folder(snapshot_dir, feed) / f"{day.isoformat()}.json", dumps(doc))
     prune(snapshot_dir, feed, today=today, keep_days=keep_days)
