@@ -115,6 +115,9 @@ class FeedConfig:
     primary_share: float = 0.5
     #: Rates: also publish <feed>.xml in the shape of the bank's pXML.aspx (issue 22).
     mirror: str | None = None
+    #: Rates history (issue 21): days the archive keeps (0 = no history), days in <feed>.history.json.
+    history_keep: int = 400
+    history_days: int = 30
 
     @property
     def kind(self) -> str:
@@ -452,6 +455,8 @@ _FEED_KEYS = {
     "primary_share",
     "data_kind",
     "mirror",
+    "history_keep",
+    "history_days",
 }
 
 
@@ -553,7 +558,23 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
         per_location_files=per_location,
         primary_share=_number(table.get("primary_share", 0.5), f"{key}.primary_share", 0.1, 0.9),
         mirror=mirror,
+        **_history(table, key, source.data_kind),
     )
+
+
+def _history(table: Mapping[str, Any], key: str, data_kind: str) -> dict[str, int]:
+    """``history_keep`` (days the archive keeps, 0 = none) and ``history_days`` (<feed>.history.json)."""
+    out = {}
+    for name, high in (("history_keep", 36500), ("history_days", 366)):
+        if name not in table:
+            continue
+        if data_kind != "exchange_rates":
+            raise ConfigError(f"{key}.{name}", f"not used by a {data_kind} feed: history is kept for rates, remove the key")
+        value = table[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            raise ConfigError(f"{key}.{name}", f"expected a number of days from 0 to {high}, got {_show(value)}")
+        out[name] = value
+    return out
 
 
 def _mirror(table: Mapping[str, Any], key: str, data_kind: str) -> str | None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from feeds import bounds, freshness, trust
+from feeds import bounds, freshness, history, trust
 from feeds.batching import HostLimits, fetch_weather
 from feeds.clock import AHEAD_SLACK, Clock
 from feeds.config import PEER_KIND, Config, FeedConfig, SourceConfig
@@ -536,6 +536,7 @@ class Coordinator:
             elif good is not None and good is fetched:
                 self.store.set(f"good/{feed.name}", good)
                 self._stored_fetched = True
+                self._record_history(feed, good, now)
             upstream_since = snap.get("upstream_stale_since")
             # The cache lock held by a live process: the snapshot is still published.
             with contextlib.suppress(LocalError):
@@ -545,6 +546,24 @@ class Coordinator:
                 )
             return snap, good, status, stale_since, error, refused
         raise RuntimeError("no publishable snapshot after every candidate")
+
+    def _record_history(self, feed: FeedConfig, good: GoodData, now: datetime) -> None:
+        """Rates: a gated table becomes its Vietnam day's last in the archive (feeds.history)."""
+        if feed.data_kind != "exchange_rates" or not feed.history_keep:
+            return
+        try:
+            history.record(
+                self.config.snapshot_dir, feed.name, as_of=good.as_of, fetched_at=good.fetched_at,
+                source=good.source_name, data=good.data, today=history.vietnam_day(now), keep_days=feed.history_keep,
+            )
+        except OSError as exc:  # the snapshot still goes out; the day is filed by the next table
+            logger.warning("history not written feed=%s: %s", feed.name, local_error("history", exc).message)
+
+    def _with_change(self, feed: FeedConfig, good: GoodData) -> dict[str, Any]:
+        """Rates: each rate with ``previous`` and ``change`` against the last earlier day archived."""
+        if feed.data_kind != "exchange_rates" or not feed.history_keep:
+            return good.data
+        return history.with_change(good.data, history.previous(self.config.snapshot_dir, feed.name, good.as_of))
 
     def _drop_bad_locations(
         self, feed: FeedConfig, fetched: GoodData, error: FeedError | None
@@ -615,7 +634,7 @@ class Coordinator:
                 source_name=good.source_name if good else None,
                 # Again here: data stored (or recovered) before the rule is published redacted too.
                 source_url=redact_url(good.source_url) if good else None,
-                data=good.data if good else None,
+                data=self._with_change(feed, good) if good else None,
                 upstream_stale_since=upstream_since,
                 # The widgets' own judgement of a file the daemon stopped rewriting.
                 expires_at=good.fetched_at + timedelta(seconds=feed.max_stale) if good else None,

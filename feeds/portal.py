@@ -81,6 +81,8 @@ class WidgetConfig:
     columns: tuple[str, ...] = ()
     #: The heading level of the box's title: 2, 3 or 4 (``<h2>`` .. ``<h4>``).
     heading: int = 2
+    #: Rates: the day's change (▲/▼ and the amount) beside each rate, when the snapshot has it.
+    change: bool = True
 
     def columns_for(self, data_kind: str) -> tuple[str, ...]:
         return self.columns or DEFAULT_COLUMNS[data_kind]
@@ -90,6 +92,7 @@ class WidgetConfig:
         out: dict[str, Any] = {"title": self.title, "heading": self.heading}
         if data_kind == "exchange_rates":
             out["currencies"] = list(self.currencies)
+            out["change"] = self.change
         else:
             out["locations"] = list(self.locations)
         out["columns"] = list(self.columns_for(data_kind))
@@ -147,10 +150,10 @@ def parse_widget(value: object, key: str, data_kind: str, location_ids: Sequence
     """Validate ``[feeds.NAME.widget]`` for a feed of ``data_kind``."""
     if not isinstance(value, dict):
         raise _error(key, f"expected a table, got {value!r}")
-    allowed = {"title", "columns", "heading"} | ({"currencies"} if data_kind == "exchange_rates" else {"locations"})
+    allowed = {"title", "columns", "heading"} | ({"currencies", "change"} if data_kind == "exchange_rates" else {"locations"})
     for k in value:
         if k not in allowed:
-            raise _error(f"{key}.{k}", "unknown key" if k not in ("currencies", "locations")
+            raise _error(f"{key}.{k}", "unknown key" if k not in ("currencies", "locations", "change")
                          else f"not used by a {data_kind} feed")
     title = value.get("title")
     if title is not None and (not isinstance(title, str) or not title.strip()):
@@ -177,8 +180,12 @@ def parse_widget(value: object, key: str, data_kind: str, location_ids: Sequence
     heading = value.get("heading", 2)
     if isinstance(heading, bool) or heading not in (2, 3, 4):
         raise _error(f"{key}.heading", f"expected 2, 3 or 4 (the title as <h2> .. <h4>), got {heading!r}")
+    change = value.get("change", True)
+    if not isinstance(change, bool):
+        raise _error(f"{key}.change", "expected true or false (show the day's change beside each rate)")
     return WidgetConfig(
         heading=heading,
+        change=change,
         title=title.strip() if isinstance(title, str) else None,
         currencies=currencies,
         locations=locations,
@@ -223,6 +230,15 @@ def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, docum
 
     html = render_fragment(document, feed.widget, config.publish)
     write_atomic(snapshot_dir / f"{feed.name}.html", html.encode("utf-8"))
+    if feed.data_kind == "exchange_rates" and feed.history_keep:
+        # <feed>.history.json: the last days' closing values, for the widget's sparkline (issue 21).
+        from datetime import datetime
+
+        from feeds import history
+
+        generated = datetime.fromisoformat(str(document["generated_at"]))
+        doc = history.history_document(snapshot_dir, feed.name, generated_at=generated, days=feed.history_days or 1)
+        write_atomic(snapshot_dir / f"{feed.name}.history.json", dumps(doc))
     if feed.per_location_files and feed.data_kind == "weather":
         folder = snapshot_dir / feed.name
         ids = [loc.id for loc in feed.locations]

@@ -33,6 +33,7 @@ __all__ = [
     "TEXTS",
     "TIMES",
     "ago",
+    "change_mark",
     "check_templates",
     "fragment_context",
     "icon_path",
@@ -135,20 +136,37 @@ def _text(value: Any) -> str:
     return ""
 
 
+def change_mark(value: Any) -> dict[str, str] | None:
+    """``{dir, mark, spoken}`` of a day's change: "▲ 20" shown, "tăng 20 đồng" read (the JS's ``delta``)."""
+    d = _decimal(value)
+    if d is None:
+        return None
+    amount = abs(float(d))
+    text = vi_number(amount, 2 if amount % 1 else 0)
+    if d > 0:
+        return {"dir": "up", "mark": f"▲ {text}", "spoken": f"{TEXTS['up']} {text} {TEXTS['dong']}"}
+    if d < 0:
+        return {"dir": "down", "mark": f"▼ {text}", "spoken": f"{TEXTS['down']} {text} {TEXTS['dong']}"}
+    return {"dir": "same", "mark": "=", "spoken": TEXTS["same"]}
+
+
 def _rates(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]]:
     rows = [r for r in data.get("rates", []) if isinstance(r, Mapping)]
     if widget.currencies:
         by_code = {_text(r.get("code")): r for r in rows}
         rows = [by_code[c] for c in widget.currencies if c in by_code]
     cols = widget.columns_for("exchange_rates")
-    return [
-        {
+    out = []
+    for r in rows:
+        change = r.get("change") if widget.change else None
+        out.append({
             "code": _text(r.get("code")),
             "name": _text(r.get("name_vi")) or _text(r.get("name")),
             "values": [vi_number(r.get(c), 2) for c in cols],
-        }
-        for r in rows
-    ]
+            # The day's change beside each value (issue 21), aligned with ``values``.
+            "changes": [change_mark(change.get(c)) if isinstance(change, Mapping) else None for c in cols],
+        })
+    return out
 
 
 def _weather(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]]:
@@ -200,10 +218,8 @@ def ago(seconds: float) -> str:
         return f"{m} {TEXTS['minutes']}"
     if h < 24:
         return f"{h} {TEXTS['hours']}"
-    if d < 60:
-        return f"{d} {TEXTS['days']}"
     if d < 730:
-        return f"{d // 30} {TEXTS['months']}"
+        return f"{d} {TEXTS['days']}"
     return f"{d // 365} {TEXTS['years']}"
 
 

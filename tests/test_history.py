@@ -140,3 +140,79 @@ def test_the_archive_alone_holds_history(tmp_path: Path, keep: int) -> None:
     put(tmp_path, vn(2026, 12, 4, 15, 0), Decimal(20))
     assert [p.name for p in sorted((tmp_path / "history" / FEED).iterdir())] == ["2026-12-03.json", "2026-12-04.json"]
     assert history.previous(tmp_path, FEED, vn(2026, 12, 5, 9, 0))["date"] == date(2026, 12, 4)
+
+
+# -- through the real coordinator ---------------------------------------------------------
+
+RATES_FEED = """
+[feeds.exchange-rates]
+kind = "vietcombank"
+url = "https://portal.vietcombank.com.vn/Usercontrols/TVPortal.TyGia/pXML.aspx?b=10"
+min_interval = "0s"
+"""
+
+
+def _usd_up(body: bytes, amount: int) -> bytes:
+    """The table with USD's three rates moved by ``amount`` đồng."""
+    import re
+
+    def bump(m: Any) -> bytes:
+        row = m.group(0)
+        for attr in (b"Buy", b"Transfer", b"Sell"):
+            row = re.sub(attr + rb'="([\d,.]+)"',
+                         lambda v, a=attr: a + b'="' + str(Decimal(v.group(1).decode().replace(",", "")) + amount).encode() + b'"', row)
+        return row
+
+    return re.sub(rb'<Exrate CurrencyCode="USD"[^>]*/>', bump, body)
+
+
+def test_two_days_of_tables_give_the_change_and_a_lost_cache_loses_no_day(tmp_path: Path, validate_snapshot) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from tests.helpers import Upstream, config_file, make_coordinator, ok, vcb_dated
+
+    cfg = config_file(tmp_path, RATES_FEED)
+    feed = cfg.feeds["exchange-rates"]
+    clock_start = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)  # 15:00 in Hà Nội
+    from feeds.clock import FakeClock
+
+    clock = FakeClock(clock_start)
+    up = Upstream(default=ok(vcb_dated("12/3/2026 2:55:00 PM")))
+    coord, clock, _, _ = make_coordinator(cfg, up, clock=clock)
+    asyncio.run(coord.refresh(feed))
+    # The same table again an hour later (a frozen source): no new day, no change yet.
+    clock.advance(3600)
+    asyncio.run(coord.refresh(feed))
+    assert history.archived_days(cfg.snapshot_dir, "exchange-rates") == [date(2026, 12, 3)]
+    snap = validate_snapshot(cfg.snapshot_dir / "exchange-rates.json")
+    assert all("change" not in r for r in snap["data"]["rates"])
+    # Next day (Friday): USD up 20 đồng.
+    clock.advance(86400 - 3600)
+    up.default = ok(_usd_up(vcb_dated("12/4/2026 2:55:00 PM"), 20))
+    asyncio.run(coord.refresh(feed))
+    snap = validate_snapshot(cfg.snapshot_dir / "exchange-rates.json")
+    usd = next(r for r in snap["data"]["rates"] if r["code"] == "USD")
+    assert usd["change"]["sell"] == 20 and usd["change"]["buy_transfer"] == 20
+    assert usd["previous"]["as_of"] == "2026-12-03T14:55:00+07:00"
+    side = json.loads((cfg.snapshot_dir / "exchange-rates.history.json").read_text(encoding="utf-8"))
+    assert side["days"] == ["2026-12-03", "2026-12-04"]
+    assert side["currencies"]["USD"]["sell"][1] - side["currencies"]["USD"]["sell"][0] == 20
+    html = (cfg.snapshot_dir / "exchange-rates.html").read_text(encoding="utf-8")
+    assert "&#9650; 20" in html and "t&#259;ng 20 &#273;&#7891;ng" in html  # "▲ 20", "tăng 20 đồng"
+    # A refused table (USD sell 1: out of bounds) adds nothing.
+    clock.advance(3600)
+    up.default = ok(_usd_up(vcb_dated("12/4/2026 4:00:00 PM"), -26000))
+    asyncio.run(coord.refresh(feed))
+    held = history.read_day(cfg.snapshot_dir, "exchange-rates", date(2026, 12, 4))
+    assert held is not None and held["as_of"] == vn(2026, 12, 4, 14, 55)
+    # The cache lost: a new coordinator on an empty store still finds every day.
+    import shutil
+
+    shutil.rmtree(cfg.cache_dir, ignore_errors=True)
+    coord2, _, _, _ = make_coordinator(cfg, Upstream(default=ok(_usd_up(vcb_dated("12/7/2026 9:00:00 AM"), 40))), clock=clock)
+    clock.advance(3 * 86400)  # Monday
+    asyncio.run(coord2.refresh(feed))
+    assert history.archived_days(cfg.snapshot_dir, "exchange-rates") == [date(2026, 12, 3), date(2026, 12, 4), date(2026, 12, 7)]
+    snap = validate_snapshot(cfg.snapshot_dir / "exchange-rates.json")
+    usd = next(r for r in snap["data"]["rates"] if r["code"] == "USD")
+    assert usd["previous"]["as_of"] == "2026-12-04T14:55:00+07:00" and usd["change"]["sell"] == 20

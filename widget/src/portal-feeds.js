@@ -1,4 +1,5 @@
-/*! portal-feeds widget (MIT). <div data-portal-feeds="exchange-rates" data-src="/feeds/exchange-rates.json"></div>; docs/widgets.md. ASCII only (\u escapes): works on a page in any encoding. */
+/*! portal-feeds widget (MIT): docs/widgets.md */
+// ASCII once built (widget/build.py: \u escapes): it reads the same on a page in any encoding.
 (function () {
   "use strict";
   // Icon parts (24x24) and each condition's parts; feeds/render.py reads both tables here.
@@ -65,8 +66,11 @@
     "minutes": "phút trước",
     "hours": "giờ trước",
     "days": "ngày trước",
-    "months": "tháng trước",
-    "years": "năm trước"
+    "years": "năm trước",
+    "up": "tăng",
+    "down": "giảm",
+    "same": "không đổi",
+    "dong": "đồng"
   }/*/pf-texts*/;
   var COLS = /*pf-columns*/{
     "exchange_rates": {"buy_cash": "Mua tiền mặt", "buy_transfer": "Mua chuyển khoản", "sell": "Bán"},
@@ -109,7 +113,7 @@
     if (!(s >= 0)) return "";
     var m = Math.floor(s / 60), h = Math.floor(m / 60), d = Math.floor(h / 24);
     return m < 1 ? T.just_now : m < 60 ? m + " " + T.minutes : h < 24 ? h + " " + T.hours :
-      d < 60 ? d + " " + T.days : d < 730 ? Math.floor(d / 30) + " " + T.months : Math.floor(d / 365) + " " + T.years;
+      d < 730 ? d + " " + T.days : Math.floor(d / 365) + " " + T.years;
   }
 
   function el(tag, cls, text) {
@@ -178,10 +182,41 @@
       var tr = el("tr"), h = th("row");
       add(h, el("span", "pf-code", str(r.code)), " ", add(el("span", "pf-name"), el("bdi", null, str(r.name_vi) || str(r.name))));
       add(tr, h);
-      cols.forEach(function (c) { add(tr, el("td", null, num(r[c], 2))); });
+      cols.forEach(function (c) {
+        add(tr, add(el("td", null, num(r[c], 2)), !/^(false|off)$/.test(o.change) && r.change && delta(r.change[c])));
+      });
       add(body, tr);
     });
     return table;
+  }
+
+  // The day's change beside a rate: "▲ 20" shown, "tăng 20 đồng" read (feeds/render.py change_mark).
+  function delta(v) {
+    if (typeof v !== "number" || !isFinite(v)) return null;
+    var a = num(Math.abs(v), Math.abs(v) % 1 ? 2 : 0), k = v > 0 ? "up" : v < 0 ? "down" : "same";
+    var shown = el("span", null, k === "same" ? "=" : (v > 0 ? "▲ " : "▼ ") + a);
+    shown.setAttribute("aria-hidden", "true");
+    return add(el("span", "pf-change pf-" + k), shown, el("span", "pf-sr", k === "same" ? T.same : T[k] + " " + a + " " + T.dong));
+  }
+
+  // data-history="30": a sparkline of each currency's selling rate from <feed>.history.json.
+  function spark(box, table) {
+    var n = +box.dataset.history;
+    if (n > 1 && table) fetch(box.getAttribute("data-src").replace(/\.json\b/, ".history.json"), {cache: "no-cache", credentials: "same-origin"}).then(function (r) {
+      return r.json();
+    }).then(function (h) {
+      [].forEach.call(table.querySelectorAll("tbody th"), function (th) {
+        var c = h.currencies[th.firstChild.textContent], v = (c && Array.isArray(c.sell) ? c.sell : []).slice(-n);
+        var ok = v.filter(function (x) { return typeof x === "number"; }), lo = Math.min.apply(null, ok), hi = Math.max.apply(null, ok);
+        var s = document.createElementNS(SVG, "svg"), p = document.createElementNS(SVG, "polyline"), pts = [];
+        v.forEach(function (x, i) { if (typeof x === "number") pts.push(i * 60 / (v.length - 1) + "," + (hi > lo ? 14 - (x - lo) * 12 / (hi - lo) : 8)); });
+        if (pts.length < 2) return;
+        var a = {"class": "pf-spark", viewBox: "0 0 60 16", width: "60", height: "16", "aria-hidden": "true", focusable: "false"};
+        for (var k in a) s.setAttribute(k, a[k]);
+        p.setAttribute("points", pts.join(" "));
+        th.appendChild(add(s, p));
+      });
+    }).catch(function () {});
   }
 
   function weather(data, o) {
@@ -249,7 +284,7 @@
   // Page attributes first, then the feed's [widget] options carried by the snapshot.
   function options(box, snap) {
     var w = snap && snap.widget && typeof snap.widget === "object" ? snap.widget : {}, d = box.dataset, o = {};
-    ["title", "heading", "currencies", "locations", "columns"].forEach(function (k) {
+    ["title", "heading", "currencies", "locations", "columns", "change"].forEach(function (k) {
       var v = d[k] != null ? d[k] : w[k];
       o[k] = Array.isArray(v) ? v.join(",") : v == null ? "" : String(v);
     });
@@ -288,6 +323,7 @@
     }
     add(sec, p);
     put(box, sec);
+    if (kind === "exchange_rates") spark(box, box.querySelector(".pf-table"));
     box.setAttribute("data-pf-state", cls === "unavailable" && state !== "unavailable" ? state : cls);
   }
 
