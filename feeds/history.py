@@ -40,6 +40,7 @@ __all__ = [
     "archive_folder",
     "archived_days",
     "change_of",
+    "compact",
     "history_document",
     "previous",
     "read_day",
@@ -227,6 +228,23 @@ def with_change(data: Mapping[str, Any], prev: Mapping[str, Any] | None) -> dict
         rows.append(r)
     out["rates"] = rows
     return out
+
+
+def compact(value: Any) -> str:
+    """JSON on one line, Decimals written exactly (``<feed>.history.json`` is for widgets: small)."""
+    from feeds.publish import _number
+
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{compact(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(compact(v) for v in value) + "]"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, Decimal | float):
+        return _number(value)
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def history_document(

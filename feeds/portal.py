@@ -238,7 +238,7 @@ def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, docum
 
         generated = datetime.fromisoformat(str(document["generated_at"]))
         doc = history.history_document(snapshot_dir, feed.name, generated_at=generated, days=feed.history_days or 1)
-        write_atomic(snapshot_dir / f"{feed.name}.history.json", dumps(doc))
+        write_atomic(snapshot_dir / f"{feed.name}.history.json", (history.compact(doc) + "\n").encode("utf-8"))
     if feed.per_location_files and feed.data_kind == "weather":
         folder = snapshot_dir / feed.name
         ids = [loc.id for loc in feed.locations]

@@ -127,10 +127,9 @@ def test_history_document_is_small_for_twenty_currencies(tmp_path: Path) -> None
     assert len(doc["currencies"]) == 20
     usd = doc["currencies"]["USD"]["sell"]
     assert usd[-1] - usd[0] == Decimal(29)
-    from feeds.publish import dumps
-
-    body = dumps(doc)
-    assert len(body) < 40_000, len(body)
+    body = history.compact(doc).encode()
+    assert json.loads(body, parse_float=Decimal)["currencies"]["USD"]["sell"] == usd  # exact
+    assert len(body) < 16_000, len(body)
 
 
 @pytest.mark.parametrize("keep", [400])
