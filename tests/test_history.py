@@ -215,3 +215,41 @@ def test_two_days_of_tables_give_the_change_and_a_lost_cache_loses_no_day(tmp_pa
     snap = validate_snapshot(cfg.snapshot_dir / "exchange-rates.json")
     usd = next(r for r in snap["data"]["rates"] if r["code"] == "USD")
     assert usd["previous"]["as_of"] == "2026-12-04T14:55:00+07:00" and usd["change"]["sell"] == 20
+
+
+def test_cli_history_and_import(tmp_path: Path) -> None:
+    """`history import` files real tables through the parser and gate; `history FEED CODE` prints the days."""
+    import subprocess
+    import sys
+
+    samples = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "vietcombank"
+    cfg = tmp_path / "portal-feeds.toml"
+    cfg.write_text('[paths]\ncache_dir = "cache"\nsnapshot_dir = "snapshots"\n\n' + RATES_FEED
+                   + '\n[feeds.weather]\nkind = "open-meteo"\nurl = "https://api.open-meteo.com/v1/forecast"\n'
+                   'locations = "vietnam-provinces"\n', encoding="utf-8")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "feeds", *args, "--config", str(cfg)],
+                              capture_output=True, text=True, timeout=60)
+
+    p = cli("history", "import", str(samples / "vcb-2026-06-13-partial.xml"), str(samples / "vcb-2026-06-18-partial.xml"),
+            str(samples / "truncated.xml"))
+    assert p.returncode == 1, p  # one file refused
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("imported") and "2026-06-13" in lines[0]
+    assert lines[1].startswith("imported") and "2026-06-18" in lines[1]
+    assert lines[2].startswith("refused") and "invalid_payload" in lines[2]
+    p = cli("history", "exchange-rates", "USD", "--days", "30")
+    assert p.returncode == 0, p
+    assert "2026-06-13" in p.stdout and "2026-06-18" in p.stdout and "26,431.00" in p.stdout and "+19.00" in p.stdout
+    p = cli("history", "exchange-rates", "USD", "--json")
+    doc = json.loads(p.stdout)
+    assert doc["days"] == ["2026-06-13", "2026-06-18"] and doc["currencies"]["USD"]["sell"] == ["26412", "26431"]
+    assert cli("history", "weather").returncode == 78
+    assert cli("history", "nosuch").returncode == 78
+    assert cli("history", "exchange-rates", "XYZ").returncode == 2
+    # Deleting the cache loses no day: the archive is the history.
+    import shutil
+
+    shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+    assert "2026-06-18" in cli("history", "exchange-rates", "USD").stdout
