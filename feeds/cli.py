@@ -29,8 +29,40 @@ __all__ = ["main"]
 
 EX_OK = 0
 EX_DEGRADED = 1
+#: A usage error: an unknown option, command or feed name (argparse's own code).
+EX_USAGE = 2
+#: ``status``: the feed health cannot be read; ``check``: UNKNOWN.
+EX_CANNOT_READ = 3
 #: Another process (the daemon, or another fetch) holds the cache: try again later.
 EX_TEMPFAIL = 75
+#: Interrupted by Ctrl-C.
+EX_INTERRUPTED = 130
+
+#: Every exit code and what it means (docs/cli.md "Exit codes" lists exactly these).
+EXIT_CODES: dict[int, str] = {
+    EX_OK: "OK",
+    EX_DEGRADED: "degraded or a local fault; check: WARNING",
+    EX_USAGE: "usage error; check: CRITICAL",
+    EX_CANNOT_READ: "status cannot read the feed health; check: UNKNOWN",
+    EX_TEMPFAIL: "another process holds the cache",
+    EX_CONFIG: "configuration error",
+    EX_INTERRUPTED: "interrupted",
+}
+#: The exit codes of each command (the README's command table lists exactly these; 130, an
+#: interruption, is left out there).
+COMMAND_EXITS: dict[str, tuple[int, ...]] = {
+    "fetch": (EX_OK, EX_DEGRADED, EX_USAGE, EX_TEMPFAIL, EX_CONFIG),
+    "run": (EX_OK, EX_USAGE, EX_TEMPFAIL, EX_CONFIG),
+    "status": (EX_OK, EX_DEGRADED, EX_USAGE, EX_CANNOT_READ, EX_CONFIG),
+    "check": (EX_OK, EX_DEGRADED, EX_USAGE, EX_CANNOT_READ),
+    "check-config": (EX_OK, EX_USAGE, EX_CONFIG),
+    "install-widget": (EX_OK, EX_DEGRADED, EX_USAGE),
+    "demo": (EX_OK, EX_USAGE),
+}
+
+
+class UsageError(Exception):
+    """A command line naming something that does not exist (exit 2, not 78)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +108,7 @@ def _setup_logging(verbose: bool) -> None:
 def _select(config: Config, names: Sequence[str]) -> list[str]:
     unknown = [n for n in names if n not in config.feeds]
     if unknown:
-        raise ConfigError("feeds", f"no feed named {', '.join(repr(n) for n in unknown)} (known: {', '.join(config.feeds)})")
+        raise UsageError(f"no feed named {', '.join(unknown)} (known: {', '.join(config.feeds)})")
     return list(names) or list(config.feeds)
 
 
@@ -232,6 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from feeds.demo import run_demo
 
             return run_demo(seconds=args.seconds, keep=args.keep)
+    except UsageError as exc:
+        if args.command == "check":  # a monitoring plugin answers UNKNOWN, on stdout
+            print(f"PORTAL-FEEDS UNKNOWN - {exc}")
+            return EX_CANNOT_READ
+        print(f"portal-feeds: {exc}", file=sys.stderr)
+        return EX_USAGE
     except ConfigError as exc:
         if args.command == "check":  # a monitoring plugin answers UNKNOWN, on stdout
             print(f"PORTAL-FEEDS UNKNOWN - configuration error: {exc}")
@@ -239,5 +277,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"portal-feeds: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
     except KeyboardInterrupt:
-        return 130
-    return 2
+        return EX_INTERRUPTED
+    return EX_USAGE
