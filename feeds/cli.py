@@ -234,6 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if faults:
                         print(f"portal-feeds: {_fault_sentence(faults)}; fetching anyway, what cannot be "
                               "written is reported below.", file=sys.stderr)
+                    from contextlib import suppress
+
+                    from feeds.folders import ensure_published_folders
+
+                    with suppress(OSError):  # a disk fault is reported per feed below
+                        ensure_published_folders(config)
                     return asyncio.run(_fetch(config, names, force=args.force, degraded=bool(faults)))
                 from feeds.daemon import run_daemon
                 from feeds.folders import folder_faults
