@@ -92,10 +92,52 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print a JSON object (docs/cli.md)")
     c = add("check", "Nagios/Icinga plugin: one status line, exit 0/1/2/3.")
     c.add_argument("feeds", nargs="*", metavar="NAME", help="feeds to check (default: all)")
+    w = sub.add_parser(
+        "install-widget",
+        help="Copy the widget files and demo pages into a web root; print the two lines to paste.",
+        description="Copy portal-feeds.js/.css to DIR/widget/ and the demo pages to DIR/demo/, "
+                    "then print the two lines a portal page needs.",
+    )
+    w.add_argument("dir", metavar="DIR", help="the web root (created if missing)")
+    w.add_argument("--url", default="/widget/", metavar="PREFIX",
+                   help="the URL DIR/widget/ is served at (default /widget/)")
     d = add("demo", "Offline demo: a local upstream simulator, the daemon and a scripted outage.")
     d.add_argument("--seconds", type=float, default=40.0, help="how long the story runs (default 40, at most 85)")
     d.add_argument("--keep", action="store_true", help="keep the temporary folder (snapshots, cache)")
     return p
+
+
+def install_widget(target: str, url: str) -> int:
+    """``install-widget``: copy the packaged widget files and demo pages; 0, or 1 and one sentence."""
+    from importlib.resources import files
+    from pathlib import Path
+
+    pkg = files("feeds")
+    copies = [(pkg.joinpath("widget"), ("portal-feeds.js", "portal-feeds.css"), Path(target) / "widget")]
+    demo = pkg.joinpath("data/widget-demo")
+    copies.append((demo, tuple(sorted(e.name for e in demo.iterdir() if e.is_file())), Path(target) / "demo"))
+    try:
+        for src, names, dest in copies:
+            for folder in [*reversed(dest.parents[:2]), dest]:
+                if not folder.exists():
+                    folder.mkdir()
+                    folder.chmod(0o755)  # a web server reads it, whatever the umask
+            for name in names:
+                out = dest / name
+                out.write_bytes(src.joinpath(name).read_bytes())
+                out.chmod(0o644)
+    except OSError as exc:
+        from feeds.config import _os_words
+
+        print(f"portal-feeds: cannot install the widget into {target}: {_os_words(exc)}"
+              f"{' (' + str(exc.filename) + ')' if exc.filename else ''}.", file=sys.stderr)
+        return EX_DEGRADED
+    prefix = url if url.endswith("/") else url + "/"
+    print(f"portal-feeds: widget in {Path(target) / 'widget'}, demo pages in {Path(target) / 'demo'} "
+          "(they read /feeds/<feed>.json). Paste into the page's <head>:")
+    print(f'<link rel="stylesheet" href="{prefix}portal-feeds.css">')
+    print(f'<script src="{prefix}portal-feeds.js" defer></script>')
+    return EX_OK
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -194,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         _parser().print_help()
         return 2
+    if args.command == "install-widget":
+        return install_widget(args.dir, args.url)
     _setup_logging(args.verbose)
     try:
         config = load_config(args.config)
