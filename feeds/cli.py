@@ -110,10 +110,11 @@ def _parser() -> argparse.ArgumentParser:
 def install_widget(target: str, url: str) -> int:
     """``install-widget``: copy the packaged widget files and demo pages; 0, or 1 and one sentence."""
     from importlib.resources import files
+    from importlib.resources.abc import Traversable
     from pathlib import Path
 
     pkg = files("feeds")
-    copies = [(pkg.joinpath("widget"), ("portal-feeds.js", "portal-feeds.css"), Path(target) / "widget")]
+    copies: list[tuple[Traversable, tuple[str, ...], Path]] = [(pkg.joinpath("widget"), ("portal-feeds.js", "portal-feeds.css"), Path(target) / "widget")]
     demo = pkg.joinpath("data/widget-demo")
     copies.append((demo, tuple(sorted(e.name for e in demo.iterdir() if e.is_file())), Path(target) / "demo"))
     try:
