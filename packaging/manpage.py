@@ -27,7 +27,7 @@ def manpage() -> str:
            ".SH NAME", "portal\\-feeds \\- " + _esc(p.description or ""),
            ".SH SYNOPSIS", ".B portal\\-feeds", "COMMAND [OPTIONS]", ".SH COMMANDS"]
     sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    for name, sp in sub.choices.items():
+    for sp in sub.choices.values():
         out += [".SS " + _esc(sp.format_usage().removeprefix("usage: ").strip()), _esc(sp.description or "")]
         for action in sp._actions:
             if action.help in (None, argparse.SUPPRESS) or isinstance(action, argparse._HelpAction):
