@@ -70,6 +70,8 @@ rm -f /usr/sbin/policy-rc.d
 cp /root/edited.toml $C
 systemctl start portal-feeds; wait_fresh; show started
 check_as_user check-after
+systemctl reload portal-feeds; echo "rc=$?" > /probe-reload.txt
+man -w portal-feeds > /probe-man.txt 2>&1; portal-feeds --version > /probe-cli.txt 2>&1
 systemctl restart nginx; sleep 1; get http1
 
 # Deleted while running: the snapshot folder comes back by itself.
