@@ -71,8 +71,9 @@ cp /root/edited.toml $C
 systemctl start portal-feeds; wait_fresh; show started
 check_as_user check-after
 systemctl reload portal-feeds; echo "rc=$?" > /probe-reload.txt
-man -w portal-feeds > /probe-man.txt 2>&1; portal-feeds --version > /probe-cli.txt 2>&1
+ls /usr/share/man/man1/portal-feeds.1.gz > /probe-man.txt 2>&1; portal-feeds --version > /probe-cli.txt 2>&1
 systemctl restart nginx; sleep 1; get http1
+{ systemctl is-active nginx; id www-data; journalctl -u nginx --no-pager -o cat | tail -5; } > /probe-nginx.txt 2>&1
 
 # Deleted while running: the snapshot folder comes back by itself.
 rm -rf $S; sleep 12; get http-rm-running; show rm-running
