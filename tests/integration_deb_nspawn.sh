@@ -73,7 +73,8 @@ check_as_user check-after
 systemctl reload portal-feeds; echo "rc=$?" > /probe-reload.txt
 ls /usr/share/man/man1/portal-feeds.1.gz > /probe-man.txt 2>&1; portal-feeds --version > /probe-cli.txt 2>&1
 systemctl restart nginx; sleep 1; get http1
-{ systemctl is-active nginx; id www-data; journalctl -u nginx --no-pager -o cat | tail -5; } > /probe-nginx.txt 2>&1
+{ systemctl is-active nginx; id www-data; curl -sS -o /dev/null "http://127.0.0.1:NPORT/feeds/weather.json";
+  ss -ltn 2>/dev/null | grep NPORT; cat /etc/nginx/sites-enabled/default; journalctl -u nginx --no-pager -o cat | tail -5; } > /probe-nginx.txt 2>&1
 
 # Deleted while running: the snapshot folder comes back by itself.
 rm -rf $S; sleep 12; get http-rm-running; show rm-running
@@ -106,7 +107,7 @@ sleep 3; show fresh-install
 journalctl -u portal-feeds --no-pager -o cat > /probe-journal.txt
 systemctl poweroff
 PROBE
-sed -i "s/NPORT/$NPORT/" "$R/usr/local/bin/portal-feeds-probe"
+sed -i "s/NPORT/$NPORT/g" "$R/usr/local/bin/portal-feeds-probe"
 chmod 0755 "$R/usr/local/bin/portal-feeds-probe"
 cat > "$R/etc/systemd/system/portal-feeds-probe.service" <<'UNIT'
 [Unit]
