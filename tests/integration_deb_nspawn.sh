@@ -39,7 +39,10 @@ min_interval = "0s"
 locations = "vietnam-provinces"
 per_location_files = true
 TOML
-cat > "$R/etc/nginx/sites-enabled/default" <<NGINX
+# sites-enabled/default is an absolute symlink: written through the host's path it would land
+# on the host's /etc/nginx.  Replace the link with a file of the container's own.
+rm -f "$R/etc/nginx/sites-enabled/default"
+cat > "$R/etc/nginx/sites-enabled/portal.conf" <<NGINX
 server {
     listen 127.0.0.1:$NPORT;
     include /usr/share/portal-feeds/nginx/portal-feeds.conf;
@@ -74,7 +77,7 @@ systemctl reload portal-feeds; echo "rc=$?" > /probe-reload.txt
 ls /usr/share/man/man1/portal-feeds.1.gz > /probe-man.txt 2>&1; portal-feeds --version > /probe-cli.txt 2>&1
 systemctl restart nginx; sleep 1; get http1
 { systemctl is-active nginx; id www-data; curl -sS -o /dev/null "http://127.0.0.1:NPORT/feeds/weather.json";
-  ss -ltn 2>/dev/null | grep NPORT; cat /etc/nginx/sites-enabled/default; journalctl -u nginx --no-pager -o cat | tail -5; } > /probe-nginx.txt 2>&1
+  ss -ltn 2>/dev/null | grep NPORT; cat /etc/nginx/sites-enabled/portal.conf; journalctl -u nginx --no-pager -o cat | tail -5; } > /probe-nginx.txt 2>&1
 
 # Deleted while running: the snapshot folder comes back by itself.
 rm -rf $S; sleep 12; get http-rm-running; show rm-running
