@@ -29,8 +29,41 @@ __all__ = ["main"]
 
 EX_OK = 0
 EX_DEGRADED = 1
+#: A usage error: an unknown option, command or feed name (argparse's own code).
+EX_USAGE = 2
+#: ``status``: the feed health cannot be read; ``check``: UNKNOWN.
+EX_CANNOT_READ = 3
 #: Another process (the daemon, or another fetch) holds the cache: try again later.
 EX_TEMPFAIL = 75
+#: Interrupted by Ctrl-C.
+EX_INTERRUPTED = 130
+
+#: Every exit code and what it means (docs/cli.md "Exit codes" lists exactly these).
+EXIT_CODES: dict[int, str] = {
+    EX_OK: "OK",
+    EX_DEGRADED: "degraded or a local fault; check: WARNING",
+    EX_USAGE: "usage error; check: CRITICAL",
+    EX_CANNOT_READ: "status cannot read the feed health; check: UNKNOWN",
+    EX_TEMPFAIL: "another process holds the cache",
+    EX_CONFIG: "configuration error",
+    EX_INTERRUPTED: "interrupted",
+}
+#: The exit codes of each command (the README's command table lists exactly these; 130, an
+#: interruption, is left out there).
+COMMAND_EXITS: dict[str, tuple[int, ...]] = {
+    "fetch": (EX_OK, EX_DEGRADED, EX_USAGE, EX_TEMPFAIL, EX_CONFIG),
+    "run": (EX_OK, EX_USAGE, EX_TEMPFAIL, EX_CONFIG),
+    "status": (EX_OK, EX_DEGRADED, EX_USAGE, EX_CANNOT_READ, EX_CONFIG),
+    "check": (EX_OK, EX_DEGRADED, EX_USAGE, EX_CANNOT_READ),
+    "check-config": (EX_OK, EX_USAGE, EX_CONFIG),
+    "install-widget": (EX_OK, EX_DEGRADED, EX_USAGE),
+    "demo": (EX_OK, EX_USAGE),
+    "history": (EX_OK, EX_DEGRADED, EX_USAGE, EX_CONFIG),
+}
+
+
+class UsageError(Exception):
+    """A command line naming something that does not exist (exit 2, not 78)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print a JSON object (docs/cli.md)")
     c = add("check", "Nagios/Icinga plugin: one status line, exit 0/1/2/3.")
     c.add_argument("feeds", nargs="*", metavar="NAME", help="feeds to check (default: all)")
+    w = sub.add_parser(
+        "install-widget",
+        help="Copy the widget files and demo pages into a web root; print the two lines to paste.",
+        description="Copy portal-feeds.js/.css to DIR/widget/ and the demo pages to DIR/demo/, "
+                    "then print the two lines a portal page needs.",
+    )
+    w.add_argument("dir", metavar="DIR", help="the web root (created if missing)")
+    w.add_argument("--url", default="/widget/", metavar="PREFIX",
+                   help="the URL DIR/widget/ is served at (default /widget/)")
     d = add("demo", "Offline demo: a local upstream simulator, the daemon and a scripted outage.")
     d.add_argument("--seconds", type=float, default=40.0, help="how long the story runs (default 40, at most 85)")
     d.add_argument("--keep", action="store_true", help="keep the temporary folder (snapshots, cache)")
@@ -67,6 +109,40 @@ def _parser() -> argparse.ArgumentParser:
 
     add_history(add)
     return p
+
+
+def install_widget(target: str, url: str) -> int:
+    """``install-widget``: copy the packaged widget files and demo pages; 0, or 1 and one sentence."""
+    from importlib.resources import files
+    from importlib.resources.abc import Traversable
+    from pathlib import Path
+
+    pkg = files("feeds")
+    copies: list[tuple[Traversable, tuple[str, ...], Path]] = [(pkg.joinpath("widget"), ("portal-feeds.js", "portal-feeds.css"), Path(target) / "widget")]
+    demo = pkg.joinpath("data/widget-demo")
+    copies.append((demo, tuple(sorted(e.name for e in demo.iterdir() if e.is_file())), Path(target) / "demo"))
+    try:
+        for src, names, dest in copies:
+            for folder in [*reversed(dest.parents[:2]), dest]:
+                if not folder.exists():
+                    folder.mkdir()
+                    folder.chmod(0o755)  # a web server reads it, whatever the umask
+            for name in names:
+                out = dest / name
+                out.write_bytes(src.joinpath(name).read_bytes())
+                out.chmod(0o644)
+    except OSError as exc:
+        from feeds.config import _os_words
+
+        print(f"portal-feeds: cannot install the widget into {target}: {_os_words(exc)}"
+              f"{' (' + str(exc.filename) + ')' if exc.filename else ''}.", file=sys.stderr)
+        return EX_DEGRADED
+    prefix = url if url.endswith("/") else url + "/"
+    print(f"portal-feeds: widget in {Path(target) / 'widget'}, demo pages in {Path(target) / 'demo'} "
+          "(they read /feeds/<feed>.json). Paste into the page's <head>:")
+    print(f'<link rel="stylesheet" href="{prefix}portal-feeds.css">')
+    print(f'<script src="{prefix}portal-feeds.js" defer></script>')
+    return EX_OK
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -79,7 +155,7 @@ def _setup_logging(verbose: bool) -> None:
 def _select(config: Config, names: Sequence[str]) -> list[str]:
     unknown = [n for n in names if n not in config.feeds]
     if unknown:
-        raise ConfigError("feeds", f"no feed named {', '.join(repr(n) for n in unknown)} (known: {', '.join(config.feeds)})")
+        raise UsageError(f"no feed named {', '.join(unknown)} (known: {', '.join(config.feeds)})")
     return list(names) or list(config.feeds)
 
 
@@ -165,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         _parser().print_help()
         return 2
+    if args.command == "install-widget":
+        return install_widget(args.dir, args.url)
     _setup_logging(args.verbose)
     try:
         config = load_config(args.config)
@@ -205,6 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if faults:
                         print(f"portal-feeds: {_fault_sentence(faults)}; fetching anyway, what cannot be "
                               "written is reported below.", file=sys.stderr)
+                    from contextlib import suppress
+
+                    from feeds.folders import ensure_published_folders
+
+                    with suppress(OSError):  # a disk fault is reported per feed below
+                        ensure_published_folders(config)
                     return asyncio.run(_fetch(config, names, force=args.force, degraded=bool(faults)))
                 from feeds.daemon import run_daemon
                 from feeds.folders import folder_faults
@@ -239,6 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from feeds.demo import run_demo
 
             return run_demo(seconds=args.seconds, keep=args.keep)
+    except UsageError as exc:
+        if args.command == "check":  # a monitoring plugin answers UNKNOWN, on stdout
+            print(f"PORTAL-FEEDS UNKNOWN - {exc}")
+            return EX_CANNOT_READ
+        print(f"portal-feeds: {exc}", file=sys.stderr)
+        return EX_USAGE
     except ConfigError as exc:
         if args.command == "check":  # a monitoring plugin answers UNKNOWN, on stdout
             print(f"PORTAL-FEEDS UNKNOWN - configuration error: {exc}")
@@ -246,5 +336,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"portal-feeds: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
     except KeyboardInterrupt:
-        return 130
-    return 2
+        return EX_INTERRUPTED
+    return EX_USAGE

@@ -233,6 +233,10 @@ def parse_size(value: object, key: str) -> int:
 
 def _show(value: object) -> str:
     """The value as the admin wrote it, shortened: an error message stays one short line."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):  # TOML's words, not Python's
+        return "true" if value else "false"
     try:
         text = f'"{value}"' if isinstance(value, str) else repr(value)
     except (ValueError, RecursionError):  # an integer too long to print, a deep structure
@@ -719,8 +723,12 @@ def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> 
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError("", f"config file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError("", f"config file {path} cannot be read ({type(exc).__name__})") from None
+        except UnicodeDecodeError:
+            raise ConfigError("", f"config file {path} cannot be read (it is not UTF-8 text)") from None
+        except OSError as exc:
+            raise ConfigError("", f"config file {path} cannot be read ({_os_words(exc)})") from None
+        # A BOM (Windows Notepad saves one) is not TOML, but it is not the admin's mistake either.
+        text = text.removeprefix("\ufeff")
         base, origin = path.absolute().parent, path
     where = origin or "embedded defaults"
     try:
@@ -732,9 +740,48 @@ def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> 
     except ValueError:  # e.g. an integer longer than Python converts (4300 digits)
         raise ConfigError("", f"{where}: not valid TOML (a number too long)") from None
     cfg = parse_config(data, base, origin)
-    return Config(
+    cfg = Config(
         **{**cfg.__dict__, "cache_dir": _norm(cfg.cache_dir), "snapshot_dir": _norm(cfg.snapshot_dir)}
     )
+    refuse_system_paths(cfg)
+    return cfg
+
+
+#: Folders the daemon must never write into: configuration lives in /etc, the package's own
+#: files under /usr and /opt/portal-feeds (a relative path in a file copied to /etc resolves
+#: into /etc: ``../cache`` -> ``/etc/cache``).
+SYSTEM_FOLDERS = (Path("/etc"), Path("/usr"), Path("/opt/portal-feeds"), Path("/boot"), Path("/proc"), Path("/sys"))
+
+
+def refuse_system_paths(cfg: Config) -> None:
+    """Raise ``ConfigError`` for a configured folder inside /etc or the package's own folders."""
+    folders = [("paths.cache_dir", cfg.cache_dir), ("paths.snapshot_dir", cfg.snapshot_dir)]
+    if cfg.metrics_file is not None:
+        folders.append(("monitoring.metrics_file", _norm(cfg.metrics_file)))
+    for key, path in folders:
+        for system in SYSTEM_FOLDERS:
+            if path == system or system in path.parents:
+                raise ConfigError(
+                    key,
+                    f"{path} is inside {system}, which holds configuration or installed files, not data; "
+                    "use an absolute path under /var/lib/portal-feeds (relative paths resolve against the "
+                    "configuration file's folder)",
+                )
+
+
+_OS_WORDS = {
+    PermissionError: "permission denied",
+    IsADirectoryError: "it is a folder, not a file",
+    NotADirectoryError: "a part of its path is not a folder",
+}
+
+
+def _os_words(exc: OSError) -> str:
+    """An OS error in words (``permission denied``), never a Python class name."""
+    for cls, words in _OS_WORDS.items():
+        if isinstance(exc, cls):
+            return words
+    return (exc.strerror or "input/output error").lower()
 
 
 def _norm(p: Path) -> Path:

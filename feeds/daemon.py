@@ -175,9 +175,22 @@ class Daemon:
         logger.info("stopped")
         return 0
 
+    def _ensure_folders(self) -> None:
+        """Make (or mend) the snapshot folder and per-location subfolders with modes the web
+        server's group reads, whatever the umask (issue 19): a folder deleted while we run
+        comes back before the next write.  A disk fault is the publish's to report."""
+        from feeds.folders import ensure_published_folders
+
+        try:
+            for folder in ensure_published_folders(self.config):
+                logger.warning("folder made again path=%s", folder)
+        except OSError as exc:
+            logger.debug("snapshot folders cannot be made now: %s", exc)
+
     def warm_start(self) -> None:
         """Republish every feed's snapshot from the store, before any fetch."""
         assert self.rt is not None
+        self._ensure_folders()
         for feed in self.config.feeds.values():
             try:
                 r = self.rt.coordinator.republish(feed, next_update_at=self.rt.clock.now())
@@ -239,6 +252,7 @@ class Daemon:
             nxt: datetime | None = job.next_run_time if job is not None else None
             if nxt is None or nxt <= self.rt.clock.now():
                 nxt = self.rt.clock.now() + timedelta(seconds=feed.every)
+            self._ensure_folders()
             result = await self.rt.coordinator.refresh(feed, next_update_at=nxt)
             self._schedule_retry(feed, result, nxt)
         except asyncio.CancelledError:
@@ -455,6 +469,7 @@ class Daemon:
         """Republish each feed one of whose files is missing or not what was last written."""
         assert self.rt is not None and self.scheduler is not None
         damaged: dict[str, list[watch.Damage]] = {}
+        self._ensure_folders()
         found = watch.check(self.config.snapshot_dir)
         still = {d.path for d in found}
         # Repaired (or no longer watched): a new damage to it is news again.

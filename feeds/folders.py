@@ -31,7 +31,22 @@ from pathlib import Path
 
 from feeds.config import Config, ConfigError
 
-__all__ = ["FolderCheck", "check_folder", "check_folders", "current_user", "folder_faults", "require_folders"]
+__all__ = [
+    "FOLDER_MODE",
+    "FolderCheck",
+    "check_folder",
+    "check_folders",
+    "current_user",
+    "ensure_folder",
+    "ensure_published_folders",
+    "folder_faults",
+    "require_folders",
+]
+
+#: Every folder the daemon makes for published files: the web server's group (nginx's
+#: www-data is a member of the service's group, systemd/portal-feeds.sysusers) reads and
+#: traverses it, others see nothing.  Set explicitly: the unit's UMask=0077 would give 0700.
+FOLDER_MODE = 0o750
 
 #: Folders the shipped unit lets the service write (ProtectSystem=strict makes the rest
 #: read-only); a path elsewhere is worth a note when checked outside the unit.
@@ -145,3 +160,50 @@ def folder_faults(config: Config) -> list[str]:
 def outside_unit(path: Path) -> bool:
     """True when the shipped unit would not let the service write ``path``."""
     return not any(path == p or p in path.parents for p in UNIT_WRITABLE)
+
+
+def ensure_folder(path: Path) -> list[Path]:
+    """Make ``path`` (and missing parents) a folder the web server's group can read, whatever
+    the umask; mend the mode of one we own that lacks it.  Returns the folders made.
+
+    A parent's setgid bit is kept (a folder made setgid by an admin keeps handing its group
+    down).  Raises ``OSError`` when it cannot be made (the caller reports a local fault).
+    """
+    made: list[Path] = []
+    missing: list[Path] = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, FOLDER_MODE)
+        except FileExistsError:
+            pass
+        else:
+            made.append(folder)
+        _mend(folder)
+    if not missing:
+        _mend(path)
+    return made
+
+
+def _mend(folder: Path) -> None:
+    st = folder.stat()
+    if st.st_uid != os.geteuid() or not stat.S_ISDIR(st.st_mode):
+        return
+    want = FOLDER_MODE | (folder.parent.stat().st_mode & stat.S_ISGID)
+    if stat.S_IMODE(st.st_mode) & (FOLDER_MODE | stat.S_ISGID) != want:
+        os.chmod(folder, stat.S_IMODE(st.st_mode) | want)
+
+
+def ensure_published_folders(config: Config) -> list[Path]:
+    """The snapshot folder and each per-location subfolder (``<snapshot_dir>/<feed>/``),
+    made or mended with ``FOLDER_MODE``: run before publishing, so a folder deleted while the
+    daemon runs comes back readable by nginx (``write_atomic`` would make it under the
+    umask).  Returns the folders made."""
+    made = ensure_folder(config.snapshot_dir)
+    for feed in config.feeds.values():
+        if feed.per_location_files and feed.data_kind == "weather":
+            made += ensure_folder(config.snapshot_dir / feed.name)
+    return made

@@ -9,10 +9,11 @@ Prometheus metrics all use it.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -262,8 +263,9 @@ def clock_warnings(row: FeedRow, now: datetime) -> list[str]:
     return notes
 
 
-def format_table(rows: Sequence[FeedRow], now: datetime) -> str:
-    """An aligned, readable table, one row per feed."""
+def format_table(rows: Sequence[FeedRow], now: datetime, *, daemon_running: bool = True) -> str:
+    """An aligned, readable table, one row per feed.  With no daemon running nothing is
+    scheduled: NEXT RUN says ``no daemon`` rather than a planned time nobody will keep."""
     header = ["FEED", "STATUS", "AGE", "LAST SUCCESS", "LAST ATTEMPT", "OUTCOME", "FAILS", "CIRCUIT", "NEXT RUN"]
     body = []
     for r in rows:
@@ -295,7 +297,7 @@ def format_table(rows: Sequence[FeedRow], now: datetime) -> str:
                 outcome,
                 str(r.consecutive_failures),
                 r.circuit,
-                _when(r.next_attempt_at, now),
+                _when(r.next_attempt_at, now) if daemon_running else "no daemon",
             ]
         )
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
@@ -554,10 +556,10 @@ def print_status(config: Config, *, as_json: bool = False, clock: Clock | None =
             "feeds": feeds,
             "local_faults": faults,
         }
-        out.write(json.dumps(body, ensure_ascii=False, indent=2) + "\n")
+        out.write(json.dumps(_in_zone(body, config.publish.tz), ensure_ascii=False, indent=2) + "\n")
     else:
         out.write(f"config {origin}; {daemon.describe(now)}{'; ' + beat if beat else ''}\n\n")
-        out.write(format_table(rows, now) + "\n")
+        out.write(format_table(rows, now, daemon_running=daemon.running is None or daemon.daemon) + "\n")
         for fault in faults:
             out.write(f"local fault: {fault}\n")
         for pub in files.values():
@@ -566,6 +568,22 @@ def print_status(config: Config, *, as_json: bool = False, clock: Clock | None =
                 out.write(f"{pub.feed}: {why}\n")
     doubtful = any(clock_warnings(r, now) for r in rows) or any(p.verdict() for p in files.values())
     return 0 if all(r.status == "fresh" for r in rows) and not faults and not doubtful else 1
+
+
+_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|Z)$")
+
+
+def _in_zone(doc: Any, tz: tzinfo) -> Any:
+    """Every ISO 8601 time in ``doc`` re-expressed in the publish zone ([publish] timezone),
+    so that ``status --json`` never mixes ``+00:00`` and ``+07:00``."""
+    if isinstance(doc, dict):
+        return {k: _in_zone(v, tz) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_in_zone(v, tz) for v in doc]
+    if isinstance(doc, str) and _ISO_TIME.match(doc):
+        when = datetime.fromisoformat(doc.replace("Z", "+00:00")).astimezone(tz)
+        return isoformat(when) if when.microsecond == 0 else when.isoformat()
+    return doc
 
 
 @dataclass(frozen=True)

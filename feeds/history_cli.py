@@ -8,8 +8,8 @@ table's own time, the three rates and the day's change of the selling rate.  ``i
 earlier Vietcombank XML tables (saved by a previous cron job, say) into the archive, each through
 the same parser and gate as a fetched table: a portal starts with history.
 
-Exit codes: 0; 1 some file refused by ``import``, or no day archived; 2 usage (an unknown code);
-78 configuration error (an unknown feed, a feed that is not a rates feed).
+Exit codes: 0; 1 some file refused by ``import``, or no day archived; 2 usage (an unknown feed,
+a weather feed, an unknown code); 78 configuration error (the configuration file itself).
 """
 
 from __future__ import annotations
@@ -60,18 +60,19 @@ def _signed(value: Decimal | None) -> str:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from feeds.config import ConfigError
+    from feeds.cli import UsageError
 
     rates_feeds = _rates_feeds(config)
     if args.feed == "import":
         name = args.into or (rates_feeds[0] if rates_feeds else None)
         if name is None or name not in rates_feeds:
-            raise ConfigError("feeds", f"no rates feed named {name or '(none configured)'} to import into")
+            raise UsageError(f"no rates feed named {name or '(none configured)'} to import into "
+                             f"(rates feeds: {', '.join(rates_feeds) or 'none'})")
         return _import(config, name, [Path(p) for p in args.codes])
     if args.feed not in config.feeds:
-        raise ConfigError("feeds", f"no feed named {args.feed!s} (known: {', '.join(config.feeds)})")
+        raise UsageError(f"no feed named {args.feed} (known: {', '.join(config.feeds)})")
     if args.feed not in rates_feeds:
-        raise ConfigError("feeds", f"{args.feed} is a weather feed: history is kept for rates feeds")
+        raise UsageError(f"{args.feed} is a weather feed: history is kept for rates feeds ({', '.join(rates_feeds) or 'none'})")
     if args.days < 1:
         print("portal-feeds: --days must be at least 1", file=sys.stderr)
         return EX_USAGE

@@ -245,8 +245,8 @@ def test_cli_history_and_import(tmp_path: Path) -> None:
     p = cli("history", "exchange-rates", "USD", "--json")
     doc = json.loads(p.stdout)
     assert doc["days"] == ["2026-06-13", "2026-06-18"] and doc["currencies"]["USD"]["sell"] == ["26412", "26431"]
-    assert cli("history", "weather").returncode == 78
-    assert cli("history", "nosuch").returncode == 78
+    assert cli("history", "weather").returncode == 2
+    assert cli("history", "nosuch").returncode == 2
     assert cli("history", "exchange-rates", "XYZ").returncode == 2
     # Deleting the cache loses no day: the archive is the history.
     import shutil

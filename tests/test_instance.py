@@ -102,7 +102,7 @@ def test_status_and_check_name_the_config_and_the_daemon(tmp_path: Path) -> None
         print_status(config, as_json=True, clock=Fixed(), out=out)
         doc = json.loads(out.getvalue())
         assert doc["config"] == str(cfg_path)
-        assert doc["daemon"]["running"] is True and doc["daemon"]["heartbeat_at"] == "2026-11-24T07:59:55+00:00"
+        assert doc["daemon"]["running"] is True and doc["daemon"]["heartbeat_at"] == "2026-11-24T14:59:55+07:00"  # in the [publish] zone (issue 19)
         out = io.StringIO()
         run_check(config, ["rates"], clock=Fixed(), out=out)
         line = out.getvalue()

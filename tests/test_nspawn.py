@@ -57,8 +57,8 @@ def test_unit_under_real_systemd(tmp_path: Path) -> None:
     assert boot["NRestarts"] == "0", boot
     assert boot["StatusText"] == "2 feeds: 2 fresh"
     ls = (tmp_path / "probe-ls.txt").read_text().splitlines()
-    assert ls[0] == "2750 portal-feeds www-data /var/lib/portal-feeds/snapshots"
-    assert all(line.startswith("644 portal-feeds www-data ") for line in ls[1:]) and len(ls) == 3
+    assert ls[0] == "750 portal-feeds portal-feeds /var/lib/portal-feeds/snapshots"
+    assert all(line.startswith("644 portal-feeds portal-feeds ") for line in ls[1:]) and len(ls) == 3
 
     # Reload: a good file applies; a broken one fails the reload, the same process keeps running.
     assert (tmp_path / "probe-reload-rc.txt").read_text().strip() == "rc=0"
