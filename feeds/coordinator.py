@@ -22,6 +22,7 @@ import contextlib
 import functools
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -167,8 +168,16 @@ class Coordinator:
         self._forced: set[str] = set()
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
-        #: Whether the publish step under way stored the data just fetched (health).
-        self._stored_fetched = False
+        #: Per feed: whether the publish step under way stored the data just fetched (health).
+        #: Per feed because publish steps of different feeds run at once in worker threads.
+        self._stored: dict[str, bool] = {}
+        #: The publish step of one feed runs in a worker thread, one at a time per feed:
+        #: attempts queue on the asyncio lock (no thread held while waiting), and the thread
+        #: lock also orders ``republish`` (called on the loop) against a step under way, so
+        #: an older snapshot is never written after a newer one (``_newer_on_disk`` reads
+        #: what the previous step wrote).
+        self._publishing: dict[str, tuple[asyncio.Lock, threading.Lock]] = {}
+        self._publishing_guard = threading.Lock()
         #: Per feed: the published file's stat key, its fetched_at and its locations' (never
         #: older over newer reads the file again only when it changed).
         self._on_disk: dict[str, tuple[tuple[int, int, int], datetime | None, dict[str, datetime]]] = {}
@@ -223,12 +232,31 @@ class Coordinator:
                 error = classify(exc)
         if next_update_at is None:
             next_update_at = started + timedelta(seconds=feed.every)
-        return self._finish(feed, started, t0, got, error, held, next_update_at, rlog.stale_hosts)
+        # Storing and publishing (encode, validate, render, write, fsync) take long at scale:
+        # off the event loop, so the watchdog, other feeds and the metrics never wait on them.
+        loop_lock, thread_lock = self._feed_locks(feed.name)
+        async with loop_lock:
+            return await asyncio.to_thread(
+                self._locked, thread_lock, self._finish,
+                feed, started, t0, got, error, held, next_update_at, rlog.stale_hosts,
+            )
+
+    def _feed_locks(self, name: str) -> tuple[asyncio.Lock, threading.Lock]:
+        with self._publishing_guard:
+            locks = self._publishing.get(name)
+            if locks is None:
+                locks = self._publishing[name] = (asyncio.Lock(), threading.Lock())
+            return locks
+
+    @staticmethod
+    def _locked(lock: threading.Lock, fn: Callable[..., AttemptResult], *args: Any) -> AttemptResult:
+        with lock:
+            return fn(*args)
 
     def republish(self, feed: FeedConfig, *, next_update_at: datetime | None = None) -> AttemptResult:
         """Publish the feed's snapshot from the store without fetching (warm start); never raises."""
         try:
-            return self._republish(feed, next_update_at)
+            return self._locked(self._feed_locks(feed.name)[1], self._republish, feed, next_update_at)
         except Exception as exc:  # a bug of ours: one ERROR line, the previous file stays
             error = self._internal(feed, exc)
             return AttemptResult(feed.name, NOT_WRITTEN, error.kind, error.detail, 0.0, {}, error)
@@ -454,7 +482,7 @@ class Coordinator:
             snap, error, written = nw.snapshot, nw.error, NOT_WRITTEN
         except Exception as exc:  # a bug of ours in the publish path: the previous file stays
             snap, error, written = {}, self._internal(feed, exc), NOT_WRITTEN
-            got = got if self._stored_fetched else None  # last_success_at: only data kept
+            got = got if self._stored.get(feed.name) else None  # last_success_at: only data kept
             status, stale_since = state.get("status") or "unavailable", state.get("stale_since")
         if self.store.fault and (error is None or error.kind != "local"):
             # The cache could not be written (its updates are kept in memory meanwhile).
@@ -498,7 +526,7 @@ class Coordinator:
         whether the fetched data was refused.
         """
         refused = False
-        self._stored_fetched = False
+        self._stored[feed.name] = False
         if fetched is not None and feed.data_kind == "weather":
             fetched, error = self._drop_bad_locations(feed, fetched, error)
             refused = fetched is None
@@ -535,7 +563,7 @@ class Coordinator:
                 self.store.set(f"good/{feed.name}", good)  # the file's newer data, kept
             elif good is not None and good is fetched:
                 self.store.set(f"good/{feed.name}", good)
-                self._stored_fetched = True
+                self._stored[feed.name] = True
             upstream_since = snap.get("upstream_stale_since")
             # The cache lock held by a live process: the snapshot is still published.
             with contextlib.suppress(LocalError):

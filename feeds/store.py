@@ -234,13 +234,23 @@ def decode_value(data: bytes | str) -> Any:
         raise CorruptValue("a stored value is not JSON of ours") from exc
 
 
+class Encoded:
+    """A value already encoded by ``encode_value`` (``DiskStore.set`` encodes once)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 class JsonDisk(diskcache.Disk):  # type: ignore[misc]
     """diskcache serialization as plain JSON (see the module docstring for why)."""
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
         if read:
             raise TypeError("file values are not used")
-        return super().store(encode_value(value), False, key=key)
+        data = value.data if isinstance(value, Encoded) else encode_value(value)
+        return super().store(data, False, key=key)
 
     def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
         if mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY) or read:
@@ -304,6 +314,10 @@ class DiskStore:
         self._cache: Any = None
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the open database
         self._pending: dict[str, Any] = {}  # writes not on disk yet (value or _DELETED)
+        self._encoded: dict[str, bytes] = {}  # the pending values as encoded by set()
+        #: Guards the pending writes and the open cache: the coordinator's publish step runs
+        #: in a worker thread while the event loop reads per-host state.
+        self._io = threading.RLock()
         self._fault: str | None = None
         self._retry_at = 0.0
         self._healed_at = -HEAL_GAP_MAX
@@ -320,22 +334,33 @@ class DiskStore:
         return f"store:{self._fault}" if self._fault else None
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key in self._pending:
-            value = self._pending[key]
-            return default if value is _DELETED else value
-        value = self._run(lambda c: c.get(key, _MISSING), write=False)
+        with self._io:
+            if key in self._pending:
+                value = self._pending[key]
+                return default if value is _DELETED else value
+            value = self._run(lambda c: c.get(key, _MISSING), write=False)
         return default if value is _MISSING or value is _FAILED else value
 
     def set(self, key: str, value: Any) -> None:
-        encode_value(value)  # a value we cannot store is a bug: raise now, not in the flush
-        self._pending[key] = value
-        self._flush()
+        # Encoded once, here: a value we cannot store is a bug and raises now, not in the
+        # flush; the flush writes these very bytes (``Encoded``), never encoding again.
+        data = encode_value(value)
+        with self._io:
+            self._pending[key] = value
+            self._encoded[key] = data
+            self._flush()
 
     def delete(self, key: str) -> None:
-        self._pending[key] = _DELETED
-        self._flush()
+        with self._io:
+            self._pending[key] = _DELETED
+            self._encoded.pop(key, None)
+            self._flush()
 
     def keys(self, prefix: str) -> list[str]:
+        with self._io:
+            return self._keys(prefix)
+
+    def _keys(self, prefix: str) -> list[str]:
         found = self._run(
             lambda c: [k for k in c.iterkeys() if isinstance(k, str) and k.startswith(prefix)], write=False
         )
@@ -367,11 +392,12 @@ class DiskStore:
             self._mutex.release()
 
     def close(self) -> None:
-        self._flush(force=True)
-        if self._cache is not None:
-            with contextlib.suppress(Exception):
-                self._cache.close()
-            self._cache = None
+        with self._io:
+            self._flush(force=True)
+            if self._cache is not None:
+                with contextlib.suppress(Exception):
+                    self._cache.close()
+                self._cache = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -658,13 +684,16 @@ class DiskStore:
                     if value is _DELETED:
                         cache.delete(key)
                     else:
-                        cache.set(key, value)
+                        data = self._encoded.get(key)
+                        cache.set(key, Encoded(data) if data is not None else value)
             return True
 
-        if self._run(write, write=True) is True:
-            self._pending.clear()
-        else:
-            self._retry_at = time.monotonic() + RETRY_EVERY
+        with self._io:
+            if self._run(write, write=True) is True:
+                self._pending.clear()
+                self._encoded.clear()
+            else:
+                self._retry_at = time.monotonic() + RETRY_EVERY
 
 
 class ReadOnlyStore:
