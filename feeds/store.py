@@ -220,9 +220,26 @@ def _hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+#: A list longer than this is encoded one item per C call, the same bytes as one call: the
+#: encoder holds the GIL for a whole call, and a store write of 3,000 locations in a worker
+#: thread must not stop the event loop for the ~60 ms one call takes (issue 20).
+CHUNK_ITEMS = 64
+
+
+def _dumps(plain: Any, depth: int = 0) -> str:
+    """``json.dumps(plain, ensure_ascii=False, separators=(",", ":"))``, in steps."""
+    if isinstance(plain, dict) and depth < 4 and any(isinstance(v, dict | list) for v in plain.values()):
+        return "{" + ",".join(
+            json.dumps(k, ensure_ascii=False) + ":" + _dumps(v, depth + 1) for k, v in plain.items()
+        ) + "}"
+    if isinstance(plain, list) and len(plain) > CHUNK_ITEMS:
+        return "[" + ",".join(json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in plain) + "]"
+    return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_value(value: Any) -> bytes:
     """A value as UTF-8 JSON (tagged datetimes, Decimals, bytes and dataclasses)."""
-    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _dumps(_plain(value)).encode("utf-8")
 
 
 def decode_value(data: bytes | str) -> Any:
