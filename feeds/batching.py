@@ -197,6 +197,7 @@ async def _ask(
     host = httpx.URL(source.url).host
     sem = coord.host_limits.semaphore(host)
     limiter = coord.host_limits.rate(host, getattr(mod, "MAX_REQUESTS_PER_SECOND", None), coord.clock)
+    loop = asyncio.get_running_loop()
 
     def job(spec: Any, locs: tuple[Location, ...]) -> Callable[[], Awaitable[Any]]:
         held = False
@@ -208,8 +209,9 @@ async def _ask(
                 sem.release()
 
         def parse(body: bytes) -> Any:
-            # The answer is in: the host's slot goes to the next batch while we parse.
-            free_slot()
+            # The answer is in: the host's slot goes to the next batch while we parse.  A big
+            # body is parsed in a worker thread (feeds.pipeline): the semaphore is the loop's.
+            loop.call_soon_threadsafe(free_slot)
             parsed = mod.read(body, locs)
             mod.check(parsed, previous=None, max_change=feed.max_change, asked=[loc.id for loc in locs])
             return parsed
