@@ -47,7 +47,7 @@ from feeds.frozen import upstream_stale_since
 from feeds.localfaults import NOT_WRITTEN, local_error
 from feeds.models import RequestSpec
 from feeds.peering import fetch_peer
-from feeds.pipeline import HeldBack, RequestPipeline, honoured_expires
+from feeds.pipeline import Got, HeldBack, RequestPipeline, fresh_for, honoured_expires
 from feeds.politeness import HostGuard
 from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
@@ -93,26 +93,6 @@ class AttemptResult:
         if "rates" in data:
             return f"{len(data['rates'])} rates"
         return f"{len(data.get('locations', []))} locations"
-
-
-@dataclass
-class _Got:
-    """A successful fetch of one feed, before it is stored."""
-
-    data: dict[str, Any]
-    as_of: datetime | None
-    source: SourceConfig
-    fetched_at: datetime
-    oldest_location_at: datetime | None = None
-    partial_error: FeedError | None = None
-    #: Weather: how many locations a fallback source answered.
-    fallback_locations: int = 0
-    #: A peer's copy (feeds.peering): the origin's status and stale_since, never bettered.
-    origin_status: str | None = None
-    origin_stale_since: datetime | None = None
-    #: The origin's source, named in our snapshot (else the source module's name).
-    source_name: str | None = None
-    source_url: str | None = None
 
 
 class _Seam:
@@ -208,7 +188,7 @@ class Coordinator:
         t0 = self.clock.monotonic()
         error: FeedError | None = None
         held: HeldBack | None = None
-        got: _Got | None = None
+        got: Got | None = None
         self._errors[feed.name] = []
         with resolution_log() as rlog:
             try:
@@ -277,7 +257,7 @@ class Coordinator:
                     max_stale=timedelta(seconds=feed.max_stale),
                     now=now,
                     was_fresh=prev_status == "fresh",
-                    fresh_for=_fresh_for(feed),
+                    fresh_for=fresh_for(feed),
                 )
             return status, None if status == "fresh" else (state.get("stale_since") or now)
 
@@ -295,7 +275,7 @@ class Coordinator:
         return AttemptResult(feed.name, status, "republished", None, 0.0, snap)
 
     # -- fetching --------------------------------------------------------------------
-    async def _fetch_feed(self, feed: FeedConfig, deadline_at: float) -> _Got:
+    async def _fetch_feed(self, feed: FeedConfig, deadline_at: float) -> Got:
         errors: list[FeedError] = []
         held: HeldBack | None = None
         for i, source in enumerate(feed.sources):
@@ -321,12 +301,12 @@ class Coordinator:
         assert held is not None
         raise held
 
-    async def _fetch_rates(self, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> _Got:
+    async def _fetch_rates(self, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> Got:
         mod = registry.source(source.kind)
         ((spec, _),) = mod.requests(
             source.url, (), user_agent=self.config.user_agent, batch_size=feed.batch_size
         )
-        previous = self._load_good(feed)
+        previous = self.load_good(feed)
 
         def parse(body: bytes) -> Any:
             rates = mod.read(body, ())
@@ -350,11 +330,11 @@ class Coordinator:
             trust.update(self.store, feed.name, dropped=list(rates.dropped) or None)
             return rates
 
-        rates = await self._get_parsed(feed, spec, deadline_at, parse)
+        rates = await self.get_parsed(feed, spec, deadline_at, parse)
         now = self.clock.now()
-        return _Got(rates.to_data(), rates.as_of, source, now)
+        return Got(rates.to_data(), rates.as_of, source, now)
 
-    async def _get_parsed(
+    async def get_parsed(
         self,
         feed: FeedConfig,
         spec: RequestSpec,
@@ -378,12 +358,17 @@ class Coordinator:
             max_attempts=max_attempts,
         )
 
+    _get_parsed = get_parsed  # the names before the strategies' interface (feeds.batching.FetchContext)
+
     # -- storing and publishing ----------------------------------------------------------
-    def _load_good(self, feed: FeedConfig) -> GoodData | None:
+    def load_good(self, feed: FeedConfig) -> GoodData | None:
+        """The feed's last good data (recovered from its published snapshot when the store has none)."""
         good = self.store.get(f"good/{feed.name}")
         if isinstance(good, GoodData):
             return good
         return self._recover(feed)
+
+    _load_good = load_good
 
     def _recover(self, feed: FeedConfig) -> GoodData | None:
         """The store has no good data: take it back from the published snapshot (issue 9)."""
@@ -419,7 +404,7 @@ class Coordinator:
         feed: FeedConfig,
         started: datetime,
         t0: float,
-        got: _Got | None,
+        got: Got | None,
         error: FeedError | None,
         held: HeldBack | None,
         next_update_at: datetime,
@@ -447,7 +432,7 @@ class Coordinator:
                 # Held back by politeness: not a failure, but the status still follows the age.
                 status: str = freshness.decide(
                     succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now,
-                    was_fresh=state.get("status") == "fresh", fresh_for=_fresh_for(feed),
+                    was_fresh=state.get("status") == "fresh", fresh_for=fresh_for(feed),
                 )
             else:
                 status = freshness.decide(
@@ -537,7 +522,7 @@ class Coordinator:
             except InvalidPayloadError as exc:
                 refused, error, good = True, exc, None
         if good is None:
-            good = self._load_good(feed)
+            good = self.load_good(feed)
         setaside_file = False
         for _ in range(4):
             newer = self._newer_on_disk(feed, good, now)
@@ -550,7 +535,7 @@ class Coordinator:
                 if good is None:
                     raise  # an unavailable snapshot always validates: a bug, a local fault
                 if good is fetched:
-                    refused, error, good = True, exc, self._load_good(feed)
+                    refused, error, good = True, exc, self.load_good(feed)
                 elif setaside_file:
                     self._set_aside(feed, good, exc)
                     good = None
@@ -595,7 +580,7 @@ class Coordinator:
             except InvalidPayloadError as exc:
                 bad = bad or exc
                 if previous is None:
-                    prev = self._load_good(feed)
+                    prev = self.load_good(feed)
                     previous = {
                         entry.get("id"): entry
                         for entry in ((prev.data.get("locations") or []) if prev else [])
@@ -726,7 +711,7 @@ class Coordinator:
     def _keep_newer(self, feed: FeedConfig, now: datetime) -> None:
         """Load the last good data (recovering it when the store has none) and replace it with
         the published file's where the file is newer (a restart after a cache-write outage)."""
-        good = self._load_good(feed)
+        good = self.load_good(feed)
         newer = self._newer_on_disk(feed, good, now)
         if newer is None:
             return
@@ -830,7 +815,7 @@ class Coordinator:
         feed: FeedConfig,
         started: datetime,
         duration: float,
-        got: _Got | None,
+        got: Got | None,
         error: FeedError | None,
         held: HeldBack | None,
         status: str,
@@ -913,8 +898,3 @@ class _NotWritten(Exception):
         super().__init__(error.message)
         self.snapshot = snapshot
         self.error = error
-
-
-def _fresh_for(feed: FeedConfig) -> timedelta:
-    """How long data fetched fresh stays fresh when no request could be made: two intervals."""
-    return timedelta(seconds=2 * max(feed.every, feed.min_interval))

@@ -26,6 +26,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 import httpx
 
 from feeds.clock import Clock
-from feeds.config import Config, FeedConfig
+from feeds.config import Config, FeedConfig, SourceConfig
 from feeds.errors import (
     ConnectError,
     DnsError,
@@ -76,6 +77,31 @@ def _parser() -> ThreadPoolExecutor:
         if _PARSER is None:
             _PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feeds-parse")
         return _PARSER
+
+
+@dataclass
+class Got:
+    """A successful fetch of one feed, before it is stored (what every fetch strategy returns)."""
+
+    data: dict[str, Any]
+    as_of: datetime | None
+    source: SourceConfig
+    fetched_at: datetime
+    oldest_location_at: datetime | None = None
+    partial_error: FeedError | None = None
+    #: Weather: how many locations a fallback source answered.
+    fallback_locations: int = 0
+    #: A peer's copy (feeds.peering): the origin's status and stale_since, never bettered.
+    origin_status: str | None = None
+    origin_stale_since: datetime | None = None
+    #: The origin's source, named in our snapshot (else the source module's name).
+    source_name: str | None = None
+    source_url: str | None = None
+
+
+def fresh_for(feed: FeedConfig) -> timedelta:
+    """How long data fetched fresh stays fresh when no request could be made: two intervals."""
+    return timedelta(seconds=2 * max(feed.every, feed.min_interval))
 
 logger = logging.getLogger("feeds.coordinator")  # the same logger name as before the split
 
