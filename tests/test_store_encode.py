@@ -44,3 +44,33 @@ def test_a_big_value_round_trips_through_the_disk_store(tmp_path: Path) -> None:
         assert decode_value(encode_value(good)) == good
     finally:
         again.close()
+
+
+def test_big_good_data_written_here_is_not_decoded_again(tmp_path: Path, monkeypatch: Any) -> None:
+    import feeds.store as store_mod
+
+    good = _good(2000)
+    store = open_store(tmp_path)
+    try:
+        store.set("good/weather", good)
+        decoded: list[int] = []
+        real = store_mod.decode_value
+
+        def counting(data: bytes | str) -> Any:
+            decoded.append(len(data))
+            return real(data)
+
+        monkeypatch.setattr(store_mod, "decode_value", counting)
+        assert store.get("good/weather") == good
+        assert not [n for n in decoded if n >= store_mod.MEMO_BYTES]  # the bytes we wrote: from memory
+        # Another process writes other bytes under the key: those are decoded, never the memo.
+        other = open_store(tmp_path)
+        try:
+            changed = _good(2001)
+            other.set("good/weather", changed)
+        finally:
+            other.close()
+        assert store.get("good/weather") == changed
+        assert [n for n in decoded if n >= store_mod.MEMO_BYTES]
+    finally:
+        store.close()
