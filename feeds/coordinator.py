@@ -216,10 +216,19 @@ class Coordinator:
         # off the event loop, so the watchdog, other feeds and the metrics never wait on them.
         loop_lock, thread_lock = self._feed_locks(feed.name)
         async with loop_lock:
-            return await asyncio.to_thread(
+            step = asyncio.ensure_future(asyncio.to_thread(
                 self._locked, thread_lock, self._finish,
                 feed, started, t0, got, error, held, next_update_at, rlog.stale_hosts,
-            )
+            ))
+            try:
+                return await asyncio.shield(step)
+            except asyncio.CancelledError:
+                # A stop while publishing: the step under way still ends (as it did on the
+                # loop) before the runtime closes the store under it; then the stop goes on.
+                while not step.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({step})
+                raise
 
     def _feed_locks(self, name: str) -> tuple[asyncio.Lock, threading.Lock]:
         with self._publishing_guard:

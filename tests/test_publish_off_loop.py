@@ -107,3 +107,39 @@ def test_one_publish_step_at_a_time_per_feed_newest_last(tmp_path: Path, monkeyp
 
     on_disk = json.loads((tmp_path / "snapshots" / "exchange-rates.json").read_text(encoding="utf-8"))
     assert on_disk["generated_at"] == order[1]
+
+
+def test_a_stop_while_publishing_lets_the_step_end_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = config_file(tmp_path, RATES)
+    feed = cfg.feeds["exchange-rates"]
+    coord, _, _, _ = make_coordinator(cfg, Upstream(default=ok(vcb_fixture())))
+    import feeds.coordinator as coordinator
+
+    real = coordinator.write_companions
+    entered = threading.Event()
+    go_on = threading.Event()
+    done: list[bool] = []
+
+    def held(*args: Any) -> None:
+        entered.set()
+        go_on.wait(5)
+        real(*args)
+        done.append(True)
+
+    monkeypatch.setattr(coordinator, "write_companions", held)
+    when_task_ended: list[bool] = []
+
+    async def main() -> None:
+        task = asyncio.create_task(coord.refresh(feed))
+        task.add_done_callback(lambda _: when_task_ended.append(bool(done)))
+        while not entered.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()  # the daemon stopping
+        await asyncio.sleep(0)
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert when_task_ended == [True]  # the files were whole and written before the stop went on
+    assert (tmp_path / "snapshots" / "exchange-rates.html").exists()
