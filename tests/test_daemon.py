@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,12 @@ max_stale = "1h"
 
 
 class Notify:
-    """A datagram socket standing in for systemd's notify socket."""
+    """A datagram socket standing in for systemd's notify socket.
+
+    A thread drains it all the time: the kernel queues only a few datagrams per socket
+    (net.unix.max_dgram_qlen, 10 by default) and the daemon drops what does not fit, so a test
+    busy elsewhere (running ``status``/``check`` on a loaded machine) must not miss STOPPING=1.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -46,28 +52,35 @@ class Notify:
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.messages: list[tuple[float, str]] = []
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
 
-    def read_until(self, pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if any(pred(m) for _, m in self.messages):
-                return True
+    def _drain(self) -> None:
+        while not self._closing.is_set():
             try:
                 data = self.sock.recv(65536)
-            except TimeoutError:
+            except (TimeoutError, OSError):
                 continue
             for line in data.decode("utf-8").splitlines():
                 self.messages.append((time.monotonic(), line))
-        return any(pred(m) for _, m in self.messages)
+
+    def read_until(self, pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+        end = time.monotonic() + timeout
+        while not any(pred(m) for _, m in list(self.messages)) and time.monotonic() < end:
+            time.sleep(0.02)
+        return any(pred(m) for _, m in list(self.messages))
 
     def wait_for(self, cond, timeout: float = 30) -> bool:  # type: ignore[no-untyped-def]
-        """Read messages until ``cond(messages)`` holds (an event, not a timed window)."""
+        """Wait until ``cond(messages)`` holds (an event, not a timed window)."""
         end = time.monotonic() + timeout
-        while not cond(self.messages) and time.monotonic() < end:
-            self.read_until(lambda m: False, 0.2)
-        return bool(cond(self.messages))
+        while not cond(list(self.messages)) and time.monotonic() < end:
+            time.sleep(0.02)
+        return bool(cond(list(self.messages)))
 
     def close(self) -> None:
+        self._closing.set()
+        self._reader.join(5)
         self.sock.close()
 
 
@@ -142,7 +155,10 @@ def test_notify_protocol_schedule_and_sigterm(daemon_env: tuple[Path, Notify]) -
         ck = subprocess.run([sys.executable, "-m", "feeds", "check", "--config", cfg],
                             capture_output=True, text=True, timeout=30)
         assert ck.returncode == 2
-        assert ck.stdout.startswith("PORTAL-FEEDS CRITICAL - 0/1 feeds fresh; rates unavailable"), ck.stdout
+        # CRITICAL for the feed either way; which reason comes first depends on how late the
+        # loaded machine ran the 1 s schedule (the check's liveness rule: "not attempted for").
+        assert ck.stdout.startswith("PORTAL-FEEDS CRITICAL - 0/1 feeds fresh; rates "), ck.stdout
+        assert "rates unavailable" in ck.stdout or "rates not attempted for" in ck.stdout, ck.stdout
     finally:
         code, out = stop(proc)
     assert code == 0, out
