@@ -63,6 +63,10 @@ __all__ = ["NOT_WRITTEN", "AttemptResult", "Coordinator", "HeldBack", "honoured_
 
 logger = logging.getLogger(__name__)
 
+#: The names before Got and fresh_for moved to feeds.pipeline (other branches may still use them).
+_Got = Got
+_fresh_for = fresh_for
+
 def source_module(kind: str) -> ModuleType:
     """The source module of a kind, from the one registry (feeds.sources.registry)."""
     return registry.source(kind)
