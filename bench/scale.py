@@ -6,13 +6,30 @@ the locations must come from MET Norway (one request per location, at most 20/s)
 case starts from a cold cache and reports the time of one attempt and how many locations
 it refreshed (deadline 20 s).
 
-    .venv/bin/python bench/scale.py [--repeat 3] [--sizes 34,300,3000] [--latencies 0.15,0.7]
+By default one run measures the attempt against its floor (issue 20) for 3,000 locations in
+30 Open-Meteo batches at 150 ms, without and with per-location files:
+
+- floor = waves x latency + the fastest parse of the bodies (waves = batches / concurrency per
+  host, rounded up; the parse is the fastest of stdlib ``json.loads`` and, when importable,
+  orjson / msgspec, over the very bodies the simulator sends);
+- the whole attempt (``Coordinator.refresh``: fetch, store, publish every output) and its
+  ratio to the floor;
+- the worst event-loop lag during the attempt: a probe task sleeping 5 ms at a time, lag =
+  how late it woke (the worst of all runs, and the median of each run's worst: the first run
+  of the process also pays the first imports of the publish path);
+- per-location files: the extra time per file and the ``os.fsync`` calls of one attempt.
+
+    .venv/bin/python bench/scale.py [--repeat 5] [--locations 3000] [--latency 0.15]
+    .venv/bin/python bench/scale.py --sweep [--repeat 3] [--sizes 34,300,3000] [--latencies 0.15,0.7]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import math
+import os
 import statistics
 import subprocess
 import sys
@@ -86,17 +103,62 @@ class Case:
 CONCURRENCY: int | None = None  # None: the built-in default of [http] per_host_concurrency
 
 
-async def one(folder: Path, sim: Simulator, n: int) -> tuple[float, int, float]:
-    cfg_path = folder / "bench.toml"
+class LagProbe:
+    """A task that sleeps ``every`` seconds at a time and records how late it woke."""
+
+    def __init__(self, every: float = 0.005) -> None:
+        self.every = every
+        self.worst = 0.0
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(self.every)
+            self.worst = max(self.worst, time.perf_counter() - t0 - self.every)
+
+    def __enter__(self) -> LagProbe:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+
+
+class FsyncCount:
+    """Counts ``os.fsync`` calls (the per-location files' cost on a real disk)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._real = os.fsync
+
+    def __enter__(self) -> FsyncCount:
+        def counted(fd: Any) -> None:
+            self.calls += 1
+            self._real(fd)
+
+        os.fsync = counted
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.fsync = self._real
+
+
+def config_text(sim: Simulator) -> str:
     http = f"[http]\nper_host_concurrency = {CONCURRENCY}\n\n" if CONCURRENCY else ""
-    cfg_path.write_text(
+    return (
         '[paths]\ncache_dir = "cache"\nsnapshot_dir = "snapshots"\n\n' + http +
         f'[feeds.weather]\nkind = "open-meteo"\nurl = "{sim.url("/v1/forecast", OPEN_METEO)}"\n'
         'every = "30m"\ntimeout = "10s"\ndeadline = "20s"\n'
         'locations = [{ id = "x", name = "X", lat = 10, lon = 106 }]\n'
-        f'fallback = [{{ kind = "met-no", url = "{sim.url("/weatherapi/locationforecast/2.0/compact", MET)}" }}]\n',
-        encoding="utf-8",
+        f'fallback = [{{ kind = "met-no", url = "{sim.url("/weatherapi/locationforecast/2.0/compact", MET)}" }}]\n'
     )
+
+
+async def one(folder: Path, sim: Simulator, n: int) -> tuple[float, int, float]:
+    cfg_path = folder / "bench.toml"
+    cfg_path.write_text(config_text(sim), encoding="utf-8")
     cfg = load_config(cfg_path)
     feed = replace(cfg.feeds["weather"], locations=locations(n))
     # Two host names (as in production) for the one simulator: politeness, the circuit
@@ -163,9 +225,129 @@ def table(cases: list[Case]) -> str:
     return "\n".join(lines)
 
 
+# -- the attempt against its floor (issue 20) ----------------------------------------------
+@dataclass
+class Attempt:
+    whole: float
+    fetch: float
+    lag: float
+    fsyncs: int
+    fresh: int
+
+
+def fastest_parse(sim: Simulator, n: int, batch_size: int) -> tuple[float, int, int]:
+    """The fastest parse of the bodies one attempt gets: (seconds, bytes, batches)."""
+    import httpx
+
+    from feeds.sources import open_meteo
+
+    specs = open_meteo.build_requests(
+        sim.url("/v1/forecast"), locations(n), user_agent="bench", batch_size=batch_size
+    )
+    with httpx.Client(headers={"Host": OPEN_METEO}, timeout=30) as client:
+        bodies = [client.get(spec.url, params=list(spec.params)).content for spec, _ in specs]
+    parsers: list[Any] = [json.loads]
+    for name in ("orjson", "msgspec"):
+        try:
+            mod = __import__(name)
+        except ImportError:
+            continue
+        parsers.append(mod.loads if name == "orjson" else mod.json.decode)
+    best = math.inf
+    for loads in parsers:
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for b in bodies:
+                loads(b)
+            best = min(best, time.perf_counter() - t0)
+    return best, sum(len(b) for b in bodies), len(bodies)
+
+
+async def attempt(folder: Path, sim: Simulator, n: int, per_location: bool) -> Attempt:
+    cfg_path = folder / "bench.toml"
+    cfg_path.write_text(config_text(sim), encoding="utf-8")
+    cfg = load_config(cfg_path)
+    feed = replace(cfg.feeds["weather"], locations=locations(n), per_location_files=per_location)
+    names = StaticResolver({OPEN_METEO: ["127.0.0.1"], MET: ["127.0.0.1"]})
+    async with open_runtime(cfg, primary_resolver=names) as rt:
+        fetch_feed = rt.coordinator._fetch_feed
+        fetched_in: list[float] = []
+
+        async def timed(*a: Any) -> Any:
+            f0 = time.perf_counter()
+            try:
+                return await fetch_feed(*a)
+            finally:
+                fetched_in.append(time.perf_counter() - f0)
+
+        rt.coordinator._fetch_feed = timed  # type: ignore[method-assign]
+        started = rt.clock.now()
+        await asyncio.sleep(0.05)  # the probe's first samples before the attempt
+        with LagProbe() as probe, FsyncCount() as fsyncs:
+            t0 = time.perf_counter()
+            r = await rt.coordinator.refresh(feed)
+            took = time.perf_counter() - t0
+            await asyncio.sleep(0.01)  # a lag at the very end is seen too
+    data = r.snapshot.get("data") or {"locations": []}
+    fresh = sum(
+        1 for loc in data["locations"] if datetime.fromisoformat(loc["fetched_at"]) >= started.replace(microsecond=0)
+    )
+    return Attempt(took, (fetched_in or [took])[0], probe.worst, fsyncs.calls, fresh)
+
+
+def floor_table(n: int, latency: float, repeat: int, where: Path | None) -> str:
+    sim = Simulator([f"met-no=latency:{latency}", f"open-meteo=latency:{latency}"])
+    batch_size = 100
+    per_host = CONCURRENCY or 10
+    try:
+        parse_s, size, batches = fastest_parse(sim, n, batch_size)
+        waves = math.ceil(batches / per_host)
+        floor = waves * latency + parse_s
+        runs: dict[bool, list[Attempt]] = {False: [], True: []}
+        for _ in range(repeat):
+            for per_location in (False, True):
+                with tempfile.TemporaryDirectory(prefix="bench-scale-", dir=where) as tmp:
+                    runs[per_location].append(asyncio.run(attempt(Path(tmp), sim, n, per_location)))
+    finally:
+        sim.stop()
+
+    def med(xs: list[float]) -> str:
+        return f"{statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f})"
+
+    lines = [
+        f"{n:,} locations in {batches} Open-Meteo batches ({size / 1e6:.2f} MB), {latency * 1000:.0f} ms per request, "
+        f"{per_host} in flight per host; median (min-max) of {repeat}.",
+        "",
+        f"Floor: {waves} waves x {latency * 1000:.0f} ms + fastest parse {parse_s * 1000:.0f} ms = **{floor:.2f} s**.",
+        "",
+        "| per-location files | fetch phase | whole attempt | whole / floor | worst loop lag, max (median) | fsyncs | per file |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    base = statistics.median(a.whole for a in runs[False])
+    for per_location in (False, True):
+        rs = runs[per_location]
+        whole = [a.whole for a in rs]
+        ratio = statistics.median(whole) / floor
+        lag = max(a.lag for a in rs)
+        lag_med = statistics.median(a.lag for a in rs)
+        per_file = (
+            f"{(statistics.median(whole) - base) / n * 1000:.2f} ms" if per_location else "-"
+        )
+        assert all(a.fresh == n for a in rs), [a.fresh for a in rs]
+        lines.append(
+            f"| {'yes' if per_location else 'no'} | {med([a.fetch for a in rs])} | {med(whole)} | "
+            f"{ratio:.2f} | {lag * 1000:.0f} ms ({lag_med * 1000:.0f} ms) | {statistics.median(a.fsyncs for a in rs):.0f} | {per_file} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=None, help="runs per case (5 against the floor, 3 in --sweep)")
+    p.add_argument("--sweep", action="store_true", help="the older table: sizes x latencies x primary")
+    p.add_argument("--locations", type=int, default=3000)
+    p.add_argument("--latency", type=float, default=0.15)
+    p.add_argument("--dir", type=Path, default=None, help="where the snapshots go (default: a temporary folder)")
     p.add_argument("--sizes", default="34,300,3000")
     p.add_argument("--latencies", default="0.15,0.7")
     p.add_argument("--primary", choices=["healthy", "down", "both"], default="both")
@@ -173,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     global CONCURRENCY
     CONCURRENCY = args.concurrency
+    if not args.sweep:
+        print(floor_table(args.locations, args.latency, args.repeat or 5, args.dir))
+        return 0
+    args.repeat = args.repeat or 3
     cases = []
     for lat in (float(x) for x in args.latencies.split(",")):
         for down in {"healthy": [False], "down": [True], "both": [False, True]}[args.primary]:

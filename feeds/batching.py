@@ -33,20 +33,23 @@ import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
 from feeds.clock import Clock
 from feeds.errors import FeedError, FetchTimeoutError, InvalidPayloadError
 from feeds.models import Location, LocationWeather
+from feeds.pipeline import Got, HeldBack
 
 if TYPE_CHECKING:
-    from feeds.config import FeedConfig, SourceConfig
-    from feeds.coordinator import Coordinator, HeldBack, _Got
+    from feeds.config import Config, FeedConfig, SourceConfig
+    from feeds.models import RequestSpec
+    from feeds.store import GoodData, Store
 
 __all__ = [
     "DEFAULT_PER_HOST_CONCURRENCY",
+    "FetchContext",
     "DEFAULT_PRIMARY_SHARE",
     "HostLimits",
     "RateLimiter",
@@ -56,6 +59,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: Locations merged between two yields to the event loop (~5 ms of work each).
+MERGE_STEP = 250
 
 #: In-flight requests per upstream host: enough for 3,000 locations (30 batches) in a few
 #: round trips, few enough to stay a polite client of a public API.
@@ -134,6 +140,37 @@ class HostLimits:
         return lim
 
 
+class FetchContext(Protocol):
+    """What a fetch strategy (``fetch_weather`` here, ``feeds.peering.fetch_peer``) uses of the
+    attempt's owner (``feeds.coordinator.Coordinator``): its settings, seams, per-host limits,
+    the last good data and the one-request path.  A small public interface: the strategies
+    never import the coordinator or reach into its privates (no import circle)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def host_limits(self) -> HostLimits: ...
+
+    def load_good(self, feed: FeedConfig) -> GoodData | None: ...
+
+    async def get_parsed(
+        self,
+        feed: FeedConfig,
+        spec: RequestSpec,
+        deadline_at: float,
+        parse: Callable[[bytes], Any],
+        *,
+        max_attempts: int | None = None,
+    ) -> Any: ...
+
+
 async def run_until(
     jobs: Sequence[Callable[[], Awaitable[T]]], *, clock: Clock, until: float
 ) -> list[T | BaseException | None]:
@@ -177,7 +214,7 @@ def oldest_first(
 
 
 async def _ask(
-    coord: Coordinator,
+    coord: FetchContext,
     feed: FeedConfig,
     source: SourceConfig,
     locations: Sequence[Location],
@@ -194,6 +231,7 @@ async def _ask(
     host = httpx.URL(source.url).host
     sem = coord.host_limits.semaphore(host)
     limiter = coord.host_limits.rate(host, getattr(mod, "MAX_REQUESTS_PER_SECOND", None), coord.clock)
+    loop = asyncio.get_running_loop()
 
     def job(spec: Any, locs: tuple[Location, ...]) -> Callable[[], Awaitable[Any]]:
         held = False
@@ -205,8 +243,9 @@ async def _ask(
                 sem.release()
 
         def parse(body: bytes) -> Any:
-            # The answer is in: the host's slot goes to the next batch while we parse.
-            free_slot()
+            # The answer is in: the host's slot goes to the next batch while we parse.  A big
+            # body is parsed in a worker thread (feeds.pipeline): the semaphore is the loop's.
+            loop.call_soon_threadsafe(free_slot)
             parsed = mod.read(body, locs)
             mod.check(parsed, previous=None, max_change=feed.max_change, asked=[loc.id for loc in locs])
             return parsed
@@ -220,14 +259,13 @@ async def _ask(
                     return None  # no slot left in this phase
                 if coord.clock.monotonic() >= until:
                     return None  # the phase ended while this batch waited for its turn
-                return await coord._get_parsed(feed, spec, until, parse, max_attempts=max_attempts)
+                return await coord.get_parsed(feed, spec, until, parse, max_attempts=max_attempts)
             finally:
                 free_slot()
 
         return go
 
     results = await run_until([job(spec, locs) for spec, locs in batches], clock=coord.clock, until=until)
-    from feeds.coordinator import HeldBack
 
     fresh: dict[str, LocationWeather] = {}
     errors: list[FeedError | HeldBack] = []
@@ -249,14 +287,14 @@ async def _ask(
 
 
 async def fetch_weather(
-    coord: Coordinator, feed: FeedConfig, deadline_at: float, sources: Sequence[SourceConfig] | None = None
-) -> _Got:
+    coord: FetchContext, feed: FeedConfig, deadline_at: float, sources: Sequence[SourceConfig] | None = None
+) -> Got:
     """One weather attempt over ``sources`` (default: the feed's); see the module docstring."""
-    from feeds.coordinator import _Got
 
     clock = coord.clock
     end = deadline_at - end_margin(feed.deadline)
-    previous = coord._load_good(feed)
+    # Decoding 3,000 stored locations takes tens of ms: off the event loop (issue 20).
+    previous = await asyncio.to_thread(coord.load_good, feed)
     old: dict[str, dict[str, Any]] = {
         loc["id"]: loc for loc in (previous.data["locations"] if previous else [])
     }
@@ -302,11 +340,13 @@ async def fetch_weather(
 
     now = clock.now()
     merged: list[dict[str, Any]] = []
-    for loc in feed.locations:
+    for n, loc in enumerate(feed.locations, 1):
         if loc.id in fresh:
             merged.append(fresh[loc.id].to_data(now))
         elif loc.id in old:
             merged.append(old[loc.id])
+        if n % MERGE_STEP == 0:
+            await asyncio.sleep(0)  # thousands of locations: let the loop breathe between steps
     oldest = min(datetime.fromisoformat(m["fetched_at"]) for m in merged)
     as_ofs = [lw.as_of for lw in fresh.values() if lw.as_of is not None]
     # The snapshot names the source that answered most of this attempt's locations.
@@ -322,7 +362,7 @@ async def fetch_weather(
             if first is not None
             else FetchTimeoutError("some locations were not answered in time", detail="partial")
         )
-    return _Got(
+    return Got(
         {"locations": merged}, min(as_ofs) if as_ofs else None, source, now, oldest, partial,
         fallback_locations=sum(1 for s in used.values() if s != sources[0]),
     )

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -46,7 +47,7 @@ from feeds.frozen import upstream_stale_since
 from feeds.localfaults import NOT_WRITTEN, local_error
 from feeds.models import RequestSpec
 from feeds.peering import fetch_peer
-from feeds.pipeline import HeldBack, RequestPipeline, honoured_expires
+from feeds.pipeline import Got, HeldBack, RequestPipeline, fresh_for, honoured_expires
 from feeds.politeness import HostGuard
 from feeds.portal import write_companions
 from feeds.publish import build_snapshot, write_snapshot
@@ -61,6 +62,10 @@ from feeds.timezone import in_zone
 __all__ = ["NOT_WRITTEN", "AttemptResult", "Coordinator", "HeldBack", "honoured_expires", "source_module"]
 
 logger = logging.getLogger(__name__)
+
+#: The names before Got and fresh_for moved to feeds.pipeline (other branches may still use them).
+_Got = Got
+_fresh_for = fresh_for
 
 def source_module(kind: str) -> ModuleType:
     """The source module of a kind, from the one registry (feeds.sources.registry)."""
@@ -92,26 +97,6 @@ class AttemptResult:
         if "rates" in data:
             return f"{len(data['rates'])} rates"
         return f"{len(data.get('locations', []))} locations"
-
-
-@dataclass
-class _Got:
-    """A successful fetch of one feed, before it is stored."""
-
-    data: dict[str, Any]
-    as_of: datetime | None
-    source: SourceConfig
-    fetched_at: datetime
-    oldest_location_at: datetime | None = None
-    partial_error: FeedError | None = None
-    #: Weather: how many locations a fallback source answered.
-    fallback_locations: int = 0
-    #: A peer's copy (feeds.peering): the origin's status and stale_since, never bettered.
-    origin_status: str | None = None
-    origin_stale_since: datetime | None = None
-    #: The origin's source, named in our snapshot (else the source module's name).
-    source_name: str | None = None
-    source_url: str | None = None
 
 
 class _Seam:
@@ -167,8 +152,16 @@ class Coordinator:
         self._forced: set[str] = set()
         #: Failures met during the current attempt of each feed (feeds run concurrently).
         self._errors: dict[str, list[FeedError]] = {}
-        #: Whether the publish step under way stored the data just fetched (health).
-        self._stored_fetched = False
+        #: Per feed: whether the publish step under way stored the data just fetched (health).
+        #: Per feed because publish steps of different feeds run at once in worker threads.
+        self._stored: dict[str, bool] = {}
+        #: The publish step of one feed runs in a worker thread, one at a time per feed:
+        #: attempts queue on the asyncio lock (no thread held while waiting), and the thread
+        #: lock also orders ``republish`` (called on the loop) against a step under way, so
+        #: an older snapshot is never written after a newer one (``_newer_on_disk`` reads
+        #: what the previous step wrote).
+        self._publishing: dict[str, tuple[asyncio.Lock, threading.Lock]] = {}
+        self._publishing_guard = threading.Lock()
         #: Per feed: the published file's stat key, its fetched_at and its locations' (never
         #: older over newer reads the file again only when it changed).
         self._on_disk: dict[str, tuple[tuple[int, int, int], datetime | None, dict[str, datetime]]] = {}
@@ -199,7 +192,7 @@ class Coordinator:
         t0 = self.clock.monotonic()
         error: FeedError | None = None
         held: HeldBack | None = None
-        got: _Got | None = None
+        got: Got | None = None
         self._errors[feed.name] = []
         with resolution_log() as rlog:
             try:
@@ -223,12 +216,40 @@ class Coordinator:
                 error = classify(exc)
         if next_update_at is None:
             next_update_at = started + timedelta(seconds=feed.every)
-        return self._finish(feed, started, t0, got, error, held, next_update_at, rlog.stale_hosts)
+        # Storing and publishing (encode, validate, render, write, fsync) take long at scale:
+        # off the event loop, so the watchdog, other feeds and the metrics never wait on them.
+        loop_lock, thread_lock = self._feed_locks(feed.name)
+        async with loop_lock:
+            step = asyncio.ensure_future(asyncio.to_thread(
+                self._locked, thread_lock, self._finish,
+                feed, started, t0, got, error, held, next_update_at, rlog.stale_hosts,
+            ))
+            try:
+                return await asyncio.shield(step)
+            except asyncio.CancelledError:
+                # A stop while publishing: the step under way still ends (as it did on the
+                # loop) before the runtime closes the store under it; then the stop goes on.
+                while not step.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({step})
+                raise
+
+    def _feed_locks(self, name: str) -> tuple[asyncio.Lock, threading.Lock]:
+        with self._publishing_guard:
+            locks = self._publishing.get(name)
+            if locks is None:
+                locks = self._publishing[name] = (asyncio.Lock(), threading.Lock())
+            return locks
+
+    @staticmethod
+    def _locked(lock: threading.Lock, fn: Callable[..., AttemptResult], *args: Any) -> AttemptResult:
+        with lock:
+            return fn(*args)
 
     def republish(self, feed: FeedConfig, *, next_update_at: datetime | None = None) -> AttemptResult:
         """Publish the feed's snapshot from the store without fetching (warm start); never raises."""
         try:
-            return self._republish(feed, next_update_at)
+            return self._locked(self._feed_locks(feed.name)[1], self._republish, feed, next_update_at)
         except Exception as exc:  # a bug of ours: one ERROR line, the previous file stays
             error = self._internal(feed, exc)
             return AttemptResult(feed.name, NOT_WRITTEN, error.kind, error.detail, 0.0, {}, error)
@@ -249,7 +270,7 @@ class Coordinator:
                     max_stale=timedelta(seconds=feed.max_stale),
                     now=now,
                     was_fresh=prev_status == "fresh",
-                    fresh_for=_fresh_for(feed),
+                    fresh_for=fresh_for(feed),
                 )
             return status, None if status == "fresh" else (state.get("stale_since") or now)
 
@@ -267,7 +288,7 @@ class Coordinator:
         return AttemptResult(feed.name, status, "republished", None, 0.0, snap)
 
     # -- fetching --------------------------------------------------------------------
-    async def _fetch_feed(self, feed: FeedConfig, deadline_at: float) -> _Got:
+    async def _fetch_feed(self, feed: FeedConfig, deadline_at: float) -> Got:
         errors: list[FeedError] = []
         held: HeldBack | None = None
         for i, source in enumerate(feed.sources):
@@ -293,12 +314,12 @@ class Coordinator:
         assert held is not None
         raise held
 
-    async def _fetch_rates(self, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> _Got:
+    async def _fetch_rates(self, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> Got:
         mod = registry.source(source.kind)
         ((spec, _),) = mod.requests(
             source.url, (), user_agent=self.config.user_agent, batch_size=feed.batch_size
         )
-        previous = self._load_good(feed)
+        previous = self.load_good(feed)
 
         def parse(body: bytes) -> Any:
             rates = mod.read(body, ())
@@ -322,11 +343,11 @@ class Coordinator:
             trust.update(self.store, feed.name, dropped=list(rates.dropped) or None)
             return rates
 
-        rates = await self._get_parsed(feed, spec, deadline_at, parse)
+        rates = await self.get_parsed(feed, spec, deadline_at, parse)
         now = self.clock.now()
-        return _Got(rates.to_data(), rates.as_of, source, now)
+        return Got(rates.to_data(), rates.as_of, source, now)
 
-    async def _get_parsed(
+    async def get_parsed(
         self,
         feed: FeedConfig,
         spec: RequestSpec,
@@ -350,12 +371,17 @@ class Coordinator:
             max_attempts=max_attempts,
         )
 
+    _get_parsed = get_parsed  # the names before the strategies' interface (feeds.batching.FetchContext)
+
     # -- storing and publishing ----------------------------------------------------------
-    def _load_good(self, feed: FeedConfig) -> GoodData | None:
+    def load_good(self, feed: FeedConfig) -> GoodData | None:
+        """The feed's last good data (recovered from its published snapshot when the store has none)."""
         good = self.store.get(f"good/{feed.name}")
         if isinstance(good, GoodData):
             return good
         return self._recover(feed)
+
+    _load_good = load_good
 
     def _recover(self, feed: FeedConfig) -> GoodData | None:
         """The store has no good data: take it back from the published snapshot (issue 9)."""
@@ -391,7 +417,7 @@ class Coordinator:
         feed: FeedConfig,
         started: datetime,
         t0: float,
-        got: _Got | None,
+        got: Got | None,
         error: FeedError | None,
         held: HeldBack | None,
         next_update_at: datetime,
@@ -419,7 +445,7 @@ class Coordinator:
                 # Held back by politeness: not a failure, but the status still follows the age.
                 status: str = freshness.decide(
                     succeeded=False, last_good_at=last_good_at, max_stale=max_stale, now=now,
-                    was_fresh=state.get("status") == "fresh", fresh_for=_fresh_for(feed),
+                    was_fresh=state.get("status") == "fresh", fresh_for=fresh_for(feed),
                 )
             else:
                 status = freshness.decide(
@@ -454,7 +480,7 @@ class Coordinator:
             snap, error, written = nw.snapshot, nw.error, NOT_WRITTEN
         except Exception as exc:  # a bug of ours in the publish path: the previous file stays
             snap, error, written = {}, self._internal(feed, exc), NOT_WRITTEN
-            got = got if self._stored_fetched else None  # last_success_at: only data kept
+            got = got if self._stored.get(feed.name) else None  # last_success_at: only data kept
             status, stale_since = state.get("status") or "unavailable", state.get("stale_since")
         if self.store.fault and (error is None or error.kind != "local"):
             # The cache could not be written (its updates are kept in memory meanwhile).
@@ -498,7 +524,7 @@ class Coordinator:
         whether the fetched data was refused.
         """
         refused = False
-        self._stored_fetched = False
+        self._stored[feed.name] = False
         if fetched is not None and feed.data_kind == "weather":
             fetched, error = self._drop_bad_locations(feed, fetched, error)
             refused = fetched is None
@@ -509,7 +535,7 @@ class Coordinator:
             except InvalidPayloadError as exc:
                 refused, error, good = True, exc, None
         if good is None:
-            good = self._load_good(feed)
+            good = self.load_good(feed)
         setaside_file = False
         for _ in range(4):
             newer = self._newer_on_disk(feed, good, now)
@@ -522,7 +548,7 @@ class Coordinator:
                 if good is None:
                     raise  # an unavailable snapshot always validates: a bug, a local fault
                 if good is fetched:
-                    refused, error, good = True, exc, self._load_good(feed)
+                    refused, error, good = True, exc, self.load_good(feed)
                 elif setaside_file:
                     self._set_aside(feed, good, exc)
                     good = None
@@ -535,7 +561,7 @@ class Coordinator:
                 self.store.set(f"good/{feed.name}", good)  # the file's newer data, kept
             elif good is not None and good is fetched:
                 self.store.set(f"good/{feed.name}", good)
-                self._stored_fetched = True
+                self._stored[feed.name] = True
                 self._record_history(feed, good, now)
             upstream_since = snap.get("upstream_stale_since")
             # The cache lock held by a live process: the snapshot is still published.
@@ -586,7 +612,7 @@ class Coordinator:
             except InvalidPayloadError as exc:
                 bad = bad or exc
                 if previous is None:
-                    prev = self._load_good(feed)
+                    prev = self.load_good(feed)
                     previous = {
                         entry.get("id"): entry
                         for entry in ((prev.data.get("locations") or []) if prev else [])
@@ -717,7 +743,7 @@ class Coordinator:
     def _keep_newer(self, feed: FeedConfig, now: datetime) -> None:
         """Load the last good data (recovering it when the store has none) and replace it with
         the published file's where the file is newer (a restart after a cache-write outage)."""
-        good = self._load_good(feed)
+        good = self.load_good(feed)
         newer = self._newer_on_disk(feed, good, now)
         if newer is None:
             return
@@ -821,7 +847,7 @@ class Coordinator:
         feed: FeedConfig,
         started: datetime,
         duration: float,
-        got: _Got | None,
+        got: Got | None,
         error: FeedError | None,
         held: HeldBack | None,
         status: str,
@@ -904,8 +930,3 @@ class _NotWritten(Exception):
         super().__init__(error.message)
         self.snapshot = snapshot
         self.error = error
-
-
-def _fresh_for(feed: FeedConfig) -> timedelta:
-    """How long data fetched fresh stays fresh when no request could be made: two intervals."""
-    return timedelta(seconds=2 * max(feed.every, feed.min_interval))

@@ -18,33 +18,31 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from feeds import trust
-from feeds.batching import end_margin
+from feeds.batching import FetchContext, end_margin
+from feeds.pipeline import Got, fresh_for
 from feeds.sources import peer
 
 if TYPE_CHECKING:
     from feeds.config import FeedConfig, SourceConfig
-    from feeds.coordinator import Coordinator, _Got
 
 __all__ = ["fetch_peer"]
 
 
-async def fetch_peer(coord: Coordinator, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> _Got:
+async def fetch_peer(coord: FetchContext, feed: FeedConfig, source: SourceConfig, deadline_at: float) -> Got:
     """One read of a peer's snapshot; raises FeedError/HeldBack when it cannot be used."""
-    from feeds.coordinator import _fresh_for, _Got
-
     now_m = coord.clock.monotonic()
     end = deadline_at - end_margin(feed.deadline)
     has_more = feed.sources.index(source) < len(feed.sources) - 1
     until = now_m + (end - now_m) * feed.primary_share if has_more else deadline_at
     spec = peer.build_request(source.url, user_agent=coord.config.user_agent)
-    previous = coord._load_good(feed) if feed.data_kind == "exchange_rates" else None
-    fresh_for = _fresh_for(feed)  # our own freshness window: data older is stale
+    previous = coord.load_good(feed) if feed.data_kind == "exchange_rates" else None
+    window = fresh_for(feed)  # our own freshness window: data older is stale
 
     def parse(body: bytes) -> Any:
         now = coord.clock.now()
         snap = peer.parse(
             body, data_kind=feed.data_kind, max_stale=timedelta(seconds=feed.max_stale), now=now,
-            fresh_for=fresh_for, locations=feed.locations,
+            fresh_for=window, locations=feed.locations,
         )
         if snap.rates is not None:
             trust.check_move(
@@ -55,8 +53,8 @@ async def fetch_peer(coord: Coordinator, feed: FeedConfig, source: SourceConfig,
             trust.update(coord.store, feed.name, dropped_locations=list(snap.dropped_locations[:50]) or None)
         return snap
 
-    snap: peer.PeerSnapshot = await coord._get_parsed(feed, spec, until, parse)
-    return _Got(
+    snap: peer.PeerSnapshot = await coord.get_parsed(feed, spec, until, parse)
+    return Got(
         snap.data,
         snap.as_of,
         source,

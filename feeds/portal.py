@@ -225,7 +225,7 @@ def location_documents(
 def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, document: Mapping[str, Any]) -> None:
     """Write ``<feed>.html`` and, when asked, the per-location files, next to ``<feed>.json``."""
     from feeds.mirror import publish_mirror
-    from feeds.publish import dumps, write_atomic
+    from feeds.publish import dumps, write_atomic, write_files
     from feeds.render import render_fragment
 
     html = render_fragment(document, feed.widget, config.publish)
@@ -242,8 +242,9 @@ def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, docum
     if feed.per_location_files and feed.data_kind == "weather":
         folder = snapshot_dir / feed.name
         ids = [loc.id for loc in feed.locations]
-        for loc_id, doc in location_documents(document, ids).items():
-            write_atomic(folder / f"{loc_id}.json", dumps(doc))
+        # Each file atomic and fsynced, one folder fsync for them all; a file whose bytes did
+        # not change since we wrote it is left alone (feeds.publish.write_files).
+        write_files(folder, {f"{loc_id}.json": dumps(doc) for loc_id, doc in location_documents(document, ids).items()})
         # A location no longer configured must not keep serving a frozen "fresh" file.
         keep = {f"{i}.json" for i in ids}
         for old in folder.glob("*.json"):

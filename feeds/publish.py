@@ -9,10 +9,12 @@ point leaves the previous snapshot in place.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -22,7 +24,7 @@ from typing import Any
 from feeds.models import isoformat
 from feeds.watch import record_written
 
-__all__ = ["SCHEMA_VERSION", "build_snapshot", "dumps", "write_atomic", "write_snapshot"]
+__all__ = ["SCHEMA_VERSION", "build_snapshot", "dumps", "write_atomic", "write_files", "write_snapshot"]
 
 SCHEMA_VERSION = 1
 
@@ -98,6 +100,16 @@ def _plain(value: Any) -> bool:
     return False  # Decimal, datetime, subclasses: our own encoding
 
 
+def _small_plain(value: Any) -> bool:
+    """Plain (``_plain``) with no list long enough to be written one item per line."""
+    t = type(value)
+    if t is dict:
+        return all(type(k) is str and _small_plain(v) for k, v in value.items())
+    if t is list or t is tuple:
+        return len(value) <= INLINE_ITEMS and all(_small_plain(v) for v in value)
+    return _plain(value)
+
+
 def _inline(value: Any) -> str:
     """One plain value on one line, in pure Python (the reference for the C encoder)."""
     if isinstance(value, dict):
@@ -163,6 +175,9 @@ def dumps(document: Any, indent: int = 2, *, fast: bool = True) -> bytes:
 
     ``fast=False`` encodes every value in Python (the reference the fast path is tested against).
     """
+    if fast and _small_plain(document):
+        # A small plain document (a per-location file): the C encoder writes exactly our bytes.
+        return (json.dumps(document, ensure_ascii=False, indent=indent, allow_nan=False) + "\n").encode("utf-8")
     out: list[str] = []
     _encode(document, out, " " * indent, 0, fast)
     out.append("\n")
@@ -172,6 +187,59 @@ def dumps(document: Any, indent: int = 2, *, fast: bool = True) -> bytes:
 def write_atomic(path: Path, content: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``content`` so that readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _replace(path, content, mode)
+    _fsync_folder(path.parent)
+    record_written(path, content)  # the daemon's watch over published files (feeds.watch)
+
+
+#: Per file written by ``write_files``: a digest of its bytes and the file's identity after the
+#: write (inode, size, mtime), so an unchanged file is not written again.
+_WRITTEN: dict[Path, tuple[bytes, tuple[int, int, int]]] = {}
+_WRITTEN_LOCK = threading.Lock()
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> list[str]:
+    """Write many files into one folder: each as ``write_atomic`` does (temp file, fsync,
+    rename), then ONE fsync of the folder for them all; return the names written.
+
+    A file whose bytes are those we last wrote there, still in place untouched (same inode,
+    size and mtime), is not written again.  A crash at any point leaves every file whole:
+    old or new.  On an error the files renamed so far are still made durable and recorded.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    done: list[tuple[Path, bytes, bytes]] = []
+    try:
+        for name, content in files.items():
+            path = folder / name
+            digest = hashlib.blake2b(content, digest_size=16).digest()
+            with _WRITTEN_LOCK:
+                seen = _WRITTEN.get(path)
+            if seen is not None and seen[0] == digest:
+                try:
+                    if _identity(os.stat(path)) == seen[1]:
+                        continue
+                except OSError:
+                    pass
+            _replace(path, content, mode)
+            done.append((path, content, digest))
+    finally:
+        if done:
+            _fsync_folder(folder)
+            for path, content, digest in done:
+                with contextlib.suppress(OSError):
+                    ident = _identity(os.stat(path))
+                    with _WRITTEN_LOCK:
+                        _WRITTEN[path] = (digest, ident)
+                record_written(path, content)
+    return [path.name for path, _, _ in done]
+
+
+def _replace(path: Path, content: bytes, mode: int) -> None:
+    """Write ``content`` to a temporary file beside ``path``, fsync it, rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -184,12 +252,14 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync_folder(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    record_written(path, content)  # the daemon's watch over published files (feeds.watch)
 
 
 def write_snapshot(

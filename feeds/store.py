@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -176,7 +177,22 @@ class CorruptValue(ValueError):
     """A stored value that is not ours (a pickle, random bytes, a foreign tag)."""
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if t is dict:  # the common case first (thousands of weather locations)
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise TypeError(f"store keys inside values must be str, not {type(k).__name__}")
+            out["$" + k if k[:1] == "$" else k] = v if type(v) in _SCALARS else _plain(v)  # "$" keys are our tags
+        return out
+    if t is list:
+        return [v if type(v) in _SCALARS else _plain(v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, datetime):
@@ -220,9 +236,30 @@ def _hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+#: A list longer than this is encoded one item per C call, the same bytes as one call: the
+#: encoder holds the GIL for a whole call, and a store write of 3,000 locations in a worker
+#: thread must not stop the event loop for the ~60 ms one call takes (issue 20).
+CHUNK_ITEMS = 64
+
+
+def _dumps(plain: Any, depth: int = 0) -> str:
+    """``json.dumps(plain, ensure_ascii=False, separators=(",", ":"))``, in steps."""
+    if isinstance(plain, dict) and depth < 4 and any(isinstance(v, dict | list) for v in plain.values()):
+        return "{" + ",".join(
+            json.dumps(k, ensure_ascii=False) + ":" + _dumps(v, depth + 1) for k, v in plain.items()
+        ) + "}"
+    if isinstance(plain, list) and len(plain) > CHUNK_ITEMS:
+        # CHUNK_ITEMS items per call, their brackets cut: the same bytes as one call.
+        return "[" + ",".join(
+            json.dumps(plain[i : i + CHUNK_ITEMS], ensure_ascii=False, separators=(",", ":"))[1:-1]
+            for i in range(0, len(plain), CHUNK_ITEMS)
+        ) + "]"
+    return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_value(value: Any) -> bytes:
     """A value as UTF-8 JSON (tagged datetimes, Decimals, bytes and dataclasses)."""
-    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _dumps(_plain(value)).encode("utf-8")
 
 
 def decode_value(data: bytes | str) -> Any:
@@ -234,13 +271,49 @@ def decode_value(data: bytes | str) -> Any:
         raise CorruptValue("a stored value is not JSON of ours") from exc
 
 
+class Encoded:
+    """A value already encoded by ``encode_value`` (``DiskStore.set`` encodes once)."""
+
+    __slots__ = ("data", "value")
+
+    def __init__(self, data: bytes, value: Any) -> None:
+        self.data = data
+        self.value = value
+
+
+#: Last good data at least this big is remembered (by a digest of its bytes) when written, and
+#: not decoded again when those very bytes are read back (3,000 locations: 3 MB, ~60 ms).
+MEMO_BYTES = 64 * 1024
+MEMO_ENTRIES = 8
+
+
+def _digest(data: bytes | str) -> bytes:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return hashlib.blake2b(raw, digest_size=20).digest()
+
+
 class JsonDisk(diskcache.Disk):  # type: ignore[misc]
     """diskcache serialization as plain JSON (see the module docstring for why)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: digest of the bytes written -> the value they encode (the few biggest, newest last).
+        self._memo: dict[bytes, Any] = {}
+        self._memo_lock = threading.Lock()
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
         if read:
             raise TypeError("file values are not used")
-        return super().store(encode_value(value), False, key=key)
+        if isinstance(value, Encoded):
+            data = value.data
+            if len(data) >= MEMO_BYTES and isinstance(value.value, GoodData):  # frozen, never changed in place
+                with self._memo_lock:
+                    self._memo[_digest(data)] = value.value
+                    while len(self._memo) > MEMO_ENTRIES:
+                        del self._memo[next(iter(self._memo))]
+        else:
+            data = encode_value(value)
+        return super().store(data, False, key=key)
 
     def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
         if mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY) or read:
@@ -248,7 +321,17 @@ class JsonDisk(diskcache.Disk):  # type: ignore[misc]
         data = super().fetch(mode, filename, value, False)
         if not isinstance(data, bytes | str):
             raise CorruptValue("a stored value is not text")
+        if len(data) >= MEMO_BYTES:
+            # The very bytes this process wrote (another process's write differs): the value
+            # is already in memory, never decoded again.
+            with self._memo_lock:
+                known = self._memo.get(_digest(data), _NOT_KNOWN)
+            if known is not _NOT_KNOWN:
+                return known
         return decode_value(data)
+
+
+_NOT_KNOWN = object()
 
 
 # -- stores ---------------------------------------------------------------------------------
@@ -304,6 +387,10 @@ class DiskStore:
         self._cache: Any = None
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the open database
         self._pending: dict[str, Any] = {}  # writes not on disk yet (value or _DELETED)
+        self._encoded: dict[str, bytes] = {}  # the pending values as encoded by set()
+        #: Guards the pending writes and the open cache: the coordinator's publish step runs
+        #: in a worker thread while the event loop reads per-host state.
+        self._io = threading.RLock()
         self._fault: str | None = None
         self._retry_at = 0.0
         self._healed_at = -HEAL_GAP_MAX
@@ -320,22 +407,33 @@ class DiskStore:
         return f"store:{self._fault}" if self._fault else None
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key in self._pending:
-            value = self._pending[key]
-            return default if value is _DELETED else value
-        value = self._run(lambda c: c.get(key, _MISSING), write=False)
+        with self._io:
+            if key in self._pending:
+                value = self._pending[key]
+                return default if value is _DELETED else value
+            value = self._run(lambda c: c.get(key, _MISSING), write=False)
         return default if value is _MISSING or value is _FAILED else value
 
     def set(self, key: str, value: Any) -> None:
-        encode_value(value)  # a value we cannot store is a bug: raise now, not in the flush
-        self._pending[key] = value
-        self._flush()
+        # Encoded once, here: a value we cannot store is a bug and raises now, not in the
+        # flush; the flush writes these very bytes (``Encoded``), never encoding again.
+        data = encode_value(value)
+        with self._io:
+            self._pending[key] = value
+            self._encoded[key] = data
+            self._flush()
 
     def delete(self, key: str) -> None:
-        self._pending[key] = _DELETED
-        self._flush()
+        with self._io:
+            self._pending[key] = _DELETED
+            self._encoded.pop(key, None)
+            self._flush()
 
     def keys(self, prefix: str) -> list[str]:
+        with self._io:
+            return self._keys(prefix)
+
+    def _keys(self, prefix: str) -> list[str]:
         found = self._run(
             lambda c: [k for k in c.iterkeys() if isinstance(k, str) and k.startswith(prefix)], write=False
         )
@@ -367,11 +465,12 @@ class DiskStore:
             self._mutex.release()
 
     def close(self) -> None:
-        self._flush(force=True)
-        if self._cache is not None:
-            with contextlib.suppress(Exception):
-                self._cache.close()
-            self._cache = None
+        with self._io:
+            self._flush(force=True)
+            if self._cache is not None:
+                with contextlib.suppress(Exception):
+                    self._cache.close()
+                self._cache = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -658,13 +757,16 @@ class DiskStore:
                     if value is _DELETED:
                         cache.delete(key)
                     else:
-                        cache.set(key, value)
+                        data = self._encoded.get(key)
+                        cache.set(key, Encoded(data, value) if data is not None else value)
             return True
 
-        if self._run(write, write=True) is True:
-            self._pending.clear()
-        else:
-            self._retry_at = time.monotonic() + RETRY_EVERY
+        with self._io:
+            if self._run(write, write=True) is True:
+                self._pending.clear()
+                self._encoded.clear()
+            else:
+                self._retry_at = time.monotonic() + RETRY_EVERY
 
 
 class ReadOnlyStore:

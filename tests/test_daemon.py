@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,12 @@ max_stale = "1h"
 
 
 class Notify:
-    """A datagram socket standing in for systemd's notify socket."""
+    """A datagram socket standing in for systemd's notify socket.
+
+    A thread drains it all the time: the kernel queues only a few datagrams per socket
+    (net.unix.max_dgram_qlen, 10 by default) and the daemon drops what does not fit, so a test
+    busy elsewhere (running ``status``/``check`` on a loaded machine) must not miss STOPPING=1.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -46,22 +52,48 @@ class Notify:
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.messages: list[tuple[float, str]] = []
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
 
-    def read_until(self, pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if any(pred(m) for _, m in self.messages):
-                return True
+    def _drain(self) -> None:
+        while not self._closing.is_set():
             try:
                 data = self.sock.recv(65536)
-            except TimeoutError:
+            except (TimeoutError, OSError):
                 continue
             for line in data.decode("utf-8").splitlines():
                 self.messages.append((time.monotonic(), line))
-        return any(pred(m) for _, m in self.messages)
+
+    def read_until(self, pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+        end = time.monotonic() + timeout
+        while not any(pred(m) for _, m in list(self.messages)) and time.monotonic() < end:
+            time.sleep(0.02)
+        return any(pred(m) for _, m in list(self.messages))
+
+    def wait_for(self, cond, timeout: float = 30) -> bool:  # type: ignore[no-untyped-def]
+        """Wait until ``cond(messages)`` holds (an event, not a timed window)."""
+        end = time.monotonic() + timeout
+        while not cond(list(self.messages)) and time.monotonic() < end:
+            time.sleep(0.02)
+        return bool(cond(list(self.messages)))
 
     def close(self) -> None:
+        self._closing.set()
+        self._reader.join(5)
         self.sock.close()
+
+
+def wait_for_file(path: Path, *needles: str, timeout: float = 30) -> str:
+    """The file's text once it holds every needle (polled; the daemon writes it when it will)."""
+    end = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < end:
+        text = path.read_text() if path.exists() else ""
+        if all(n in text for n in needles):
+            break
+        time.sleep(0.05)
+    return text
 
 
 @pytest.fixture
@@ -94,19 +126,22 @@ def test_notify_protocol_schedule_and_sigterm(daemon_env: tuple[Path, Notify]) -
     tmp_path, notify = daemon_env
     proc = start(tmp_path, notify, "http://127.0.0.1:9/pXML.aspx")  # port 9: refused
     try:
-        assert notify.read_until(lambda m: m == "READY=1", 15), notify.messages
+        # Every wait below is for an event (a message, a line in a file) with a generous
+        # bound, never a timed window: a loaded machine makes it slower, not wrong.
+        assert notify.read_until(lambda m: m == "READY=1", 30), notify.messages
         # Warm start published before READY, even with a cold cache and a dead upstream.
         snap = json.loads((tmp_path / "snapshots" / "rates.json").read_text(encoding="utf-8"))
         assert snap["status"] == "unavailable"
-        assert notify.read_until(lambda m: m.startswith("STATUS=1 feeds:"), 5), notify.messages
-        # Watchdog pings at half of WATCHDOG_USEC (0.5 s): several within 2 s.
-        t0 = time.monotonic()
-        notify.read_until(lambda m: False, 2.0)
-        pings = [t for t, m in notify.messages if m == "WATCHDOG=1" and t >= t0 - 0.1]
-        assert len(pings) >= 2, notify.messages
-        # The 1 s schedule fired several attempts (health in the cache).
-        assert notify.read_until(lambda m: "rates: connect" in m, 5), notify.messages
-        metrics = (tmp_path / "metrics" / "portal_feeds.prom").read_text()
+        assert notify.read_until(lambda m: m.startswith("STATUS=1 feeds:"), 30), notify.messages
+        # Watchdog pings (at half of WATCHDOG_USEC) keep coming after READY: two more.
+        seen = sum(1 for _, m in notify.messages if m == "WATCHDOG=1")
+        assert notify.wait_for(lambda ms: sum(1 for _, m in ms if m == "WATCHDOG=1") >= seen + 2), notify.messages
+        # The 1 s schedule fired attempts (health in the cache).
+        assert notify.read_until(lambda m: "rates: connect" in m, 30), notify.messages
+        metrics = wait_for_file(
+            tmp_path / "metrics" / "portal_feeds.prom",
+            'portal_feeds_up{feed="rates"} 0.0', 'portal_feeds_attempts_total{feed="rates",outcome="connect"}',
+        )
         assert 'portal_feeds_up{feed="rates"} 0.0' in metrics
         assert 'portal_feeds_attempts_total{feed="rates",outcome="connect"}' in metrics
         # status and check read the cache the running daemon writes (another process).
@@ -120,11 +155,14 @@ def test_notify_protocol_schedule_and_sigterm(daemon_env: tuple[Path, Notify]) -
         ck = subprocess.run([sys.executable, "-m", "feeds", "check", "--config", cfg],
                             capture_output=True, text=True, timeout=30)
         assert ck.returncode == 2
-        assert ck.stdout.startswith("PORTAL-FEEDS CRITICAL - 0/1 feeds fresh; rates unavailable"), ck.stdout
+        # CRITICAL for the feed either way; which reason comes first depends on how late the
+        # loaded machine ran the 1 s schedule (the check's liveness rule: "not attempted for").
+        assert ck.stdout.startswith("PORTAL-FEEDS CRITICAL - 0/1 feeds fresh; rates "), ck.stdout
+        assert "rates unavailable" in ck.stdout or "rates not attempted for" in ck.stdout, ck.stdout
     finally:
         code, out = stop(proc)
     assert code == 0, out
-    assert notify.read_until(lambda m: m == "STOPPING=1", 1)
+    assert notify.read_until(lambda m: m == "STOPPING=1", 5)
     assert "Traceback" not in out
     assert "attempt feed=rates kind=connect detail=refused" in out
 

@@ -8,12 +8,14 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from feeds.app import open_runtime
+from feeds.clock import Clock, FakeClock
 from feeds.config import Config, load_config
 from feeds.coordinator import AttemptResult
 from feeds.errors import DnsError
@@ -75,9 +77,11 @@ def dns_table() -> StaticResolver:
     return StaticResolver({BANK: ["127.0.0.1"], OPEN_METEO: ["127.0.0.1"], MET: ["127.0.0.1"]})
 
 
-def refresh(cfg: Config, name: str, resolver: StaticResolver) -> tuple[AttemptResult, float, Health]:
+def refresh(
+    cfg: Config, name: str, resolver: StaticResolver, clock: Clock | None = None
+) -> tuple[AttemptResult, float, Health]:
     async def go() -> tuple[AttemptResult, float, Health]:
-        async with open_runtime(cfg, primary_resolver=resolver) as rt:
+        async with open_runtime(cfg, primary_resolver=resolver, clock=clock) as rt:
             t0 = time.monotonic()
             r = await rt.coordinator.refresh(cfg.feeds[name])
             took = time.monotonic() - t0
@@ -223,21 +227,24 @@ def test_circuit_breaker_leaves_host_alone(tmp_path: Path, sim: UpstreamSimulato
 def test_circuit_breaker_configured_threshold_and_half_open_probe(tmp_path: Path, sim: UpstreamSimulator) -> None:
     cfg = make_config(tmp_path, sim, extra='[http]\nbreaker_failures = 2\nbreaker_cooldown = "1s"\n')
     assert (cfg.breaker_failures, cfg.breaker_cooldown) == (2, 1.0)
+    # An injected clock: the cool-down passes when the test says so (retries' sleeps move it
+    # too), never while a loaded machine is slow between two attempts.
+    clock = FakeClock(datetime.now(UTC))
     sim.set_faults("vietcombank", [Fault.status(500)], repeat_last=True)
     for _ in range(2):
-        refresh(cfg, "rates", dns_table())
+        refresh(cfg, "rates", dns_table(), clock)
     before = sim.request_count("vietcombank")
-    r, _, health = refresh(cfg, "rates", dns_table())
+    r, _, health = refresh(cfg, "rates", dns_table(), clock)
     assert r.outcome == "held_back" and health.detail == "circuit_open"
     assert sim.request_count("vietcombank") == before
-    time.sleep(1.1)  # the cool-down passes: one probe reaches the host, fails, opens again
-    refresh(cfg, "rates", dns_table())
+    clock.advance(1.1)  # the cool-down passes: one probe reaches the host, fails, opens again
+    refresh(cfg, "rates", dns_table(), clock)
     assert sim.request_count("vietcombank") == before + 1
-    r, _, health = refresh(cfg, "rates", dns_table())
+    r, _, health = refresh(cfg, "rates", dns_table(), clock)
     assert r.outcome == "held_back" and health.detail == "circuit_open"
-    time.sleep(1.1)  # the next probe succeeds: the breaker closes
+    clock.advance(1.1)  # the next probe succeeds: the breaker closes
     sim.set_faults("vietcombank", [])
-    r, _, health = refresh(cfg, "rates", dns_table())
+    r, _, health = refresh(cfg, "rates", dns_table(), clock)
     assert r.status == "fresh" and health.consecutive_failures == 0
 
 

@@ -405,27 +405,44 @@ def test_refresh_at_next_update_and_backoff_when_missing(site: Path, web: Nginx,
     ctx = browser.new_context(timezone_id="Asia/Ho_Chi_Minh")
     page = ctx.new_page()
     start = datetime.now(UTC)
+    # The page's time moves only when the test runs it (paused 5 s after start, before the
+    # page exists): a loaded machine never lets a back-off timer fire early.
     page.clock.install(time=start)
+    page.clock.pause_at(start + timedelta(seconds=5))
+    box = "document.querySelector('[data-portal-feeds=exchange-rates]')"
+
+    def timer() -> Any:
+        return page.evaluate(f"() => {box}.pfTimer")
+
+    def answered(before: Any) -> None:
+        # The answer was handled: the widget set its next timer (an event, not a delay).
+        page.wait_for_function(f"t => {box}.pfTimer !== undefined && {box}.pfTimer !== t", arg=before)
+
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/feeds/exchange-rates.json") else None)
     page.goto(web.url("refresh", "/demo/index.html"))
-    page.wait_for_function("() => document.querySelector('[data-portal-feeds=exchange-rates]').dataset.pfState === 'missing'")
+    page.wait_for_function(f"() => {box}.dataset.pfState === 'missing'")
+    answered(None)
     assert len(asked) == 1
     page.clock.run_for(23_000)  # first back-off: 30 s ± 20 %
     assert len(asked) == 1
+    before = timer()
     with page.expect_request("**/feeds/exchange-rates.json"):
         page.clock.run_for(14_000)
-    page.wait_for_function("() => document.querySelector('[data-portal-feeds=exchange-rates]').dataset.pfState === 'missing'")
+    answered(before)
+    assert page.evaluate(f"() => {box}.dataset.pfState") == "missing"
     page.clock.run_for(47_000)  # second back-off: 60 s ± 20 %
     assert len(asked) == 2
     # The daemon publishes: the next try shows it.
     snap = _snapshot(site, "fresh", "exchange-rates")
-    now = start + timedelta(seconds=84)
+    now = start + timedelta(seconds=5 + 37 + 47 + 26)  # the page's time when the answer comes
     snap["next_update_at"] = (now + timedelta(minutes=15)).isoformat(timespec="seconds")
     (folder / "exchange-rates.json").write_text(json.dumps(snap), encoding="utf-8")
+    before = timer()
     with page.expect_request("**/feeds/exchange-rates.json"):
         page.clock.run_for(26_000)
-    page.wait_for_function("() => document.querySelector('[data-portal-feeds=exchange-rates]').dataset.pfState === 'fresh'")
+    answered(before)
+    page.wait_for_function(f"() => {box}.dataset.pfState === 'fresh'")
     n = len(asked)
     # Nothing more until next_update_at (+5..15 s), then one request.
     page.clock.run_for(14 * 60_000)

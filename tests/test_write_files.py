@@ -1,0 +1,83 @@
+"""Per-location files (issue 20): each file atomic and fsynced, ONE folder fsync per batch, a file
+left alone when its bytes did not change, and rewritten when it was touched behind our back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from feeds import publish, watch
+from feeds.publish import write_files
+
+
+class Fsyncs:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.files = 0
+        self.folders = 0
+        real = os.fsync
+
+        def counted(fd: int) -> None:
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                self.folders += 1
+            else:
+                self.files += 1
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", counted)
+
+
+def test_one_folder_fsync_per_batch_and_unchanged_files_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "weather"
+    files = {f"loc-{i}.json": f'{{"i": {i}}}\n'.encode() for i in range(20)}
+    count = Fsyncs(monkeypatch)
+    assert sorted(write_files(folder, files)) == sorted(files)
+    assert (count.files, count.folders) == (20, 1)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+    assert all(watch.generation(folder / name) is not None for name in files)  # watched like the rest
+    assert oct((folder / "loc-0.json").stat().st_mode & 0o777) == "0o644"
+
+    changed = dict(files, **{"loc-3.json": b'{"i": 33}\n'})
+    count.files = count.folders = 0
+    assert write_files(folder, changed) == ["loc-3.json"]
+    assert (count.files, count.folders) == (1, 1)
+    assert (folder / "loc-3.json").read_bytes() == b'{"i": 33}\n'
+
+    count.files = count.folders = 0
+    assert write_files(folder, changed) == []
+    assert (count.files, count.folders) == (0, 0)
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_file_touched_behind_our_back_is_written_again(tmp_path: Path) -> None:
+    folder = tmp_path / "w"
+    files = {"a.json": b"{}\n", "b.json": b"[]\n", "c.json": b"1\n"}
+    write_files(folder, files)
+    (folder / "a.json").unlink()
+    (folder / "b.json").write_bytes(b"garbage")
+    c = folder / "c.json"
+    os.replace(folder / "c.json", tmp_path / "moved")
+    (tmp_path / "moved").rename(c)  # same bytes, same inode: left alone
+    assert sorted(write_files(folder, files)) == ["a.json", "b.json"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+
+
+def test_an_error_midway_keeps_every_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "w"
+    write_files(folder, {"a.json": b"old a\n", "b.json": b"old b\n"})
+    real = publish._replace
+    calls = []
+
+    def failing(path: Path, content: bytes, mode: int) -> None:
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(path, content, mode)
+
+    monkeypatch.setattr(publish, "_replace", failing)
+    with pytest.raises(OSError):
+        write_files(folder, {"a.json": b"new a\n", "b.json": b"new b\n"})
+    assert (folder / "a.json").read_bytes() == b"new a\n"
+    assert (folder / "b.json").read_bytes() == b"old b\n"
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
