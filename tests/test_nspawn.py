@@ -58,7 +58,10 @@ def test_unit_under_real_systemd(tmp_path: Path) -> None:
     assert boot["StatusText"] == "2 feeds: 2 fresh"
     ls = (tmp_path / "probe-ls.txt").read_text().splitlines()
     assert ls[0] == "750 portal-feeds portal-feeds /var/lib/portal-feeds/snapshots"
-    assert all(line.startswith("644 portal-feeds portal-feeds ") for line in ls[1:]) and len(ls) == 3
+    assert all(line.startswith("644 portal-feeds portal-feeds ") for line in ls[1:])
+    # The two snapshots, and the rates history for the widget (issue 21).
+    assert sorted(line.rsplit("/", 1)[1] for line in ls[1:]) == [
+        "exchange-rates.history.json", "exchange-rates.json", "weather.json"]
 
     # Reload: a good file applies; a broken one fails the reload, the same process keeps running.
     assert (tmp_path / "probe-reload-rc.txt").read_text().strip() == "rc=0"

@@ -431,16 +431,20 @@ def test_refresh_at_next_update_and_backoff_when_missing(site: Path, web: Nginx,
         page.clock.run_for(14_000)
     answered(before)
     assert page.evaluate(f"() => {box}.dataset.pfState") == "missing"
-    page.clock.run_for(47_000)  # second back-off: 60 s ± 20 %
+    # Second back-off: 60 s ± 20 % from when the answer was handled — at the earliest the
+    # first retry's own time (29 s on the page's clock, if the answer came back while run_for
+    # was still moving time on a loaded machine): no third request before 77 s, at the latest
+    # 42 + 72 = 114 s.
+    page.clock.run_for(34_000)
     assert len(asked) == 2
     # The daemon publishes: the next try shows it.
     snap = _snapshot(site, "fresh", "exchange-rates")
-    now = start + timedelta(seconds=5 + 37 + 47 + 26)  # the page's time when the answer comes
+    now = start + timedelta(seconds=5 + 37 + 34 + 38)  # the page's time at the latest answer
     snap["next_update_at"] = (now + timedelta(minutes=15)).isoformat(timespec="seconds")
     (folder / "exchange-rates.json").write_text(json.dumps(snap), encoding="utf-8")
     before = timer()
     with page.expect_request("**/feeds/exchange-rates.json"):
-        page.clock.run_for(26_000)
+        page.clock.run_for(38_000)
     answered(before)
     page.wait_for_function(f"() => {box}.dataset.pfState === 'fresh'")
     n = len(asked)
