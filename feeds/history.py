@@ -84,13 +84,17 @@ def archived_days(snapshot_dir: Path, feed: str) -> list[date]:
 
 
 def _amount(value: Any) -> Decimal | None:
+    """A rate as the gate bounds it (positive, at most 12 integer digits and 6 decimals), else None:
+    an archive file is read like any input, so the change computed from it stays in range."""
     if value is None or isinstance(value, bool):
         return None
     try:
         d = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
-    return d if d.is_finite() and d > 0 else None
+    if not d.is_finite() or d <= 0 or not -6 <= d.adjusted() <= 11:
+        return None
+    return d
 
 
 def read_day(snapshot_dir: Path, feed: str, day: date) -> dict[str, Any] | None:
@@ -106,9 +110,9 @@ def read_day(snapshot_dir: Path, feed: str, day: date) -> dict[str, Any] | None:
         return None
     try:
         as_of = datetime.fromisoformat(str(doc["as_of"]))
-    except (KeyError, ValueError):
-        return None
-    if as_of.tzinfo is None or vietnam_day(as_of) != day or not isinstance(doc.get("rates"), list):
+        if as_of.tzinfo is None or vietnam_day(as_of) != day or not isinstance(doc.get("rates"), list):
+            return None
+    except (KeyError, ValueError, OverflowError):  # year 1 at +14:00 cannot move to Vietnam time
         return None
     rates = {}
     for row in doc["rates"]:
