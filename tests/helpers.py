@@ -26,6 +26,22 @@ def vcb_dated(text: str) -> bytes:
     return vcb_fixture().replace(b"12/21/2022 2:36:27 PM", text.encode())
 
 
+def vcb_moved(body: bytes, amount: int, code: str = "USD") -> bytes:
+    """A Vietcombank table with ``code``'s three rates moved by ``amount`` đồng."""
+    import re
+    from decimal import Decimal
+
+    def move(row: re.Match[bytes]) -> bytes:
+        out = row.group(0)
+        for attr in (b"Buy", b"Transfer", b"Sell"):
+            out = re.sub(attr + rb'="([\d,.]+)"',
+                         lambda v, a=attr: a + b'="' + str(Decimal(v.group(1).decode().replace(",", "")) + amount).encode() + b'"',
+                         out)
+        return out
+
+    return re.sub(rb'<Exrate CurrencyCode="' + code.encode() + rb'"[^>]*/>', move, body)
+
+
 @dataclass
 class Upstream:
     """A scripted MockTransport handler: a list of responses (or exceptions), then a default."""

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from feeds import history
 from feeds.clock import VIETNAM_TZ
 from feeds.sources import vietcombank
-from tests.helpers import vcb_fixture
+from tests.helpers import vcb_fixture, vcb_moved
 
 FEED = "exchange-rates"
 
@@ -151,20 +151,6 @@ min_interval = "0s"
 """
 
 
-def _usd_up(body: bytes, amount: int) -> bytes:
-    """The table with USD's three rates moved by ``amount`` đồng."""
-    import re
-
-    def bump(m: Any) -> bytes:
-        row = m.group(0)
-        for attr in (b"Buy", b"Transfer", b"Sell"):
-            row = re.sub(attr + rb'="([\d,.]+)"',
-                         lambda v, a=attr: a + b'="' + str(Decimal(v.group(1).decode().replace(",", "")) + amount).encode() + b'"', row)
-        return row
-
-    return re.sub(rb'<Exrate CurrencyCode="USD"[^>]*/>', bump, body)
-
-
 def test_two_days_of_tables_give_the_change_and_a_lost_cache_loses_no_day(tmp_path: Path, validate_snapshot) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
@@ -187,7 +173,7 @@ def test_two_days_of_tables_give_the_change_and_a_lost_cache_loses_no_day(tmp_pa
     assert all("change" not in r for r in snap["data"]["rates"])
     # Next day (Friday): USD up 20 đồng.
     clock.advance(86400 - 3600)
-    up.default = ok(_usd_up(vcb_dated("12/4/2026 2:55:00 PM"), 20))
+    up.default = ok(vcb_moved(vcb_dated("12/4/2026 2:55:00 PM"), 20))
     asyncio.run(coord.refresh(feed))
     snap = validate_snapshot(cfg.snapshot_dir / "exchange-rates.json")
     usd = next(r for r in snap["data"]["rates"] if r["code"] == "USD")
@@ -200,7 +186,7 @@ def test_two_days_of_tables_give_the_change_and_a_lost_cache_loses_no_day(tmp_pa
     assert "&#9650; 20" in html and "t&#259;ng 20 &#273;&#7891;ng" in html  # "▲ 20", "tăng 20 đồng"
     # A refused table (USD sell 1: out of bounds) adds nothing.
     clock.advance(3600)
-    up.default = ok(_usd_up(vcb_dated("12/4/2026 4:00:00 PM"), -26000))
+    up.default = ok(vcb_moved(vcb_dated("12/4/2026 4:00:00 PM"), -26000))
     asyncio.run(coord.refresh(feed))
     held = history.read_day(cfg.snapshot_dir, "exchange-rates", date(2026, 12, 4))
     assert held is not None and held["as_of"] == vn(2026, 12, 4, 14, 55)
@@ -208,7 +194,7 @@ def test_two_days_of_tables_give_the_change_and_a_lost_cache_loses_no_day(tmp_pa
     import shutil
 
     shutil.rmtree(cfg.cache_dir, ignore_errors=True)
-    coord2, _, _, _ = make_coordinator(cfg, Upstream(default=ok(_usd_up(vcb_dated("12/7/2026 9:00:00 AM"), 40))), clock=clock)
+    coord2, _, _, _ = make_coordinator(cfg, Upstream(default=ok(vcb_moved(vcb_dated("12/7/2026 9:00:00 AM"), 40))), clock=clock)
     clock.advance(3 * 86400)  # Monday
     asyncio.run(coord2.refresh(feed))
     assert history.archived_days(cfg.snapshot_dir, "exchange-rates") == [date(2026, 12, 3), date(2026, 12, 4), date(2026, 12, 7)]

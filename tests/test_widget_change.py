@@ -6,10 +6,8 @@ sparkline from <feed>.history.json with ``data-history``, ``data-change="off"`` 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from feeds.clock import FakeClock
 from feeds.config import load_config
 from feeds.render import TEXTS
 from feeds.testing.upstream import UpstreamSimulator
+from tests.helpers import vcb_moved
 from tests.test_widget_browser import AXE, _tools
 from tests.test_widget_browser import browser as browser  # the same Chromium, one per module
 from tests.test_widget_states import LAYOUT, PAGE, _box, _open
@@ -41,17 +40,6 @@ currencies = "USD,EUR"
 """
 
 
-def _usd_up(body: bytes, amount: int) -> bytes:
-    def bump(m: Any) -> bytes:
-        row: bytes = m.group(0)
-        for attr in (b"Buy", b"Transfer", b"Sell"):
-            row = re.sub(attr + rb'="([\d,.]+)"',
-                         lambda v, a=attr: a + b'="' + str(Decimal(v.group(1).decode().replace(",", "")) + amount).encode() + b'"', row)
-        return row
-
-    return re.sub(rb'<Exrate CurrencyCode="USD"[^>]*/>', bump, body)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from feeds.app import open_runtime
@@ -71,7 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             async with open_runtime(cfg, clock=clock) as rt:
                 await rt.coordinator.refresh(cfg.feeds["exchange-rates"])
                 clock.advance(86400)
-                sim.set_rewrite("vietcombank", lambda body: _usd_up(body, 20))
+                sim.set_rewrite("vietcombank", lambda body: vcb_moved(body, 20))
                 await rt.coordinator.refresh(cfg.feeds["exchange-rates"])
 
         asyncio.run(go())
