@@ -10,6 +10,7 @@ that APScheduler holds paused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,28 @@ FEED = (
     '[feeds.rates]\nkind = "vietcombank"\nurl = "http://127.0.0.1:9/pXML.aspx"\nevery = "15m"\n'
     'timeout = "1s"\ndeadline = "2s"\n'
 )
+
+
+@contextlib.asynccontextmanager
+async def paused_daemon(cfg, clock):  # type: ignore[no-untyped-def]
+    """A daemon on ``clock`` with its jobs planned and its scheduler paused: the test drives it."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from feeds.app import open_runtime
+    from feeds.daemon import Daemon
+    from feeds.notify import Notifier
+    from feeds.schedule import vietnam_zone
+
+    async with open_runtime(cfg, clock=clock) as rt:
+        d = Daemon(None, cfg, clock=clock, notifier=Notifier(None))
+        d.rt = rt
+        d.scheduler = AsyncIOScheduler(timezone=vietnam_zone())
+        d._schedule_all(first_run_now=False)
+        d.scheduler.start(paused=True)
+        try:
+            yield d, rt
+        finally:
+            d.scheduler.shutdown(wait=False)
 
 
 def test_stall_limit_grid_is_about_two_intervals_plus_deadline() -> None:
@@ -52,13 +75,8 @@ def test_stall_limit_cron_follows_the_expression() -> None:
 
 
 def test_a_stalled_feed_is_re_planned_logged_counted_and_shown(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from feeds.app import open_runtime
-    from feeds.daemon import Daemon
     from feeds.health import feed_rows, format_table
-    from feeds.notify import Notifier
-    from feeds.schedule import vietnam_zone
 
     caplog.set_level(logging.INFO, logger="feeds")
     cfg = config_file(tmp_path, FEED)
@@ -66,40 +84,32 @@ def test_a_stalled_feed_is_re_planned_logged_counted_and_shown(tmp_path: Path, c
     base: FakeClock = clock.base  # type: ignore[assignment]
 
     async def go() -> None:
-        async with open_runtime(cfg, clock=clock) as rt:
-            d = Daemon(None, cfg, clock=clock, notifier=Notifier(None))
-            d.rt = rt
-            d.scheduler = AsyncIOScheduler(timezone=vietnam_zone())
-            d._schedule_all(first_run_now=False)
-            d.scheduler.start(paused=True)
-            try:
-                await d._job("rates")  # an attempt (connection refused): the clock starts
-                # (the attempt's retries moved the fake clock: the limit counts from its start)
-                limit = d._due["rates"] - base.monotonic()
-                assert 900 - 60 < limit <= 2 * 900 + 90 + 2
-                assert d._check_liveness() == []
-                job = d.scheduler.get_job("rates")
-                job.pause()  # what a reload used to do: never run again
-                base.advance(limit - 1)
-                assert d._check_liveness() == []  # not yet: the second planned run + deadline
-                base.advance(2)
-                assert d._check_liveness() == ["rates"]
-                job = d.scheduler.get_job("rates")
-                assert job.next_run_time == clock.now()  # re-planned at once
-                assert d._check_liveness() == []  # one alarm, not one per look
-                # A step back of the wall clock does not hide a stall (monotonic clock).
-                job.pause()
-                clock.step(-86400)
-                base.advance(2 * 900 + 90 + 3)
-                assert d._check_liveness() == ["rates"]
-                # An attempt restarts the clock.
-                await d._job("rates")
-                base.advance(900)
-                assert d._check_liveness() == []
-                now = clock.now()
-                rows = feed_rows(cfg, rt.store, now)
-            finally:
-                d.scheduler.shutdown(wait=False)
+        async with paused_daemon(cfg, clock) as (d, rt):
+            await d._job("rates")  # an attempt (connection refused): the clock starts
+            # (the attempt's retries moved the fake clock: the limit counts from its start)
+            limit = d._due["rates"] - base.monotonic()
+            assert 900 - 60 < limit <= 2 * 900 + 90 + 2
+            assert d._check_liveness() == []
+            job = d.scheduler.get_job("rates")
+            job.pause()  # what a reload used to do: never run again
+            base.advance(limit - 1)
+            assert d._check_liveness() == []  # not yet: the second planned run + deadline
+            base.advance(2)
+            assert d._check_liveness() == ["rates"]
+            job = d.scheduler.get_job("rates")
+            assert job.next_run_time == clock.now()  # re-planned at once
+            assert d._check_liveness() == []  # one alarm, not one per look
+            # A step back of the wall clock does not hide a stall (monotonic clock).
+            job.pause()
+            clock.step(-86400)
+            base.advance(2 * 900 + 90 + 3)
+            assert d._check_liveness() == ["rates"]
+            # An attempt restarts the clock.
+            await d._job("rates")
+            base.advance(900)
+            assert d._check_liveness() == []
+            now = clock.now()
+            rows = feed_rows(cfg, rt.store, now)
         assert rows[0].scheduler_events.get("stalled") == 2
         assert rows[0].last_scheduler_event == "stalled"
         assert "scheduler stalled" in format_table(rows, now)
@@ -180,12 +190,8 @@ def test_an_attempt_in_flight_is_not_a_stall_but_a_hung_one_is(tmp_path: Path, c
     counts from the attempt's end.  An attempt running past ``deadline + HANG_GRACE`` is
     reported (once per such period): nothing else would ever refresh that feed.
     """
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from feeds.app import open_runtime
-    from feeds.daemon import HANG_GRACE, Daemon
-    from feeds.notify import Notifier
-    from feeds.schedule import vietnam_zone
+    from feeds.daemon import HANG_GRACE
 
     caplog.set_level(logging.INFO, logger="feeds")
     cfg = config_file(tmp_path, FEED.replace('"15m"', '"2s"').replace('deadline = "2s"', 'deadline = "2s"\nmin_interval = "0s"'))
@@ -193,12 +199,7 @@ def test_an_attempt_in_flight_is_not_a_stall_but_a_hung_one_is(tmp_path: Path, c
     base: FakeClock = clock.base  # type: ignore[assignment]
 
     async def go() -> None:
-        async with open_runtime(cfg, clock=clock) as rt:
-            d = Daemon(None, cfg, clock=clock, notifier=Notifier(None))
-            d.rt = rt
-            d.scheduler = AsyncIOScheduler(timezone=vietnam_zone())
-            d._schedule_all(first_run_now=False)
-            d.scheduler.start(paused=True)
+        async with paused_daemon(cfg, clock) as (d, rt):
             release = asyncio.Event()
             real = rt.coordinator.refresh
 
@@ -207,22 +208,19 @@ def test_an_attempt_in_flight_is_not_a_stall_but_a_hung_one_is(tmp_path: Path, c
                 return await real(feed, next_update_at=next_update_at)
 
             rt.coordinator.refresh = slow
-            try:
-                job = asyncio.create_task(d._job("rates"))
-                await asyncio.sleep(0)
-                limit = d._due["rates"] - base.monotonic()
-                base.advance(limit + 1)  # past the limit, the attempt still running
-                assert d._check_liveness() == []
-                base.advance(2.0 + HANG_GRACE)  # past deadline + grace: hung
-                assert d._check_liveness() == ["rates"]
-                assert d._check_liveness() == []  # one alarm, not one per look
-                release.set()
-                await job
-                # The limit counts from the attempt's end.
-                assert d._due["rates"] - base.monotonic() > 2.0
-                assert d._check_liveness() == []
-            finally:
-                d.scheduler.shutdown(wait=False)
+            job = asyncio.create_task(d._job("rates"))
+            await asyncio.sleep(0)
+            limit = d._due["rates"] - base.monotonic()
+            base.advance(limit + 1)  # past the limit, the attempt still running
+            assert d._check_liveness() == []
+            base.advance(2.0 + HANG_GRACE)  # past deadline + grace: hung
+            assert d._check_liveness() == ["rates"]
+            assert d._check_liveness() == []  # one alarm, not one per look
+            release.set()
+            await job
+            # The limit counts from the attempt's end.
+            assert d._due["rates"] - base.monotonic() > 2.0
+            assert d._check_liveness() == []
 
     asyncio.run(go())
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
