@@ -446,17 +446,16 @@ class Daemon:
                 logger.exception("published files check failed")
 
     def _feed_of(self, path: Path) -> str | None:
-        """The feed a published file belongs to: ``<feed>.json``, ``<feed>.html``, ``<feed>.xml`` (a
-        Vietcombank mirror, while the feed writes one), ``<feed>/<id>.json``."""
+        """The feed a published file belongs to: one of ``feeds.portal.published_names`` (the
+        snapshot, its fragment, a rates feed's mirror and history), or ``<feed>/<id>.json``."""
+        from feeds.portal import published_names
+
         try:
             parts = path.relative_to(self.config.snapshot_dir).parts
         except ValueError:
             return None
         if len(parts) == 1:
-            name, _, ext = parts[0].rpartition(".")
-            if name not in self.config.feeds:
-                return None
-            return name if ext in ("json", "html") or (ext == "xml" and self.config.feeds[name].mirror) else None
+            return next((f.name for f in self.config.feeds.values() if parts[0] in published_names(f)), None)
         if len(parts) == 2 and parts[0] in self.config.feeds:
             # A per-location file, while the feed still writes it (a location a reload
             # dropped is removed by feeds.portal, not rewritten).

@@ -36,6 +36,7 @@ __all__ = [
     "location_documents",
     "parse_publish",
     "parse_widget",
+    "published_names",
     "write_companions",
 ]
 
@@ -220,6 +221,18 @@ def location_documents(
             doc["widget"] = {k: v for k, v in doc["widget"].items() if k != "locations"}
         out[loc_id] = doc
     return out
+
+
+def published_names(feed: FeedConfig) -> set[str]:
+    """The files a publish of ``feed`` writes at the top of the snapshot folder (the daemon watches
+    them): ``<feed>.json``, ``<feed>.html``, and for rates ``<feed>.xml`` (a mirror) and
+    ``<feed>.history.json`` (history kept)."""
+    names = {f"{feed.name}.json", f"{feed.name}.html"}
+    if feed.mirror:
+        names.add(f"{feed.name}.xml")
+    if feed.data_kind == "exchange_rates" and feed.history_keep:
+        names.add(f"{feed.name}.history.json")
+    return names
 
 
 def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, document: Mapping[str, Any]) -> None:

@@ -129,6 +129,7 @@ def test_a_deleted_or_damaged_published_file_is_rewritten(tmp_path: Path, caplog
         snaps = tmp_path / "snapshots"
         rates, fragment, hue = snaps / "rates.json", snaps / "weather.html", snaps / "weather" / "hue.json"
         mirror = snaps / "rates.xml"
+        history_file = snaps / "rates.history.json"
         d = Daemon(None, cfg, notifier=Notifier(None))
         d.watch_every = 0.3
 
@@ -156,10 +157,12 @@ def test_a_deleted_or_damaged_published_file_is_rewritten(tmp_path: Path, caplog
                     if fetched(rates) and fetched(hue) and mirror.exists() and b"hacked" not in fragment.read_bytes():
                         break
                     await asyncio.sleep(0.05)
-                # The mirror alone (nothing else damaged): watched like the others.
+                # The mirror alone (nothing else damaged): watched like the others; so is the
+                # rates history for the widget (issue 21).
                 mirror.unlink()
+                history_file.unlink()
                 for _ in range(100):
-                    if mirror.exists():
+                    if mirror.exists() and history_file.exists():
                         break
                     await asyncio.sleep(0.05)
                 after = {n: sim.request_count(n) for n in ("vietcombank", "open-meteo")}
@@ -180,7 +183,9 @@ def test_a_deleted_or_damaged_published_file_is_rewritten(tmp_path: Path, caplog
     assert events == [{"file_rewritten": 2}, {"file_rewritten": 1}]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 3, errors
-    assert f"published file damaged feed=rates files={mirror} (missing)" in "".join(errors)
+    rates_line = "".join(e for e in errors if "feed=rates" in e and str(mirror) in e)
+    assert f"{mirror} (missing)" in rates_line and f"{history_file} (missing)" in rates_line
+    assert history_file.exists()
     assert f"published file damaged feed=rates files={rates} (missing)" in errors[0] + errors[1]
     weather_line = next(e for e in errors if "feed=weather" in e)
     assert str(fragment) in weather_line and str(hue) in weather_line
