@@ -1,0 +1,220 @@
+"""Benchmark process start -> READY=1 with warm snapshots (issue 20, item 3).
+
+    .venv/bin/python bench/ready.py [--runs 10] [--entry module|script]
+
+What it does, all on loopback:
+
+1. Starts the upstream simulator on 127.0.0.1 and writes a configuration of 6 feeds
+   (2 rates, 2 Open-Meteo with the 63 provinces, 2 MET Norway) with temporary cache and
+   snapshot folders.
+2. Warms them: one daemon run until every feed has been fetched and published, then SIGTERM.
+3. ``--runs`` times: spawns ``python -m feeds run --config ...`` (or the ``portal-feeds``
+   console script, ``--entry script``) with ``NOTIFY_SOCKET`` naming a unix datagram socket
+   this process listens on, and times spawn -> ``READY=1`` received. The daemon sends READY
+   only after every feed was republished from the store; each run checks that all 6
+   snapshots were rewritten by it (``generated_at`` later than the spawn).
+4. One more start under ``-X importtime``: the modules imported before READY (the lines
+   printed before the daemon's ``started`` log line, which follows READY at once), their
+   summed time against that start's spawn -> READY, and whether httpx, httpcore,
+   apscheduler, tenacity, lxml, dnspython or jinja2 were among them.
+
+The bare interpreter's start (``python -c pass``, median of the same number of runs) is
+printed as the floor nothing of ours can go under.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from feeds.testing.upstream import UpstreamSimulator  # noqa: E402
+
+FEEDS = 6
+#: Modules that must not be needed before READY (the first fetch imports them).
+HEAVY = ("httpx", "httpcore", "h11", "apscheduler", "tenacity", "lxml", "dns", "jinja2", "ssl")
+
+
+def write_config(folder: Path, sim: UpstreamSimulator) -> Path:
+    feeds = []
+    for i in range(FEEDS // 3):
+        feeds.append(f'[feeds.rates-{i}]\nkind = "vietcombank"\nurl = "{sim.url("vietcombank")}"\n'
+                     'every = "1h"\nmin_interval = "0s"\ntimeout = "2s"\ndeadline = "3s"\n')
+        feeds.append(f'[feeds.weather-{i}]\nkind = "open-meteo"\nurl = "{sim.url("open-meteo")}"\n'
+                     'every = "1h"\ntimeout = "2s"\ndeadline = "3s"\nlocations = "vietnam-provinces"\n')
+        feeds.append(f'[feeds.metno-{i}]\nkind = "met-no"\nurl = "{sim.base_url}/weatherapi/locationforecast/2.0/compact"\n'
+                     'every = "1h"\ntimeout = "2s"\ndeadline = "3s"\n'
+                     'locations = [{ id = "ha-noi", name = "Hà Nội", lat = 21.03, lon = 105.85 },'
+                     ' { id = "hue", name = "Huế", lat = 16.46, lon = 107.59 },'
+                     ' { id = "ho-chi-minh", name = "Hồ Chí Minh", lat = 10.78, lon = 106.70 }]\n')
+    path = folder / "bench.toml"
+    path.write_text('[paths]\ncache_dir = "cache"\nsnapshot_dir = "snapshots"\n\n' + "\n".join(feeds),
+                    encoding="utf-8")
+    return path
+
+
+def command(entry: str, cfg: Path, *, importtime: bool = False) -> list[str]:
+    if entry == "script":
+        script = str(Path(sys.executable).parent / "portal-feeds")
+        # The console script's own interpreter line, with -X importtime when asked.
+        return [sys.executable, *(["-X", "importtime"] if importtime else []), script, "run", "--config", str(cfg)]
+    return [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "feeds", "run", "--config", str(cfg)]
+
+
+def listen(path: Path) -> socket.socket:
+    if path.exists():
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    return sock
+
+
+def wait_ready(sock: socket.socket, timeout: float = 30) -> float | None:
+    """The perf_counter time READY=1 arrived, or None."""
+    end = time.monotonic() + timeout
+    while (left := end - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65536).decode()
+        except TimeoutError:
+            return None
+        if "READY=1" in data.split("\n"):
+            return time.perf_counter()
+    return None
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def snapshots(folder: Path) -> list[dict[str, object]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted((folder / "snapshots").glob("*.json"))
+            if p.name.count(".") == 1]
+
+
+def env(notify: Path) -> dict[str, str]:
+    return dict(os.environ, NOTIFY_SOCKET=str(notify), WATCHDOG_USEC="10000000")
+
+
+def one_start(entry: str, cfg: Path, notify: Path) -> float:
+    sock = listen(notify)
+    wall = datetime.now().astimezone()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command(entry, cfg), env=env(notify), cwd=cfg.parent,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    at = wait_ready(sock)
+    snaps = snapshots(cfg.parent)
+    stop(proc)
+    sock.close()
+    if at is None:
+        raise SystemExit("bench: the daemon did not send READY=1 within 30 s")
+    fresh = [s for s in snaps if datetime.fromisoformat(str(s["generated_at"])) >= wall.replace(microsecond=0)]
+    if len(snaps) != FEEDS or len(fresh) != FEEDS:
+        raise SystemExit(f"bench: {len(fresh)} of {len(snaps)} snapshots republished before READY (want {FEEDS})")
+    return at - t0
+
+
+def import_share(entry: str, cfg: Path, notify: Path) -> tuple[float, float, list[str], list[tuple[int, str]]]:
+    """Under -X importtime: (spawn -> READY s, summed top-level import s before READY,
+    heavy modules imported before READY, the 8 slowest top-level imports)."""
+    sock = listen(notify)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command(entry, cfg, importtime=True), env=env(notify), cwd=cfg.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    at = wait_ready(sock)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for raw in proc.stdout:  # logs and importtime lines in the order they were written
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        if " started feeds=" in line:
+            break
+        lines.append(line)
+    stop(proc)
+    sock.close()
+    if at is None:
+        raise SystemExit("bench: the daemon did not send READY=1 under -X importtime")
+    top: list[tuple[int, str]] = []
+    names: set[str] = set()
+    for line in lines:
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = (part for part in line[len("import time:"):].split("|"))
+        names.add(name.strip())
+        if not name.startswith("  "):  # a top-level import (its time includes its children)
+            top.append((int(cumulative), name.strip()))
+    heavy = sorted({n.split(".")[0] for n in names if n.split(".")[0] in HEAVY})
+    return at - t0, sum(us for us, _ in top) / 1e6, heavy, sorted(top, reverse=True)[:8]
+
+
+def bare_python(runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=10, help="timed starts (default 10)")
+    ap.add_argument("--entry", choices=("module", "script"), default="module",
+                    help="python -m feeds (default) or the portal-feeds console script")
+    args = ap.parse_args()
+    with UpstreamSimulator() as sim, tempfile.TemporaryDirectory() as d:
+        folder = Path(d)
+        cfg = write_config(folder, sim)
+        notify = folder / "notify.sock"
+
+        # Warm: one run until every feed was fetched and published.
+        sock = listen(notify)
+        proc = subprocess.Popen(command(args.entry, cfg), env=env(notify), cwd=folder,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_ready(sock) is not None, "the warming run did not send READY=1"
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            snaps = snapshots(folder)
+            if len(snaps) == FEEDS and all(s.get("status") == "fresh" for s in snaps):
+                break
+            time.sleep(0.2)
+        else:
+            raise SystemExit("bench: the warming run did not publish every feed fresh within 60 s")
+        stop(proc)
+        sock.close()
+
+        times = [one_start(args.entry, cfg, notify) for _ in range(args.runs)]
+        ready_it, imports, heavy, slowest = import_share(args.entry, cfg, notify)
+        floor = bare_python(args.runs)
+
+    ms = 1000
+    entry = "python -m feeds run" if args.entry == "module" else "portal-feeds run"
+    print(f"start -> READY=1 ({entry}, {FEEDS} feeds, warm snapshots republished), {args.runs} starts: "
+          f"median {statistics.median(times) * ms:.0f} ms, min {min(times) * ms:.0f} ms, "
+          f"max {max(times) * ms:.0f} ms")
+    print(f"bare interpreter (python -c pass): median {floor * ms:.0f} ms")
+    print(f"under -X importtime: start -> READY {ready_it * ms:.0f} ms, of which imports before READY "
+          f"{imports * ms:.0f} ms ({100 * imports / ready_it:.0f}%)")
+    print("  slowest top-level imports: " + ", ".join(f"{n} {us / 1000:.0f} ms" for us, n in slowest))
+    print("  heavy modules imported before READY: " + (", ".join(heavy) if heavy else "none"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
