@@ -1,6 +1,6 @@
 """Benchmark process start -> READY=1 with warm snapshots (issue 20, item 3).
 
-    .venv/bin/python bench/ready.py [--runs 10] [--entry module|script]
+    .venv/bin/python bench/ready.py [--runs 10] [--entry module|script] [--no-bytecode-cache]
 
 What it does, all on loopback:
 
@@ -13,13 +13,20 @@ What it does, all on loopback:
    this process listens on, and times spawn -> ``READY=1`` received. The daemon sends READY
    only after every feed was republished from the store; each run checks that all 6
    snapshots were rewritten by it (``generated_at`` later than the spawn).
-4. One more start under ``-X importtime``: the modules imported before READY (the lines
-   printed before the daemon's ``started`` log line, which follows READY at once), their
-   summed time against that start's spawn -> READY, and whether httpx, httpcore,
-   apscheduler, tenacity, lxml, dnspython or jinja2 were among them.
+4. One more start under ``-X importtime``, its ``Notifier.ready`` wrapped to write a mark on
+   stderr first: the modules imported before READY (the lines before the mark), their summed
+   time against that start's spawn -> READY, and which of httpx, httpcore, h11, anyio,
+   apscheduler, tenacity, lxml, dnspython, jinja2 were among them.
 
 The bare interpreter's start (``python -c pass``, median of the same number of runs) is
 printed as the floor nothing of ours can go under.
+
+Bytecode: by default the daemon runs as installed, with compiled bytecode cached (the
+warming run writes it, into a temporary ``PYTHONPYCACHEPREFIX``, so the source tree is not
+touched even when ``PYTHONDONTWRITEBYTECODE`` is set in the caller's environment).
+``--no-bytecode-cache`` sets ``PYTHONDONTWRITEBYTECODE=1`` instead: modules without bytecode
+already cached beside them (here the package itself, an editable checkout) are compiled from
+source at every start.
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ from feeds.testing.upstream import UpstreamSimulator  # noqa: E402
 
 FEEDS = 6
 #: Modules that must not be needed before READY (the first fetch imports them).
-HEAVY = ("httpx", "httpcore", "h11", "apscheduler", "tenacity", "lxml", "dns", "jinja2", "ssl")
+HEAVY = ("httpx", "httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "jinja2", "jsonschema",
+         "prometheus_client")
 
 
 def write_config(folder: Path, sim: UpstreamSimulator) -> Path:
@@ -65,12 +73,31 @@ def write_config(folder: Path, sim: UpstreamSimulator) -> Path:
     return path
 
 
+#: ``python -c MARKED <entry> run --config ...``: the command, with a mark on stderr at READY.
+MARKED = """
+import runpy, sys
+import feeds.notify
+ready = feeds.notify.Notifier.ready
+def marked(self):
+    print("READY-MARK", file=sys.stderr, flush=True)
+    return ready(self)
+feeds.notify.Notifier.ready = marked
+entry, sys.argv = sys.argv[1], ["portal-feeds", *sys.argv[2:]]
+if entry == "module":
+    runpy.run_module("feeds", run_name="__main__", alter_sys=True)
+else:
+    runpy.run_path(entry, run_name="__main__")
+"""
+
+
 def command(entry: str, cfg: Path, *, importtime: bool = False) -> list[str]:
+    script = str(Path(sys.executable).parent / "portal-feeds")
+    if importtime:
+        return [sys.executable, "-X", "importtime", "-c", MARKED, "module" if entry == "module" else script,
+                "run", "--config", str(cfg)]
     if entry == "script":
-        script = str(Path(sys.executable).parent / "portal-feeds")
-        # The console script's own interpreter line, with -X importtime when asked.
-        return [sys.executable, *(["-X", "importtime"] if importtime else []), script, "run", "--config", str(cfg)]
-    return [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "feeds", "run", "--config", str(cfg)]
+        return [sys.executable, script, "run", "--config", str(cfg)]  # its own interpreter line
+    return [sys.executable, "-m", "feeds", "run", "--config", str(cfg)]
 
 
 def listen(path: Path) -> socket.socket:
@@ -109,8 +136,13 @@ def snapshots(folder: Path) -> list[dict[str, object]]:
             if p.name.count(".") == 1]
 
 
+#: The child processes' bytecode settings (set by ``main``).
+BYTECODE: dict[str, str] = {}
+
+
 def env(notify: Path) -> dict[str, str]:
-    return dict(os.environ, NOTIFY_SOCKET=str(notify), WATCHDOG_USEC="10000000")
+    out = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    return dict(out, NOTIFY_SOCKET=str(notify), WATCHDOG_USEC="10000000", **BYTECODE)
 
 
 def one_start(entry: str, cfg: Path, notify: Path) -> float:
@@ -143,7 +175,7 @@ def import_share(entry: str, cfg: Path, notify: Path) -> tuple[float, float, lis
     assert proc.stdout is not None
     for raw in proc.stdout:  # logs and importtime lines in the order they were written
         line = raw.decode("utf-8", "replace").rstrip("\n")
-        if " started feeds=" in line:
+        if line == "READY-MARK":
             break
         lines.append(line)
     stop(proc)
@@ -167,7 +199,7 @@ def bare_python(runs: int) -> float:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        subprocess.run([sys.executable, "-c", "pass"], check=True, env=env(Path("/nonexistent")))
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -177,9 +209,16 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10, help="timed starts (default 10)")
     ap.add_argument("--entry", choices=("module", "script"), default="module",
                     help="python -m feeds (default) or the portal-feeds console script")
+    ap.add_argument("--no-bytecode-cache", action="store_true",
+                    help="compile every module from source at every start (PYTHONDONTWRITEBYTECODE=1)")
     args = ap.parse_args()
     with UpstreamSimulator() as sim, tempfile.TemporaryDirectory() as d:
         folder = Path(d)
+        if args.no_bytecode_cache:
+            BYTECODE["PYTHONDONTWRITEBYTECODE"] = "1"
+        else:
+            (folder / "pycache").mkdir()
+            BYTECODE["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
         cfg = write_config(folder, sim)
         notify = folder / "notify.sock"
 
@@ -205,6 +244,7 @@ def main() -> int:
 
     ms = 1000
     entry = "python -m feeds run" if args.entry == "module" else "portal-feeds run"
+    entry += ", no bytecode cache" if args.no_bytecode_cache else ", bytecode cached"
     print(f"start -> READY=1 ({entry}, {FEEDS} feeds, warm snapshots republished), {args.runs} starts: "
           f"median {statistics.median(times) * ms:.0f} ms, min {min(times) * ms:.0f} ms, "
           f"max {max(times) * ms:.0f} ms")

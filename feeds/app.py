@@ -2,25 +2,31 @@
 
 The CLI and the daemon call ``open_runtime``; tests pass their own clock, resolver or
 transport.  Nothing else in the package constructs these.
+
+The HTTP client is built at its first use (``DeferredClient``): the daemon republishes every
+feed from the store and sends READY=1 before the first request, and httpx, httpcore, the
+resolver chain and the TLS context (the CA bundle) are a good part of a start (issue 20).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING, Any, cast
 
 from feeds.clock import Clock, SystemClock
 from feeds.config import Config
 from feeds.coordinator import Coordinator
 from feeds.localfaults import remove_stale_temps
-from feeds.resolver import NameserverResolver, Resolver, ServeStaleResolver, SystemResolver
 from feeds.store import Store, open_store
-from feeds.transport import build_client
 
-__all__ = ["Runtime", "build_resolver", "open_runtime"]
+if TYPE_CHECKING:
+    import httpx
+
+    from feeds.resolver import Resolver
+
+__all__ = ["DeferredClient", "Runtime", "build_resolver", "open_runtime"]
 
 
 @dataclass
@@ -36,6 +42,8 @@ class Runtime:
 
 def build_resolver(config: Config, store: Store, clock: Clock) -> Resolver:
     """System resolver, configured fallback nameservers, then serve-stale from the store."""
+    from feeds.resolver import NameserverResolver, ServeStaleResolver, SystemResolver
+
     fallbacks = (
         [NameserverResolver(config.dns.nameservers, timeout=config.dns.timeout)]
         if config.dns.nameservers
@@ -61,23 +69,70 @@ async def open_runtime(
     primary_resolver: Resolver | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open the store and the client for a run; close them afterwards."""
+    """Open the store and the client for a run; close them afterwards.
+
+    The client (and the resolver chain under it) is built at the first request.
+    """
     clock = clock or SystemClock()
     # Temporary files of writes killed midway (older than a few minutes) go first.
     remove_stale_temps(config.snapshot_dir)
     own_store = store is None
     store = store or open_store(config.cache_dir)
-    if resolver is None:
-        resolver = build_resolver(config, store, clock)
-        if primary_resolver is not None:
-            assert isinstance(resolver, ServeStaleResolver)
-            resolver.primary = primary_resolver
-    client = build_client(
-        user_agent=config.user_agent, resolver=resolver, transport=transport, proxy=config.proxy
-    )
+    opened = store
+
+    def build() -> httpx.AsyncClient:
+        from feeds.resolver import ServeStaleResolver
+        from feeds.transport import build_client
+
+        chosen = resolver
+        if chosen is None:
+            chosen = build_resolver(config, opened, clock)
+            if primary_resolver is not None:
+                assert isinstance(chosen, ServeStaleResolver)
+                chosen.primary = primary_resolver
+        return build_client(
+            user_agent=config.user_agent, resolver=chosen, transport=transport, proxy=config.proxy
+        )
+
+    deferred = DeferredClient(build)
+    client = cast("httpx.AsyncClient", deferred)
     try:
         yield Runtime(config, store, client, clock, Coordinator(config, store, client, clock))
     finally:
-        await client.aclose()
+        await deferred.aclose()
         if own_store:
             store.close()
+
+
+class DeferredClient:
+    """Stands for the run's ``httpx.AsyncClient`` and builds it at its first use.
+
+    Every attribute read or written goes to the real client, built then; ``aclose`` closes
+    it only if it was built.
+    """
+
+    def __init__(self, build: Callable[[], httpx.AsyncClient]) -> None:
+        object.__setattr__(self, "_build", build)
+        object.__setattr__(self, "_client", None)
+
+    def _real(self) -> httpx.AsyncClient:
+        client: httpx.AsyncClient | None = self._client
+        if client is None:
+            client = self._build()
+            object.__setattr__(self, "_client", client)
+        return client
+
+    @property
+    def built(self) -> bool:
+        """Whether the real client exists yet."""
+        return self._client is not None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._real(), name, value)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()

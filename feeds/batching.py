@@ -35,8 +35,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import httpx
-
 from feeds.clock import Clock
 from feeds.errors import FeedError, FetchTimeoutError, InvalidPayloadError
 from feeds.models import Location, LocationWeather
@@ -222,6 +220,8 @@ async def _ask(
     max_attempts: int | None = None,
 ) -> tuple[dict[str, LocationWeather], list[FeedError | HeldBack]]:
     """Ask one source for ``locations``, concurrently, until ``until``; keep what came back."""
+    import httpx
+
     from feeds.sources import registry
 
     mod = registry.source(source.kind)

@@ -27,9 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import ModuleType
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from feeds import bounds, freshness, history, trust
 from feeds.batching import HostLimits, fetch_weather
@@ -58,6 +56,9 @@ from feeds.retry import RetryPolicy
 from feeds.sources import registry
 from feeds.store import GoodData, Health, Store
 from feeds.timezone import in_zone
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["NOT_WRITTEN", "AttemptResult", "Coordinator", "HeldBack", "honoured_expires", "source_module"]
 

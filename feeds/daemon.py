@@ -37,30 +37,36 @@ import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from apscheduler.events import (
-    EVENT_JOB_ERROR,
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    JobExecutionEvent,
-    JobSubmissionEvent,
-)
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from typing import TYPE_CHECKING, Any
 
 from feeds import watch
 from feeds.app import Runtime, open_runtime
-from feeds.clock import Clock
 from feeds.config import Config, ConfigError, FeedConfig, load_config
-from feeds.health import feed_rows, status_line
-from feeds.instance import InstanceLock
 from feeds.localfaults import NOT_WRITTEN
 from feeds.logs import setup_logging
 from feeds.notify import Notifier
-from feeds.schedule import build_trigger, crontab_day_of_week, stall_limit, vietnam_zone
+
+if TYPE_CHECKING:
+    # APScheduler (and feeds.schedule, built on it), feeds.health and the HTTP client are
+    # loaded after READY=1: the start needs only the store, publish and render (issue 20).
+    from apscheduler.events import JobExecutionEvent, JobSubmissionEvent
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from feeds.clock import Clock
+    from feeds.instance import InstanceLock
+    from feeds.schedule import build_trigger, crontab_day_of_week
 
 __all__ = ["Daemon", "build_trigger", "crontab_day_of_week", "run_daemon"]
+
+
+def __getattr__(name: str) -> Any:
+    """``build_trigger`` and ``crontab_day_of_week`` of feeds.schedule (PEP 562), imported
+    at first use like APScheduler under them."""
+    if name in ("build_trigger", "crontab_day_of_week"):
+        from feeds import schedule
+
+        return getattr(schedule, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 logger = logging.getLogger(__name__)
 
@@ -132,16 +138,15 @@ class Daemon:
         async with self.runtime_factory(self.config) as rt:
             self.rt = rt
             self.warm_start()
-            self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=vietnam_zone())
-            self.scheduler.add_listener(
-                self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
-            )
-            self._schedule_all(first_run_now=True)
-            self.scheduler.start()
+            # The handlers before READY (a reload may follow it at once); they run when the
+            # loop next gets control, after the scheduler below is up.
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
             loop.add_signal_handler(signal.SIGHUP, self._reload)
+            # READY once every feed is republished; the scheduler and (at the first
+            # attempt) the HTTP client are built after it, before the loop runs a job.
             self.notifier.ready()
+            self.scheduler = self._start_scheduler(loop)
             self._update_status()
             logger.info("started feeds=%d config=%s", len(self.config.feeds), self.config.path or "embedded")
             watchdog = asyncio.create_task(self._watchdog())
@@ -174,6 +179,21 @@ class Daemon:
                 self._write_metrics()
         logger.info("stopped")
         return 0
+
+    def _start_scheduler(self, loop: asyncio.AbstractEventLoop) -> AsyncIOScheduler:
+        """The scheduler with every feed's job, the first run of each due now, started."""
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        from feeds.schedule import vietnam_zone
+
+        self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=vietnam_zone())
+        self.scheduler.add_listener(
+            self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+        self._schedule_all(first_run_now=True)
+        self.scheduler.start()
+        return self.scheduler
 
     def _ensure_folders(self) -> None:
         """Make (or mend) the snapshot folder and per-location subfolders with modes the web
@@ -210,6 +230,8 @@ class Daemon:
         reload used to stop every feed it did not change.
         """
         assert self.scheduler is not None and self.rt is not None
+        from feeds.schedule import build_trigger
+
         when: dict[str, Any] = {"next_run_time": self.rt.clock.now()} if run_now else {}
         self.scheduler.add_job(
             self._job,
@@ -228,6 +250,8 @@ class Daemon:
     def _expect(self, feed: FeedConfig) -> None:
         """Start the liveness clock of ``feed``: its next attempt is due within the limit."""
         assert self.rt is not None
+        from feeds.schedule import build_trigger, stall_limit
+
         mono = self.rt.clock.monotonic()
         try:
             limit = stall_limit(build_trigger(feed), self.rt.clock.now(), feed.deadline)
@@ -314,6 +338,8 @@ class Daemon:
 
     def _on_event(self, event: JobExecutionEvent | JobSubmissionEvent) -> None:
         """Scheduler events: a bug of ours or a missed run; logged and recorded, never fatal."""
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+
         name = {EVENT_JOB_ERROR: "job_error", EVENT_JOB_MISSED: "missed", EVENT_JOB_MAX_INSTANCES: "still_running"}[
             event.code
         ]
@@ -369,6 +395,8 @@ class Daemon:
     def _replan(self, now: datetime, step: float) -> None:
         """Each feed's next run from its trigger at ``now``; retries keep their remaining delay."""
         assert self.scheduler is not None and self.rt is not None
+        from apscheduler.jobstores.base import JobLookupError
+
         for job in self.scheduler.get_jobs():
             try:
                 if job.id.endswith(RETRY):
@@ -539,6 +567,8 @@ class Daemon:
         if new.cache_dir != self.config.cache_dir:
             logger.warning("reload: cache_dir changed; it takes effect at the next restart")
         assert self.rt is not None and self.scheduler is not None
+        from apscheduler.jobstores.base import JobLookupError
+
         old_names, new_names = set(self.config.feeds), set(new.feeds)
         changed = {n for n in old_names & new_names if new.feeds[n] != self.config.feeds[n]}
         added, removed = new_names - old_names, old_names - new_names
@@ -573,12 +603,16 @@ class Daemon:
         assert self.rt is not None
         from dataclasses import replace
 
+        from feeds.health import feed_rows
+
         rows = feed_rows(self.config, self.rt.store, self.rt.clock.now())
         return [
             replace(r, data_age_s=0.0) if r.data_age_s is not None and r.data_age_s < 0 else r for r in rows
         ]
 
     def _update_status(self) -> None:
+        from feeds.health import status_line
+
         try:
             self.notifier.status(status_line(self._rows()))
         except Exception:

@@ -26,8 +26,6 @@ import ssl
 from collections.abc import Iterator
 from typing import ClassVar
 
-import httpx
-
 __all__ = [
     "KINDS",
     "ConnectError",
@@ -195,6 +193,8 @@ def classify(exc: BaseException) -> FeedError:
     """Return the most specific FeedError for ``exc`` (itself if it already is one)."""
     if isinstance(exc, FeedError):
         return exc
+    import httpx  # here, not at import: the daemon's start (store, publish) needs no HTTP client
+
     chain = list(_chain(exc))
     # Our own errors raised deeper (e.g. by the resolver seam) win over their wrappers.
     for e in chain:

@@ -17,8 +17,6 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import httpx
-
 from feeds import trust
 from feeds.clock import AHEAD_SLACK, Clock, SystemClock
 from feeds.config import Config, FeedConfig
@@ -155,6 +153,8 @@ def upstream_notes(entry: dict[str, Any], now: datetime) -> list[str]:
 
 
 def _circuit(guard: HostGuard, feed: FeedConfig, now: datetime) -> str:
+    import httpx
+
     host = httpx.URL(feed.source.url).host
     return guard.breaker(host, now).state
 

@@ -29,9 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from feeds.clock import Clock
 from feeds.config import Config, FeedConfig, SourceConfig
@@ -49,6 +47,9 @@ from feeds.retry import RetryPolicy
 from feeds.sources import registry
 from feeds.store import Store
 from feeds.transport import MAX_VALIDATOR, Fetched, clean_validator, fetch
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "EXPIRES_MAX",
@@ -221,6 +222,8 @@ class RequestPipeline:
         coordinator reports the last one when the deadline cuts the attempt).
         ``max_attempts`` bounds the retries of this request.
         """
+        import httpx
+
         host = httpx.URL(spec.url).host
         cache_key = f"http/{spec.url}?{'&'.join(f'{k}={v}' for k, v in spec.params)}"
         raw_cached = self.store.get(cache_key)

@@ -31,22 +31,23 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
-
-import httpcore
+from typing import TYPE_CHECKING, Any, Protocol
 
 from feeds.errors import DnsError, dns_detail_from_gaierror
 from feeds.store import Store
+
+if TYPE_CHECKING:
+    import httpcore
 
 __all__ = [
     "NameserverResolver",
     "ResolutionLog",
     "Resolver",
-    "ResolvingBackend",
     "ServeStaleResolver",
     "StaticResolver",
     "SystemResolver",
     "resolution_log",
+    "resolving_backend",
 ]
 
 logger = logging.getLogger(__name__)
@@ -278,40 +279,64 @@ class ServeStaleResolver:
             task.exception()  # retrieved: a failed background lookup is not an error to log
 
 
-class ResolvingBackend(httpcore.AsyncNetworkBackend):
-    """An httpcore backend whose every TCP connect resolves through our Resolver."""
+def resolving_backend(
+    resolver: Resolver, inner: httpcore.AsyncNetworkBackend | None = None
+) -> httpcore.AsyncNetworkBackend:
+    """A ``ResolvingBackend`` over ``resolver`` (the transport's network backend)."""
+    backend: httpcore.AsyncNetworkBackend = _backend_class()(resolver, inner)
+    return backend
 
-    def __init__(self, resolver: Resolver, inner: httpcore.AsyncNetworkBackend | None = None):
-        self.resolver = resolver
-        self.inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addrs = [host] if is_ip(host) else await self.resolver.resolve(host)
-        last: Exception | None = None
-        for addr in addrs:
-            try:
-                return await self.inner.connect_tcp(
-                    addr, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc  # try the next address, like getaddrinfo-based clients do
-        assert last is not None
-        raise last
+@functools.cache
+def _backend_class() -> type[Any]:
+    """``ResolvingBackend``, defined at the first client built: it subclasses httpcore's
+    backend, and httpcore is not imported before the first fetch (issue 20)."""
+    import httpcore
 
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        return await self.inner.connect_unix_socket(path, timeout, socket_options)
+    class ResolvingBackend(httpcore.AsyncNetworkBackend):
+        """An httpcore backend whose every TCP connect resolves through our Resolver."""
 
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+        def __init__(self, resolver: Resolver, inner: httpcore.AsyncNetworkBackend | None = None):
+            self.resolver = resolver
+            self.inner = inner or httpcore.AnyIOBackend()
+
+        async def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.AsyncNetworkStream:
+            addrs = [host] if is_ip(host) else await self.resolver.resolve(host)
+            last: Exception | None = None
+            for addr in addrs:
+                try:
+                    return await self.inner.connect_tcp(
+                        addr, port, timeout, local_address, socket_options
+                    )
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                    last = exc  # try the next address, like getaddrinfo-based clients do
+            assert last is not None
+            raise last
+
+        async def connect_unix_socket(
+            self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+        ) -> httpcore.AsyncNetworkStream:
+            return await self.inner.connect_unix_socket(path, timeout, socket_options)
+
+        async def sleep(self, seconds: float) -> None:
+            await self.inner.sleep(seconds)
+
+    ResolvingBackend.__module__, ResolvingBackend.__qualname__ = __name__, "ResolvingBackend"
+    return ResolvingBackend
+
+
+def __getattr__(name: str) -> Any:
+    """``ResolvingBackend`` (PEP 562): the class, built at first use."""
+    if name == "ResolvingBackend":
+        return _backend_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _split_nameserver(ns: str) -> tuple[str, int]:

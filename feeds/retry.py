@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-from tenacity import AsyncRetrying, RetryCallState
+from typing import TYPE_CHECKING, TypeVar
 
 from feeds.clock import Clock
 from feeds.errors import DnsError, FeedError, HttpStatusError
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = ["RetryPolicy", "is_retryable"]
 
@@ -75,6 +76,8 @@ class RetryPolicy:
         ``max_attempts`` overrides the policy's bound for this call (1 = no retry, as for
         the circuit breaker's half-open probe).
         """
+        from tenacity import AsyncRetrying  # at the first request, not at the daemon's start
+
         failures: list[BaseException] = []
         limit = self.max_attempts if max_attempts is None else max_attempts
 

@@ -20,21 +20,25 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import math
 import ssl
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import httpcore
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from feeds.decoding import decode_body
 from feeds.errors import FeedError, HttpStatusError, InvalidPayloadError, classify
 from feeds.models import RequestSpec
-from feeds.resolver import Resolver, ResolvingBackend
+
+if TYPE_CHECKING:
+    # httpx and httpcore are imported by the first client built or request made, not with
+    # this module: the daemon republishes and sends READY=1 without them (issue 20).
+    import httpx
+
+    from feeds.resolver import Resolver
 
 __all__ = [
     "DEFAULT_RETRY_AFTER_MAX",
@@ -71,47 +75,57 @@ class Fetched:
     validators_dropped: bool = False
 
 
-class _ResolvingTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport (its exception mapping included) over our resolver backend."""
+@functools.cache
+def _resolving_transport() -> Callable[..., httpx.AsyncHTTPTransport]:
+    """The transport class, defined at the first client built (it subclasses httpx's)."""
+    import httpcore
+    import httpx
 
-    def __init__(
-        self,
-        resolver: Resolver,
-        *,
-        max_connections: int = 20,
-        ssl_context: ssl.SSLContext | None = None,
-        proxy: str | None = None,
-    ) -> None:
-        super().__init__(retries=0)
-        # httpx does not take a network backend, so the pool is rebuilt with ours; the
-        # rest of AsyncHTTPTransport (request/response and exception mapping) is kept.
-        # TLS is always verified: the context only chooses which CAs are trusted.
-        common: dict[str, Any] = dict(
-            ssl_context=ssl_context or httpx.create_ssl_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            # Short: connections are reused within an attempt (retries, batches), while every
-            # attempt minutes apart resolves the name again (and so notices DNS trouble).
-            keepalive_expiry=2.0,
-            http1=True,
-            http2=False,
-            network_backend=ResolvingBackend(resolver),
-        )
-        if proxy is None:
-            self._pool = httpcore.AsyncConnectionPool(**common)
-            return
-        # An outbound HTTP proxy: the proxy's own name goes through our resolver seam (and
-        # its serve-stale); the upstream's name is resolved by the proxy.  https upstreams
-        # are tunnelled (CONNECT) and their certificates verified end to end by us.
-        p = httpx.Proxy(proxy)
-        self._pool = httpcore.AsyncHTTPProxy(
-            proxy_url=httpcore.URL(
-                scheme=p.url.raw_scheme, host=p.url.raw_host, port=p.url.port, target=p.url.raw_path
-            ),
-            proxy_auth=p.raw_auth,
-            proxy_headers=p.headers.raw,
-            **common,
-        )
+    from feeds.resolver import resolving_backend
+
+    class _ResolvingTransport(httpx.AsyncHTTPTransport):
+        """httpx's own transport (its exception mapping included) over our resolver backend."""
+
+        def __init__(
+            self,
+            resolver: Resolver,
+            *,
+            max_connections: int = 20,
+            ssl_context: ssl.SSLContext | None = None,
+            proxy: str | None = None,
+        ) -> None:
+            super().__init__(retries=0)
+            # httpx does not take a network backend, so the pool is rebuilt with ours; the
+            # rest of AsyncHTTPTransport (request/response and exception mapping) is kept.
+            # TLS is always verified: the context only chooses which CAs are trusted.
+            common: dict[str, Any] = dict(
+                ssl_context=ssl_context or httpx.create_ssl_context(),
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                # Short: connections are reused within an attempt (retries, batches), while every
+                # attempt minutes apart resolves the name again (and so notices DNS trouble).
+                keepalive_expiry=2.0,
+                http1=True,
+                http2=False,
+                network_backend=resolving_backend(resolver),
+            )
+            if proxy is None:
+                self._pool = httpcore.AsyncConnectionPool(**common)
+                return
+            # An outbound HTTP proxy: the proxy's own name goes through our resolver seam (and
+            # its serve-stale); the upstream's name is resolved by the proxy.  https upstreams
+            # are tunnelled (CONNECT) and their certificates verified end to end by us.
+            p = httpx.Proxy(proxy)
+            self._pool = httpcore.AsyncHTTPProxy(
+                proxy_url=httpcore.URL(
+                    scheme=p.url.raw_scheme, host=p.url.raw_host, port=p.url.port, target=p.url.raw_path
+                ),
+                proxy_auth=p.raw_auth,
+                proxy_headers=p.headers.raw,
+                **common,
+            )
+
+    return _ResolvingTransport
 
 
 def build_client(
@@ -131,10 +145,12 @@ def build_client(
     """
     if trust is not None and (trust.verify_mode != ssl.CERT_REQUIRED or not trust.check_hostname):
         raise ValueError("TLS verification cannot be turned off")
+    import httpx
+
     if transport is None:
         from feeds.resolver import SystemResolver
 
-        transport = _ResolvingTransport(resolver or SystemResolver(), ssl_context=trust, proxy=proxy)
+        transport = _resolving_transport()(resolver or SystemResolver(), ssl_context=trust, proxy=proxy)
     return httpx.AsyncClient(
         transport=transport,
         headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
@@ -226,6 +242,8 @@ async def fetch(
     follow_redirects_to: Collection[str] = (),
 ) -> Fetched:
     """GET ``spec`` and return the answer, or raise a classified FeedError."""
+    import httpx
+
     headers = dict(spec.headers)
     dropped = False
     if validators:

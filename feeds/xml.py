@@ -19,10 +19,12 @@ never passed on (it can quote the body).
 from __future__ import annotations
 
 import codecs
-
-from lxml import etree
+from typing import TYPE_CHECKING
 
 from feeds.errors import InvalidPayloadError
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 __all__ = ["parse_xml"]
 
@@ -34,6 +36,8 @@ _WHITESPACE = b" \t\r\n"
 
 def _parser() -> etree.XMLParser:
     """Build a parser that cannot expand entities, read files or use the network."""
+    from lxml import etree  # at the first parse: the daemon's start needs no XML parser
+
     # A new parser per call: lxml parsers are not safe to share between threads.
     return etree.XMLParser(
         resolve_entities=False,
@@ -96,6 +100,8 @@ def _refuse_before_parsing(body: bytes) -> None:
 def parse_xml(body: bytes) -> etree._Element:
     """Parse ``body`` safely and return the root element, or raise InvalidPayloadError."""
     _refuse_before_parsing(body)
+    from lxml import etree
+
     try:
         root = etree.fromstring(body, parser=_parser())
     except (etree.XMLSyntaxError, etree.ParserError, ValueError):

@@ -45,9 +45,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
-
-from lxml import etree
+from typing import TYPE_CHECKING, Any
 
 from feeds.bounds import static_time
 from feeds.clock import VIETNAM_TZ
@@ -57,6 +55,9 @@ from feeds.sources.currencies import ISO4217_ACTIVE
 from feeds.sources.vn_calendar import next_business_day
 from feeds.text import clean_name
 from feeds.xml import parse_xml
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 __all__ = [
     "check",

@@ -1,0 +1,156 @@
+"""Issue 20, item 3: start -> READY needs only the store, publish and render.
+
+``portal-feeds run`` republishes every feed from the store and then sends READY=1; the HTTP
+client's machinery (httpcore, h11, anyio, the TLS context), the scheduler (APScheduler), the
+retry loop (tenacity), the XML parser (lxml), the fallback resolver (dnspython) and the
+metrics writer (prometheus_client) are first needed by the first fetch, after READY.
+Importing them before READY only makes a restart (and every ``systemctl restart``) slower.
+(httpx itself is not in the list: the configuration checks every URL with ``httpx.URL``, so
+it is loaded with the configuration; it does not bring httpcore with it.)
+
+No timing here: the real command runs in a subprocess whose ``Notifier.ready`` first writes
+which of those packages are in ``sys.modules`` and which snapshots were rewritten, so the
+test says *what* was loaded too early, on a loaded machine as on an idle one.  The speed
+itself is measured by ``bench/ready.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from feeds.testing.upstream import UpstreamSimulator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Top-level packages the start must not import before READY.
+LATE = ("httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "prometheus_client")
+
+#: Runs ``python -m feeds run ...`` with ``Notifier.ready`` first reporting on stderr.
+PROBE = """
+import json, sys
+from pathlib import Path
+import feeds.notify
+
+late, snapshots = tuple(sys.argv[1].split(",")), Path(sys.argv[2])
+ready = feeds.notify.Notifier.ready
+
+def probe(self):
+    loaded = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late})
+    stamps = {p.name: json.loads(p.read_text(encoding="utf-8"))["generated_at"]
+              for p in sorted(snapshots.glob("*.json")) if p.name.count(".") == 1}
+    print("PROBE " + json.dumps({"loaded": loaded, "stamps": stamps}), file=sys.stderr, flush=True)
+    return ready(self)
+
+feeds.notify.Notifier.ready = probe
+sys.argv = ["portal-feeds", *sys.argv[3:]]
+import runpy
+runpy.run_module("feeds", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.fixture
+def sim() -> Iterator[UpstreamSimulator]:
+    with UpstreamSimulator() as s:
+        yield s
+
+
+def _config(tmp_path: Path, sim: UpstreamSimulator) -> Path:
+    path = tmp_path / "portal-feeds.toml"
+    path.write_text(f"""
+[paths]
+cache_dir = "cache"
+snapshot_dir = "snapshots"
+
+[feeds.rates]
+kind = "vietcombank"
+url = "{sim.url('vietcombank')}"
+every = "1h"
+min_interval = "0s"
+timeout = "2s"
+deadline = "3s"
+history_keep = 7
+
+[feeds.weather]
+kind = "open-meteo"
+url = "{sim.url('open-meteo')}"
+every = "1h"
+timeout = "2s"
+deadline = "3s"
+locations = [{{ id = "ha-noi", name = "Hà Nội", lat = 21.03, lon = 105.85 }},
+             {{ id = "hue", name = "Huế", lat = 16.46, lon = 107.59 }}]
+per_location_files = true
+
+[feeds.metno]
+kind = "met-no"
+url = "{sim.base_url}/weatherapi/locationforecast/2.0/compact"
+every = "1h"
+timeout = "2s"
+deadline = "3s"
+locations = [{{ id = "hue", name = "Huế", lat = 16.46, lon = 107.59 }}]
+""", encoding="utf-8")
+    return path
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    env["PYTHONPATH"] = str(ROOT)
+    env["XDG_RUNTIME_DIR"] = str(tmp_path)  # the instance lock stays inside the test
+    return env
+
+
+def _until_probe(proc: subprocess.Popen[str], timeout: float = 60) -> dict[str, object]:
+    assert proc.stderr is not None
+    end = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        if line.startswith("PROBE "):
+            probe: dict[str, object] = json.loads(line[len("PROBE "):])
+            return probe
+        seen.append(line)
+    raise AssertionError("no READY from the daemon: " + "".join(seen[-20:]))
+
+
+def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, sim: UpstreamSimulator) -> None:
+    cfg = _config(tmp_path, sim)
+    warm = subprocess.run([sys.executable, "-m", "feeds", "fetch", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=60, env=_env(tmp_path), cwd=tmp_path)
+    assert warm.returncode == 0, warm.stdout + warm.stderr
+    snapshots = tmp_path / "snapshots"
+    before = {p.name: json.loads(p.read_text(encoding="utf-8"))["generated_at"]
+              for p in snapshots.glob("*.json") if p.name.count(".") == 1}
+    assert sorted(before) == ["metno.json", "rates.json", "weather.json"]
+    time.sleep(1.1)  # generated_at has whole seconds: a republish shows as a later stamp
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PROBE, ",".join(LATE), str(snapshots), "run", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(tmp_path), cwd=tmp_path,
+    )
+    try:
+        probe = _until_probe(proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    stamps = probe["stamps"]
+    assert isinstance(stamps, dict)
+    # READY still comes after every feed was republished from the store...
+    assert sorted(stamps) == sorted(before)
+    assert all(stamps[name] > before[name] for name in before), (before, stamps)
+    # ... and nothing of the fetch machinery was loaded for it.
+    assert probe["loaded"] == [], f"imported before READY: {probe['loaded']}"
+    assert proc.returncode == 0
