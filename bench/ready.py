@@ -1,6 +1,6 @@
 """Benchmark process start -> READY=1 with warm snapshots (issue 20, item 3).
 
-    .venv/bin/python bench/ready.py [--runs 10] [--entry module|script] [--no-bytecode-cache]
+    .venv/bin/python bench/ready.py [--runs 10] [--entry module|script]
 
 What it does, all on loopback:
 
@@ -21,12 +21,10 @@ What it does, all on loopback:
 The bare interpreter's start (``python -c pass``, median of the same number of runs) is
 printed as the floor nothing of ours can go under.
 
-Bytecode: by default the daemon runs as installed, with compiled bytecode cached (the
-warming run writes it, into a temporary ``PYTHONPYCACHEPREFIX``, so the source tree is not
-touched even when ``PYTHONDONTWRITEBYTECODE`` is set in the caller's environment).
-``--no-bytecode-cache`` sets ``PYTHONDONTWRITEBYTECODE=1`` instead: modules without bytecode
-already cached beside them (here the package itself, an editable checkout) are compiled from
-source at every start.
+Bytecode: the daemon runs as installed, with compiled bytecode cached: the warming run
+writes it into a temporary ``PYTHONPYCACHEPREFIX`` (the source tree is not touched, and
+``PYTHONDONTWRITEBYTECODE`` in the caller's environment is ignored), so every start reads
+the same cache whatever ``__pycache__`` folders the checkout happens to have.
 """
 
 from __future__ import annotations
@@ -136,7 +134,7 @@ def snapshots(folder: Path) -> list[dict[str, object]]:
             if p.name.count(".") == 1]
 
 
-#: The child processes' bytecode settings (set by ``main``).
+#: The child processes' bytecode cache (set by ``main``).
 BYTECODE: dict[str, str] = {}
 
 
@@ -209,16 +207,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10, help="timed starts (default 10)")
     ap.add_argument("--entry", choices=("module", "script"), default="module",
                     help="python -m feeds (default) or the portal-feeds console script")
-    ap.add_argument("--no-bytecode-cache", action="store_true",
-                    help="compile every module from source at every start (PYTHONDONTWRITEBYTECODE=1)")
     args = ap.parse_args()
     with UpstreamSimulator() as sim, tempfile.TemporaryDirectory() as d:
         folder = Path(d)
-        if args.no_bytecode_cache:
-            BYTECODE["PYTHONDONTWRITEBYTECODE"] = "1"
-        else:
-            (folder / "pycache").mkdir()
-            BYTECODE["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
+        (folder / "pycache").mkdir()
+        BYTECODE["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
         cfg = write_config(folder, sim)
         notify = folder / "notify.sock"
 
@@ -244,7 +237,7 @@ def main() -> int:
 
     ms = 1000
     entry = "python -m feeds run" if args.entry == "module" else "portal-feeds run"
-    entry += ", no bytecode cache" if args.no_bytecode_cache else ", bytecode cached"
+    entry += ", bytecode cached"
     print(f"start -> READY=1 ({entry}, {FEEDS} feeds, warm snapshots republished), {args.runs} starts: "
           f"median {statistics.median(times) * ms:.0f} ms, min {min(times) * ms:.0f} ms, "
           f"max {max(times) * ms:.0f} ms")
