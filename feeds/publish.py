@@ -203,14 +203,24 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
 
 
 def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> list[str]:
-    """Write many files into one folder: each as ``write_atomic`` does (temp file, fsync,
-    rename), then ONE fsync of the folder for them all; return the names written.
+    """Write many files into one folder, durably and atomically, with ONE flush for them all;
+    return the names written.
+
+    Every new content goes to a temporary file beside its target first; then one
+    ``syncfs(2)`` of the folder's filesystem makes them all durable (where the C library
+    lacks it: an fsync per temporary file), then each is renamed over its target, then ONE
+    fsync of the folder.  The same durability as ``write_atomic`` per file — a file's bytes
+    are on disk before its new name is — for two flushes instead of one per file (3,000
+    per-location files: 3,000 fsyncs before, issue 20).
 
     A file whose bytes are those we last wrote there, still in place untouched (same inode,
     size and mtime), is not written again.  A crash at any point leaves every file whole:
-    old or new.  On an error the files renamed so far are still made durable and recorded.
+    old or new.  An error while writing the temporary files renames none of them (every
+    file stays old); the files renamed before a later error are still made durable and
+    recorded.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, str, bytes, bytes]] = []  # target, temporary file, bytes, digest
     done: list[tuple[Path, bytes, bytes]] = []
     try:
         for name, content in files.items():
@@ -224,9 +234,18 @@ def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> 
                         continue
                 except OSError:
                     pass
-            _replace(path, content, mode)
+            staged.append((path, _stage(path, content, mode), content, digest))
+        if staged:
+            _flush_files(folder, [tmp for _, tmp, _, _ in staged])
+        for path, tmp, content, digest in staged:
+            os.replace(tmp, path)
             done.append((path, content, digest))
     finally:
+        renamed = {path for path, _, _ in done}
+        for path, tmp, _, _ in staged:
+            if path not in renamed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         if done:
             _fsync_folder(folder)
             for path, content, digest in done:
@@ -236,6 +255,62 @@ def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> 
                         _WRITTEN[path] = (digest, ident)
                 record_written(path, content)
     return [path.name for path, _, _ in done]
+
+
+def _stage(path: Path, content: bytes, mode: int) -> str:
+    """``content`` in a new temporary file beside ``path`` (not yet flushed); its name."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            os.fchmod(f.fileno(), mode)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+_SYNCFS: Any = None
+
+
+def _syncfs() -> Any:
+    """The C library's ``syncfs`` (Linux), or False where there is none."""
+    global _SYNCFS
+    if _SYNCFS is None:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).syncfs
+            fn.argtypes = [ctypes.c_int]
+            fn.restype = ctypes.c_int
+            _SYNCFS = fn
+        except (OSError, AttributeError):
+            _SYNCFS = False
+    return _SYNCFS
+
+
+def _flush_files(folder: Path, paths: list[str]) -> None:
+    """Make the written bytes of ``paths`` (all in ``folder``) durable: one ``syncfs`` of the
+    folder's filesystem, or an fsync per file where there is no ``syncfs``."""
+    fn = _syncfs()
+    if fn:
+        import ctypes
+
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if fn(dir_fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), str(folder))
+        finally:
+            os.close(dir_fd)
+        return
+    for tmp in paths:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _replace(path: Path, content: bytes, mode: int) -> None:
