@@ -21,6 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from feeds.models import isoformat
 from feeds.watch import record_written
 
@@ -82,8 +84,8 @@ def _number(value: Decimal | float) -> str:
 
 
 #: A list of more plain items than this (a weather feed's locations) is written one compact
-#: item per line: the C encoder writes it ~10x faster than the indented form, and the file
-#: is about half the size.  Smaller lists and everything else stay indented.
+#: item per line (orjson's bytes): ~10x faster than the indented form, and the file is about
+#: half the size.  Smaller lists and everything else stay indented.
 INLINE_ITEMS = 50
 _SCALARS = (str, int, bool, float)
 
@@ -110,28 +112,61 @@ def _small_plain(value: Any) -> bool:
     return _plain(value)
 
 
+def _float_text(value: float) -> str:
+    """A finite float as orjson writes it: ``repr``'s shortest digits, fixed notation down to
+    1e-5 (``0.00002``), the exponent otherwise without padding (``1e-6``, ``1e+16``)."""
+    text = repr(value)
+    if "e" not in text:
+        return text
+    mantissa, exp = text.split("e")
+    e = int(exp)
+    if e == -5:
+        sign = "-" if mantissa.startswith("-") else ""
+        return f"{sign}0.0000{mantissa.lstrip('-').replace('.', '')}"
+    return f"{mantissa}e{'+' if e > 0 else '-'}{abs(e)}"
+
+
 def _inline(value: Any) -> str:
-    """One plain value on one line, in pure Python (the reference for the C encoder)."""
+    """One plain value on one line, compact, in pure Python (the reference for orjson)."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_inline(k)}: {_inline(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{_inline(k)}:{_inline(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_inline(v) for v in value) + "]"
+        return "[" + ",".join(_inline(v) for v in value) + "]"
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
-    return str(value) if isinstance(value, int) else repr(value)
+    return str(value) if isinstance(value, int) else _float_text(value)
+
+
+#: orjson writes these types natively in its own way; passed through, they raise TypeError and
+#: the list takes the Python path (as ``_plain`` rules).
+_ORJSON_STRICT = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _items(value: list[Any] | tuple[Any, ...]) -> list[str] | None:
+    """Each item of a long list on its own line, compact, by orjson (a weather feed's 3,000
+    locations in ~7 ms instead of ~60 ms, issue 20); None when an item is not plain JSON
+    (a Decimal, a datetime, a subclass, a non-str key, an int past 64 bits).
+
+    Non-finite floats never get here in a snapshot (feeds.bounds refuses them before);
+    orjson would write them as ``null``.
+    """
+    try:
+        return [orjson.dumps(v, option=_ORJSON_STRICT).decode("utf-8") for v in value]
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return None
 
 
 def _encode(value: Any, out: list[str], indent: str, level: int, fast: bool = True) -> None:
-    if isinstance(value, list | tuple) and len(value) > INLINE_ITEMS and _plain(value):
-        pad = "\n" + indent * (level + 1)
-        if fast:
-            items = [json.dumps(v, ensure_ascii=False, separators=(", ", ": "), allow_nan=False) for v in value]
-        else:
-            items = [_inline(v) for v in value]
-        out.append("[" + ",".join(pad + item for item in items) + "\n" + indent * level + "]")
-        return
+    if isinstance(value, list | tuple) and len(value) > INLINE_ITEMS:
+        items = _items(value) if fast else ([_inline(v) for v in value] if _plain(value) else None)
+        if items is not None:
+            pad = "\n" + indent * (level + 1)
+            out.append("[" + ",".join(pad + item for item in items) + "\n" + indent * level + "]")
+            return
     pad = "\n" + indent * (level + 1)
     end = "\n" + indent * level
     if value is None:
