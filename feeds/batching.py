@@ -168,6 +168,7 @@ class FetchContext(Protocol):
         parse: Callable[[bytes], Any],
         *,
         max_attempts: int | None = None,
+        received: Callable[[], None] | None = None,
     ) -> Any: ...
 
 
@@ -243,9 +244,9 @@ async def _ask(
                 sem.release()
 
         def parse(body: bytes) -> Any:
-            # The answer is in: the host's slot goes to the next batch while we parse.  A big
-            # body is parsed in a worker thread (feeds.pipeline): the semaphore is the loop's.
-            loop.call_soon_threadsafe(free_slot)
+            # A big body is parsed in a worker thread (feeds.pipeline): the slot was freed on
+            # the loop when the body came in (``received``), before its turn in that thread.
+            loop.call_soon_threadsafe(free_slot)  # a cached body: no ``received`` call
             parsed = mod.read(body, locs)
             mod.check(parsed, previous=None, max_change=feed.max_change, asked=[loc.id for loc in locs])
             return parsed
@@ -259,7 +260,9 @@ async def _ask(
                     return None  # no slot left in this phase
                 if coord.clock.monotonic() >= until:
                     return None  # the phase ended while this batch waited for its turn
-                return await coord.get_parsed(feed, spec, until, parse, max_attempts=max_attempts)
+                return await coord.get_parsed(
+                    feed, spec, until, parse, max_attempts=max_attempts, received=free_slot
+                )
             finally:
                 free_slot()
 

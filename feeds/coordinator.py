@@ -355,6 +355,7 @@ class Coordinator:
         parse: Callable[[bytes], Any],
         *,
         max_attempts: int | None = None,
+        received: Callable[[], None] | None = None,
     ) -> Any:
         """One request through the pipeline (feeds.pipeline), with this attempt's state.
 
@@ -369,6 +370,7 @@ class Coordinator:
             forced=feed.name in self._forced,
             errors=self._errors.setdefault(feed.name, []),
             max_attempts=max_attempts,
+            received=received,
         )
 
     _get_parsed = get_parsed  # the names before the strategies' interface (feeds.batching.FetchContext)
