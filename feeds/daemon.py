@@ -7,6 +7,9 @@
   attempt a one-off retry job at the earliest polite moment (``feeds.schedule.retry_at``), ``coalesce``, ``max_instances=1``, a misfire grace.  The job
   body is ``Coordinator.refresh``, which classifies every upstream fault itself, so a
   scheduler error event means a bug of ours: it is logged and recorded, never fatal.
+- Start: the configuration, the store, the warm start, READY=1; only then the scheduler
+  (APScheduler) and, at the first attempt, the HTTP client are built (issue 20: nothing a
+  republish does not need is imported before READY; ``tests/test_start_lazy.py``).
 - systemd notify protocol (``feeds.notify``): READY=1 after the warm start, STATUS= after
   each attempt, WATCHDOG=1 from a task inside the event loop (a wedged loop stops the pings
   and systemd restarts us), RELOADING=1 on SIGHUP, STOPPING=1 on SIGTERM/SIGINT.
