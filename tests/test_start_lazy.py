@@ -34,24 +34,26 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Top-level packages the start must not import before READY.
 LATE = ("httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "prometheus_client")
 
-#: Runs ``python -m feeds run ...`` with ``Notifier.ready`` first reporting on stderr.
+#: Runs ``python -m feeds run ...`` with ``Notifier.ready`` first writing a report to a file.
 PROBE = """
-import json, sys
+import json, os, sys
 from pathlib import Path
 import feeds.notify
 
-late, snapshots = tuple(sys.argv[1].split(",")), Path(sys.argv[2])
+late, snapshots, out = tuple(sys.argv[1].split(",")), Path(sys.argv[2]), Path(sys.argv[3])
 ready = feeds.notify.Notifier.ready
 
 def probe(self):
-    loaded = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late})
-    stamps = {p.name: json.loads(p.read_text(encoding="utf-8"))["generated_at"]
-              for p in sorted(snapshots.glob("*.json")) if p.name.count(".") == 1}
-    print("PROBE " + json.dumps({"loaded": loaded, "stamps": stamps}), file=sys.stderr, flush=True)
+    if not out.exists():  # the first READY (a reload sends another)
+        loaded = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late})
+        stamps = {p.name: json.loads(p.read_text(encoding="utf-8"))["generated_at"]
+                  for p in sorted(snapshots.glob("*.json")) if p.name.count(".") == 1}
+        out.with_suffix(".tmp").write_text(json.dumps({"loaded": loaded, "stamps": stamps}))
+        os.replace(out.with_suffix(".tmp"), out)
     return ready(self)
 
 feeds.notify.Notifier.ready = probe
-sys.argv = ["portal-feeds", *sys.argv[3:]]
+sys.argv = ["portal-feeds", *sys.argv[4:]]
 import runpy
 runpy.run_module("feeds", run_name="__main__", alter_sys=True)
 """
@@ -107,19 +109,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _until_probe(proc: subprocess.Popen[str], timeout: float = 60) -> dict[str, object]:
-    assert proc.stderr is not None
+def _until_probe(proc: subprocess.Popen[bytes], report: Path, log: Path, timeout: float = 60) -> dict[str, object]:
+    """The report the daemon wrote at READY (polled: the daemon may also never get there)."""
     end = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < end:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        if line.startswith("PROBE "):
-            probe: dict[str, object] = json.loads(line[len("PROBE "):])
-            return probe
-        seen.append(line)
-    raise AssertionError("no READY from the daemon: " + "".join(seen[-20:]))
+    while time.monotonic() < end and proc.poll() is None and not report.exists():
+        time.sleep(0.05)
+    if not report.exists():
+        raise AssertionError("no READY from the daemon: " + log.read_text(encoding="utf-8", errors="replace")[-2000:])
+    probe: dict[str, object] = json.loads(report.read_text(encoding="utf-8"))
+    return probe
 
 
 def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, sim: UpstreamSimulator) -> None:
@@ -133,12 +131,14 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
     assert sorted(before) == ["metno.json", "rates.json", "weather.json"]
     time.sleep(1.1)  # generated_at has whole seconds: a republish shows as a later stamp
 
-    proc = subprocess.Popen(
-        [sys.executable, "-c", PROBE, ",".join(LATE), str(snapshots), "run", "--config", str(cfg)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(tmp_path), cwd=tmp_path,
-    )
+    report, log = tmp_path / "ready.json", tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PROBE, ",".join(LATE), str(snapshots), str(report), "run", "--config", str(cfg)],
+            stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path), cwd=tmp_path,
+        )
     try:
-        probe = _until_probe(proc)
+        probe = _until_probe(proc, report, log)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
