@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -202,12 +203,25 @@ def bare_python(runs: int) -> float:
     return statistics.median(times)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=10, help="timed starts (default 10)")
-    ap.add_argument("--entry", choices=("module", "script"), default="module",
-                    help="python -m feeds (default) or the portal-feeds console script")
-    args = ap.parse_args()
+@dataclass
+class Ready:
+    """One measurement: ``times`` (s) of the timed starts and what the marked start showed."""
+
+    times: list[float]
+    floor: float  # the bare interpreter's start, median (s)
+    ready_importtime: float  # spawn -> READY of the start under -X importtime (s)
+    imports: float  # top-level import time before READY in that start (s)
+    heavy: list[str]  # packages of HEAVY loaded before READY
+    slowest: list[tuple[int, str]]  # the slowest top-level imports (us, name)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def measure(runs: int = 10, entry: str = "module") -> Ready:
+    """Warm a cache and snapshots from the simulator, then time ``runs`` starts (bench/scale.py
+    may call this too)."""
     with UpstreamSimulator() as sim, tempfile.TemporaryDirectory() as d:
         folder = Path(d)
         (folder / "pycache").mkdir()
@@ -217,9 +231,10 @@ def main() -> int:
 
         # Warm: one run until every feed was fetched and published.
         sock = listen(notify)
-        proc = subprocess.Popen(command(args.entry, cfg), env=env(notify), cwd=folder,
+        proc = subprocess.Popen(command(entry, cfg), env=env(notify), cwd=folder,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_ready(sock) is not None, "the warming run did not send READY=1"
+        if wait_ready(sock) is None:
+            raise SystemExit("bench: the warming run did not send READY=1")
         end = time.monotonic() + 60
         while time.monotonic() < end:
             snaps = snapshots(folder)
@@ -231,21 +246,30 @@ def main() -> int:
         stop(proc)
         sock.close()
 
-        times = [one_start(args.entry, cfg, notify) for _ in range(args.runs)]
-        ready_it, imports, heavy, slowest = import_share(args.entry, cfg, notify)
-        floor = bare_python(args.runs)
+        times = [one_start(entry, cfg, notify) for _ in range(runs)]
+        ready_it, imports, heavy, slowest = import_share(entry, cfg, notify)
+        floor = bare_python(runs)
+        BYTECODE.clear()
+    return Ready(times, floor, ready_it, imports, heavy, slowest)
 
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=10, help="timed starts (default 10)")
+    ap.add_argument("--entry", choices=("module", "script"), default="module",
+                    help="python -m feeds (default) or the portal-feeds console script")
+    args = ap.parse_args()
+    r = measure(args.runs, args.entry)
     ms = 1000
     entry = "python -m feeds run" if args.entry == "module" else "portal-feeds run"
-    entry += ", bytecode cached"
-    print(f"start -> READY=1 ({entry}, {FEEDS} feeds, warm snapshots republished), {args.runs} starts: "
-          f"median {statistics.median(times) * ms:.0f} ms, min {min(times) * ms:.0f} ms, "
-          f"max {max(times) * ms:.0f} ms")
-    print(f"bare interpreter (python -c pass): median {floor * ms:.0f} ms")
-    print(f"under -X importtime: start -> READY {ready_it * ms:.0f} ms, of which imports before READY "
-          f"{imports * ms:.0f} ms ({100 * imports / ready_it:.0f}%)")
-    print("  slowest top-level imports: " + ", ".join(f"{n} {us / 1000:.0f} ms" for us, n in slowest))
-    print("  heavy modules imported before READY: " + (", ".join(heavy) if heavy else "none"))
+    print(f"start -> READY=1 ({entry}, bytecode cached, {FEEDS} feeds, warm snapshots republished), "
+          f"{args.runs} starts: median {r.median * ms:.0f} ms, min {min(r.times) * ms:.0f} ms, "
+          f"max {max(r.times) * ms:.0f} ms")
+    print(f"bare interpreter (python -c pass): median {r.floor * ms:.0f} ms")
+    print(f"under -X importtime: start -> READY {r.ready_importtime * ms:.0f} ms, of which imports before "
+          f"READY {r.imports * ms:.0f} ms ({100 * r.imports / r.ready_importtime:.0f}%)")
+    print("  slowest top-level imports: " + ", ".join(f"{n} {us / 1000:.0f} ms" for us, n in r.slowest))
+    print("  heavy modules imported before READY: " + (", ".join(r.heavy) if r.heavy else "none"))
     return 0
 
 
