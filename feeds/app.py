@@ -3,9 +3,12 @@
 The CLI and the daemon call ``open_runtime``; tests pass their own clock, resolver or
 transport.  Nothing else in the package constructs these.
 
-The HTTP client is built at its first use (``DeferredClient``): the daemon republishes every
-feed from the store and sends READY=1 before the first request, and httpx, httpcore, the
-resolver chain and the TLS context (the CA bundle) are a good part of a start (issue 20).
+The daemon's runtime defers the fetch machinery (``defer_client``): it republishes every feed
+from the store and sends READY=1 before the first request, and the HTTP client (httpcore,
+the resolver chain, the TLS context and its CA bundle), tenacity and lxml were a good part of
+a start (issue 20).  ``load_fetch_machinery`` loads them right after READY, before the event
+loop runs an attempt; the deferred client (``DeferredClient``) would also build itself at its
+first use.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
 
     from feeds.resolver import Resolver
 
-__all__ = ["DeferredClient", "Runtime", "build_resolver", "open_runtime"]
+__all__ = ["DeferredClient", "Runtime", "build_resolver", "load_fetch_machinery", "open_runtime"]
 
 
 @dataclass
@@ -68,10 +71,12 @@ async def open_runtime(
     resolver: Resolver | None = None,
     primary_resolver: Resolver | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    defer_client: bool = False,
 ) -> AsyncIterator[Runtime]:
     """Open the store and the client for a run; close them afterwards.
 
-    The client (and the resolver chain under it) is built at the first request.
+    ``defer_client`` (the daemon): the client and the rest of the fetch machinery are loaded
+    by ``load_fetch_machinery`` (or the client at its first use), not when the runtime opens.
     """
     clock = clock or SystemClock()
     # Temporary files of writes killed midway (older than a few minutes) go first.
@@ -94,18 +99,29 @@ async def open_runtime(
             user_agent=config.user_agent, resolver=chosen, transport=transport, proxy=config.proxy
         )
 
-    deferred = DeferredClient(build)
-    client = cast("httpx.AsyncClient", deferred)
+    client = cast("httpx.AsyncClient", DeferredClient(build)) if defer_client else build()
     try:
-        yield Runtime(config, store, client, clock, Coordinator(config, store, client, clock))
+        rt = Runtime(config, store, client, clock, Coordinator(config, store, client, clock))
+        if not defer_client:
+            load_fetch_machinery(rt)
+        yield rt
     finally:
-        await deferred.aclose()
+        await client.aclose()
         if own_store:
             store.close()
 
 
+def load_fetch_machinery(rt: Runtime) -> None:
+    """Build a deferred client now and import what an attempt runs (tenacity for the retries,
+    lxml for XML answers), so that no attempt pays for them on the event loop."""
+    if isinstance(rt.client, DeferredClient):
+        rt.client.build()
+    import lxml.etree  # noqa: F401  (feeds.xml)
+    import tenacity  # noqa: F401  (feeds.retry)
+
+
 class DeferredClient:
-    """Stands for the run's ``httpx.AsyncClient`` and builds it at its first use.
+    """Stands for the run's ``httpx.AsyncClient`` until it is built (``build``, or its first use).
 
     Every attribute read or written goes to the real client, built then; ``aclose`` closes
     it only if it was built.
@@ -115,7 +131,8 @@ class DeferredClient:
         object.__setattr__(self, "_build", build)
         object.__setattr__(self, "_client", None)
 
-    def _real(self) -> httpx.AsyncClient:
+    def build(self) -> httpx.AsyncClient:
+        """The real client, built at the first call."""
         client: httpx.AsyncClient | None = self._client
         if client is None:
             client = self._build()
@@ -128,10 +145,10 @@ class DeferredClient:
         return self._client is not None
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._real(), name)
+        return getattr(self.build(), name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._real(), name, value)
+        setattr(self.build(), name, value)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -8,8 +8,9 @@
   body is ``Coordinator.refresh``, which classifies every upstream fault itself, so a
   scheduler error event means a bug of ours: it is logged and recorded, never fatal.
 - Start: the configuration, the store, the warm start, READY=1; only then the scheduler
-  (APScheduler) and, at the first attempt, the HTTP client are built (issue 20: nothing a
-  republish does not need is imported before READY; ``tests/test_start_lazy.py``).
+  (APScheduler), the HTTP client, tenacity and lxml are loaded, before the loop runs an
+  attempt (issue 20: nothing a republish does not need is imported before READY, and no
+  attempt pays for it on the loop; ``tests/test_start_lazy.py``).
 - systemd notify protocol (``feeds.notify``): READY=1 after the warm start, STATUS= after
   each attempt, WATCHDOG=1 from a task inside the event loop (a wedged loop stops the pings
   and systemd restarts us), RELOADING=1 on SIGHUP, STOPPING=1 on SIGTERM/SIGINT.
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feeds import watch
-from feeds.app import Runtime, open_runtime
+from feeds.app import Runtime, load_fetch_machinery, open_runtime
 from feeds.config import Config, ConfigError, FeedConfig, load_config
 from feeds.localfaults import NOT_WRITTEN
 from feeds.logs import setup_logging
@@ -111,7 +112,7 @@ class Daemon:
         self.config = config
         self.clock = clock
         self.notifier = notifier or Notifier.from_env()
-        self.runtime_factory = runtime_factory or (lambda cfg: open_runtime(cfg, clock=clock))
+        self.runtime_factory = runtime_factory or (lambda cfg: open_runtime(cfg, clock=clock, defer_client=True))
         self.stop_event = asyncio.Event()
         self.inflight: set[asyncio.Task[Any]] = set()
         self.rt: Runtime | None = None
@@ -146,10 +147,11 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
             loop.add_signal_handler(signal.SIGHUP, self._reload)
-            # READY once every feed is republished; the scheduler and (at the first
-            # attempt) the HTTP client are built after it, before the loop runs a job.
+            # READY once every feed is republished; the scheduler, the HTTP client and the
+            # rest of the fetch machinery are loaded after it, before the loop runs a job.
             self.notifier.ready()
             self.scheduler = self._start_scheduler(loop)
+            load_fetch_machinery(rt)
             self._update_status()
             logger.info("started feeds=%d config=%s", len(self.config.feeds), self.config.path or "embedded")
             watchdog = asyncio.create_task(self._watchdog())

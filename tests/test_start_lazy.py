@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,21 +39,33 @@ LATE = ("httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "p
 PROBE = """
 import json, os, sys
 from pathlib import Path
+import feeds.coordinator
 import feeds.notify
 
 late, snapshots, out = tuple(sys.argv[1].split(",")), Path(sys.argv[2]), Path(sys.argv[3])
 ready = feeds.notify.Notifier.ready
+refresh = feeds.coordinator.Coordinator.refresh
+
+def write(path, report):
+    path.with_suffix(".tmp").write_text(json.dumps(report))
+    os.replace(path.with_suffix(".tmp"), path)
 
 def probe(self):
     if not out.exists():  # the first READY (a reload sends another)
         loaded = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late})
         stamps = {p.name: json.loads(p.read_text(encoding="utf-8"))["generated_at"]
                   for p in sorted(snapshots.glob("*.json")) if p.name.count(".") == 1}
-        out.with_suffix(".tmp").write_text(json.dumps({"loaded": loaded, "stamps": stamps}))
-        os.replace(out.with_suffix(".tmp"), out)
+        write(out, {"loaded": loaded, "stamps": stamps})
     return ready(self)
 
+def attempt(self, *a, **k):
+    first = out.with_name("attempt.json")
+    if not first.exists():  # what the first attempt found loaded
+        write(first, sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late}))
+    return refresh(self, *a, **k)
+
 feeds.notify.Notifier.ready = probe
+feeds.coordinator.Coordinator.refresh = attempt
 sys.argv = ["portal-feeds", *sys.argv[4:]]
 import runpy
 runpy.run_module("feeds", run_name="__main__", alter_sys=True)
@@ -109,15 +122,14 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _until_probe(proc: subprocess.Popen[bytes], report: Path, log: Path, timeout: float = 60) -> dict[str, object]:
-    """The report the daemon wrote at READY (polled: the daemon may also never get there)."""
+def _until_probe(proc: subprocess.Popen[bytes], report: Path, log: Path, timeout: float = 60) -> Any:
+    """The report the daemon wrote (polled: the daemon may also never get there)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end and proc.poll() is None and not report.exists():
         time.sleep(0.05)
     if not report.exists():
         raise AssertionError("no READY from the daemon: " + log.read_text(encoding="utf-8", errors="replace")[-2000:])
-    probe: dict[str, object] = json.loads(report.read_text(encoding="utf-8"))
-    return probe
+    return json.loads(report.read_text(encoding="utf-8"))
 
 
 def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, sim: UpstreamSimulator) -> None:
@@ -139,6 +151,7 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
         )
     try:
         probe = _until_probe(proc, report, log)
+        at_attempt = _until_probe(proc, tmp_path / "attempt.json", log)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -153,4 +166,31 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
     assert all(stamps[name] > before[name] for name in before), (before, stamps)
     # ... and nothing of the fetch machinery was loaded for it.
     assert probe["loaded"] == [], f"imported before READY: {probe['loaded']}"
+    # ... and loaded right after it, before the first attempt: no attempt pays for it on the loop.
+    assert {"httpcore", "h11", "apscheduler", "tenacity", "lxml"} <= set(at_attempt), at_attempt
     assert proc.returncode == 0
+
+
+def test_deferred_client_is_built_once_at_first_use_and_closed_only_if_built() -> None:
+    import asyncio
+
+    import httpx
+
+    from feeds.app import DeferredClient
+
+    built: list[httpx.AsyncClient] = []
+
+    def build() -> httpx.AsyncClient:
+        built.append(httpx.AsyncClient(headers={"User-Agent": "probe"}))
+        return built[-1]
+
+    unused = DeferredClient(build)
+    asyncio.run(unused.aclose())
+    assert not unused.built and built == []  # closing an unused client builds nothing
+
+    client = DeferredClient(build)
+    assert client.headers["User-Agent"] == "probe"  # reads go to the real client
+    client.timeout = httpx.Timeout(3.0)  # so do writes
+    assert client.build() is built[0] and built[0].timeout == httpx.Timeout(3.0) and len(built) == 1
+    asyncio.run(client.aclose())
+    assert built[0].is_closed
