@@ -62,6 +62,8 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 AHEAD = timedelta(days=1)
 #: No value we publish is anywhere near this (rates < 1e12, weather < 1e4, coordinates < 180).
 MAX_MAGNITUDE = Decimal("1e15")
+#: The same bound for ints and floats (1e15 is exact as a float; int/float comparisons are exact).
+_MAX_FLOAT = 1e15
 
 
 def _refuse(message: str, detail: str) -> InvalidPayloadError:
@@ -106,6 +108,12 @@ def _time(text: Any, what: str) -> datetime | None:
 
 
 def _number(value: Any, what: str) -> None:
+    t = type(value)
+    if t is float or t is int:  # the common case first (hundreds of thousands per attempt)
+        # NaN fails every comparison and an infinity the bound: both refused, no isfinite call.
+        if -_MAX_FLOAT <= value <= _MAX_FLOAT:
+            return
+        raise _refuse(f"{what} is not a number of sane magnitude", "out_of_bounds")
     if value is None or isinstance(value, bool | str):
         return  # the schema judges types; only magnitudes are checked here
     if isinstance(value, int):
@@ -120,13 +128,15 @@ def _number(value: Any, what: str) -> None:
         raise _refuse(f"{what} is not a number of sane magnitude", "out_of_bounds")
 
 
-def check_good(good: GoodData, now: datetime | None = None) -> None:
+def check_good(good: GoodData, now: datetime | None = None, *, locations: bool = True) -> None:
     """Refuse good data whose times or numbers cannot be published.
 
     ``now`` (the injected clock) is given for data just fetched: its ``as_of`` must not be
     more than ``AHEAD`` past it.  Without it (data stored earlier), the reference is the
     data's own newest ``fetched_at``, so a backward step of the wall clock never sets aside
     good data; observation times are always judged against their location's ``fetched_at``.  Raises ``InvalidPayloadError`` (``bad_time`` / ``out_of_bounds``).
+    ``locations=False``: the weather locations were each checked by ``check_location``
+    already (a fetched answer, ``Coordinator._drop_bad_locations``): only the rest is.
     """
     static_time(good.fetched_at)
     data = good.data if isinstance(good.data, Mapping) else {}
@@ -140,6 +150,8 @@ def check_good(good: GoodData, now: datetime | None = None) -> None:
         if isinstance(row, Mapping):
             for col in ("buy_cash", "buy_transfer", "sell"):
                 _number(row.get(col), "a rate")
+    if not locations:
+        return  # each location was checked already (``check_location``, once per attempt)
     for loc in data.get("locations") or ():
         if isinstance(loc, Mapping):
             check_location(loc, good.fetched_at)

@@ -21,6 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from feeds.models import isoformat
 from feeds.watch import record_written
 
@@ -82,8 +84,8 @@ def _number(value: Decimal | float) -> str:
 
 
 #: A list of more plain items than this (a weather feed's locations) is written one compact
-#: item per line: the C encoder writes it ~10x faster than the indented form, and the file
-#: is about half the size.  Smaller lists and everything else stay indented.
+#: item per line (orjson's bytes): ~10x faster than the indented form, and the file is about
+#: half the size.  Smaller lists and everything else stay indented.
 INLINE_ITEMS = 50
 _SCALARS = (str, int, bool, float)
 
@@ -110,28 +112,61 @@ def _small_plain(value: Any) -> bool:
     return _plain(value)
 
 
+def _float_text(value: float) -> str:
+    """A finite float as orjson writes it: ``repr``'s shortest digits, fixed notation down to
+    1e-5 (``0.00002``), the exponent otherwise without padding (``1e-6``, ``1e+16``)."""
+    text = repr(value)
+    if "e" not in text:
+        return text
+    mantissa, exp = text.split("e")
+    e = int(exp)
+    if e == -5:
+        sign = "-" if mantissa.startswith("-") else ""
+        return f"{sign}0.0000{mantissa.lstrip('-').replace('.', '')}"
+    return f"{mantissa}e{'+' if e > 0 else '-'}{abs(e)}"
+
+
 def _inline(value: Any) -> str:
-    """One plain value on one line, in pure Python (the reference for the C encoder)."""
+    """One plain value on one line, compact, in pure Python (the reference for orjson)."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_inline(k)}: {_inline(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{_inline(k)}:{_inline(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_inline(v) for v in value) + "]"
+        return "[" + ",".join(_inline(v) for v in value) + "]"
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
-    return str(value) if isinstance(value, int) else repr(value)
+    return str(value) if isinstance(value, int) else _float_text(value)
+
+
+#: orjson writes these types natively in its own way; passed through, they raise TypeError and
+#: the list takes the Python path (as ``_plain`` rules).
+_ORJSON_STRICT = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _items(value: list[Any] | tuple[Any, ...]) -> list[str] | None:
+    """Each item of a long list on its own line, compact, by orjson (a weather feed's 3,000
+    locations in ~7 ms instead of ~60 ms, issue 20); None when an item is not plain JSON
+    (a Decimal, a datetime, a subclass, a non-str key, an int past 64 bits).
+
+    Non-finite floats never get here in a snapshot (feeds.bounds refuses them before);
+    orjson would write them as ``null``.
+    """
+    try:
+        return [orjson.dumps(v, option=_ORJSON_STRICT).decode("utf-8") for v in value]
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return None
 
 
 def _encode(value: Any, out: list[str], indent: str, level: int, fast: bool = True) -> None:
-    if isinstance(value, list | tuple) and len(value) > INLINE_ITEMS and _plain(value):
-        pad = "\n" + indent * (level + 1)
-        if fast:
-            items = [json.dumps(v, ensure_ascii=False, separators=(", ", ": "), allow_nan=False) for v in value]
-        else:
-            items = [_inline(v) for v in value]
-        out.append("[" + ",".join(pad + item for item in items) + "\n" + indent * level + "]")
-        return
+    if isinstance(value, list | tuple) and len(value) > INLINE_ITEMS:
+        items = _items(value) if fast else ([_inline(v) for v in value] if _plain(value) else None)
+        if items is not None:
+            pad = "\n" + indent * (level + 1)
+            out.append("[" + ",".join(pad + item for item in items) + "\n" + indent * level + "]")
+            return
     pad = "\n" + indent * (level + 1)
     end = "\n" + indent * level
     if value is None:
@@ -203,14 +238,24 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
 
 
 def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> list[str]:
-    """Write many files into one folder: each as ``write_atomic`` does (temp file, fsync,
-    rename), then ONE fsync of the folder for them all; return the names written.
+    """Write many files into one folder, durably and atomically, with ONE flush for them all;
+    return the names written.
+
+    Every new content goes to a temporary file beside its target first; then one
+    ``syncfs(2)`` of the folder's filesystem makes them all durable (where the C library
+    lacks it: an fsync per temporary file), then each is renamed over its target, then ONE
+    fsync of the folder.  The same durability as ``write_atomic`` per file — a file's bytes
+    are on disk before its new name is — for two flushes instead of one per file (3,000
+    per-location files: 3,000 fsyncs before, issue 20).
 
     A file whose bytes are those we last wrote there, still in place untouched (same inode,
     size and mtime), is not written again.  A crash at any point leaves every file whole:
-    old or new.  On an error the files renamed so far are still made durable and recorded.
+    old or new.  An error while writing the temporary files renames none of them (every
+    file stays old); the files renamed before a later error are still made durable and
+    recorded.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, str, bytes, bytes]] = []  # target, temporary file, bytes, digest
     done: list[tuple[Path, bytes, bytes]] = []
     try:
         for name, content in files.items():
@@ -224,9 +269,18 @@ def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> 
                         continue
                 except OSError:
                     pass
-            _replace(path, content, mode)
+            staged.append((path, _stage(path, content, mode), content, digest))
+        if staged:
+            _flush_files(folder, [tmp for _, tmp, _, _ in staged])
+        for path, tmp, content, digest in staged:
+            os.replace(tmp, path)
             done.append((path, content, digest))
     finally:
+        renamed = {path for path, _, _ in done}
+        for path, tmp, _, _ in staged:
+            if path not in renamed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         if done:
             _fsync_folder(folder)
             for path, content, digest in done:
@@ -236,6 +290,62 @@ def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> 
                         _WRITTEN[path] = (digest, ident)
                 record_written(path, content)
     return [path.name for path, _, _ in done]
+
+
+def _stage(path: Path, content: bytes, mode: int) -> str:
+    """``content`` in a new temporary file beside ``path`` (not yet flushed); its name."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            os.fchmod(f.fileno(), mode)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+_SYNCFS: Any = None
+
+
+def _syncfs() -> Any:
+    """The C library's ``syncfs`` (Linux), or False where there is none."""
+    global _SYNCFS
+    if _SYNCFS is None:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).syncfs
+            fn.argtypes = [ctypes.c_int]
+            fn.restype = ctypes.c_int
+            _SYNCFS = fn
+        except (OSError, AttributeError):
+            _SYNCFS = False
+    return _SYNCFS
+
+
+def _flush_files(folder: Path, paths: list[str]) -> None:
+    """Make the written bytes of ``paths`` (all in ``folder``) durable: one ``syncfs`` of the
+    folder's filesystem, or an fsync per file where there is no ``syncfs``."""
+    fn = _syncfs()
+    if fn:
+        import ctypes
+
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if fn(dir_fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), str(folder))
+        finally:
+            os.close(dir_fd)
+        return
+    for tmp in paths:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _replace(path: Path, content: bytes, mode: int) -> None:

@@ -169,11 +169,21 @@ def _rates(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]
     return out
 
 
+#: A fragment with no ``[widget] locations`` shows the feed's first locations, this many: all
+#: 63 provinces fit; a feed of thousands (a district grid) is read by pages through its JSON
+#: or per-location files, and rendering 3,000 rows (1.7 MB of HTML) into every attempt only
+#: slowed it down (issue 20).  Configured ``locations`` are always shown, however many.
+FRAGMENT_LOCATIONS = 64
+
+
 def _weather(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]]:
-    locs = [x for x in data.get("locations", []) if isinstance(x, Mapping)]
+    all_locs = data.get("locations")
+    all_locs = all_locs if isinstance(all_locs, list) else []
     if widget.locations:
-        by_id = {_text(x.get("id")): x for x in locs}
+        by_id = {_text(x.get("id")): x for x in all_locs if isinstance(x, Mapping)}
         locs = [by_id[i] for i in widget.locations if i in by_id]
+    else:
+        locs = [x for x in all_locs[:FRAGMENT_LOCATIONS] if isinstance(x, Mapping)]
     out = []
     for loc in locs:
         raw_cur, daily = loc.get("current"), loc.get("daily")

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import diskcache
+import orjson
 
 from feeds.errors import LocalError
 from feeds.localfaults import probe_folder, reason_of, sqlite_reason
@@ -257,9 +258,79 @@ def _dumps(plain: Any, depth: int = 0) -> str:
     return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
 
 
+def _tagged(value: Any) -> dict[str, Any]:
+    """orjson's ``default``: the tag of a value JSON has no type for (as ``_plain`` writes it)."""
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, GoodData | Health):
+        return {f"${type(value).__name__}": {f.name: getattr(value, f.name) for f in fields(value)}}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _finite(value: Any) -> bool:
+    """Whether no float inside ``value`` is NaN or infinite (one pass, no recursion)."""
+    stack = [value]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is float:
+            if v - v != 0.0:  # inf - inf and NaN - NaN are NaN
+                return False
+        elif t is dict:
+            extend(v.values())
+        elif t is list or t is tuple:
+            extend(v)
+        elif t is str or t is int or v is None or t is bool:
+            continue
+        elif isinstance(v, GoodData | Health):
+            extend(getattr(v, f.name) for f in fields(v))
+        elif isinstance(v, float):
+            push(float(v))
+        elif isinstance(v, dict):
+            extend(v.values())
+        elif isinstance(v, list | tuple):
+            extend(v)
+    return True
+
+
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _fast(value: Any) -> bytes | None:
+    """``value`` encoded by orjson, the same JSON as ``_plain`` + ``_dumps`` (issue 20: 3,000
+    weather locations in ~6 ms instead of ~70 ms); None when it cannot say so.
+
+    The one rule orjson cannot apply is the escape of keys that start with ``$`` (our tags'
+    mark): each tag written puts exactly one ``"$`` in the bytes, so more of them means a key
+    or a string of the value's own starts with ``$``, and the value takes the exact path.
+    Ints past 64 bits and non-str keys raise in orjson and take the exact path too, and so
+    does a value holding a non-finite float (``_finite``).
+    """
+    if not _finite(value):
+        return None  # orjson writes NaN and infinities as null; the exact path keeps them
+    tags = 0
+
+    def default(obj: Any) -> Any:
+        nonlocal tags
+        tags += 1
+        return _tagged(obj)
+
+    try:
+        data = orjson.dumps(value, default=default, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return None
+    return data if data.count(b'"$') == tags else None
+
+
 def encode_value(value: Any) -> bytes:
     """A value as UTF-8 JSON (tagged datetimes, Decimals, bytes and dataclasses)."""
-    return _dumps(_plain(value)).encode("utf-8")
+    fast = _fast(value)
+    return fast if fast is not None else _dumps(_plain(value)).encode("utf-8")
 
 
 def decode_value(data: bytes | str) -> Any:

@@ -1,5 +1,6 @@
-"""Per-location files (issue 20): each file atomic and fsynced, ONE folder fsync per batch, a file
-left alone when its bytes did not change, and rewritten when it was touched behind our back."""
+"""Per-location files (issue 20): each file atomic, ONE flush of their bytes (``syncfs``) and ONE
+folder fsync per batch, a file left alone when its bytes did not change, and rewritten when it was
+touched behind our back."""
 
 from __future__ import annotations
 
@@ -13,10 +14,18 @@ from feeds.publish import write_files
 
 
 class Fsyncs:
+    """Counts fsyncs of files and folders, and the one-call flushes of a filesystem (syncfs)."""
+
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.files = 0
         self.folders = 0
+        self.flushes = 0
         real = os.fsync
+        real_flush = publish._flush_files
+
+        def flush(folder: Path, paths: list[str]) -> None:
+            self.flushes += 1
+            real_flush(folder, paths)
 
         def counted(fd: int) -> None:
             if os.path.isdir(f"/proc/self/fd/{fd}"):
@@ -26,6 +35,7 @@ class Fsyncs:
             real(fd)
 
         monkeypatch.setattr(os, "fsync", counted)
+        monkeypatch.setattr(publish, "_flush_files", flush)
 
 
 def test_one_folder_fsync_per_batch_and_unchanged_files_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,20 +43,21 @@ def test_one_folder_fsync_per_batch_and_unchanged_files_left_alone(tmp_path: Pat
     files = {f"loc-{i}.json": f'{{"i": {i}}}\n'.encode() for i in range(20)}
     count = Fsyncs(monkeypatch)
     assert sorted(write_files(folder, files)) == sorted(files)
-    assert (count.files, count.folders) == (20, 1)
+    # Where the C library has syncfs (Linux): no fsync per file, one flush, one folder fsync.
+    assert (count.files, count.flushes, count.folders) == ((0 if publish._syncfs() else 20), 1, 1)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
     assert all(watch.generation(folder / name) is not None for name in files)  # watched like the rest
     assert oct((folder / "loc-0.json").stat().st_mode & 0o777) == "0o644"
 
     changed = dict(files, **{"loc-3.json": b'{"i": 33}\n'})
-    count.files = count.folders = 0
+    count.files = count.folders = count.flushes = 0
     assert write_files(folder, changed) == ["loc-3.json"]
-    assert (count.files, count.folders) == (1, 1)
+    assert (count.flushes, count.folders) == (1, 1)
     assert (folder / "loc-3.json").read_bytes() == b'{"i": 33}\n'
 
-    count.files = count.folders = 0
+    count.files = count.folders = count.flushes = 0
     assert write_files(folder, changed) == []
-    assert (count.files, count.folders) == (0, 0)
+    assert (count.files, count.flushes, count.folders) == (0, 0, 0)
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -66,16 +77,45 @@ def test_a_file_touched_behind_our_back_is_written_again(tmp_path: Path) -> None
 def test_an_error_midway_keeps_every_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "w"
     write_files(folder, {"a.json": b"old a\n", "b.json": b"old b\n"})
-    real = publish._replace
+    real = publish._stage
     calls = []
 
-    def failing(path: Path, content: bytes, mode: int) -> None:
+    def failing(path: Path, content: bytes, mode: int) -> str:
         calls.append(path.name)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        real(path, content, mode)
+        return real(path, content, mode)
 
-    monkeypatch.setattr(publish, "_replace", failing)
+    # Disk full while writing the second temporary file: none is renamed, every file stays old.
+    monkeypatch.setattr(publish, "_stage", failing)
+    with pytest.raises(OSError):
+        write_files(folder, {"a.json": b"new a\n", "b.json": b"new b\n"})
+    assert (folder / "a.json").read_bytes() == b"old a\n"
+    assert (folder / "b.json").read_bytes() == b"old b\n"
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+    # The flush fails (an I/O error): nothing renamed either; then a rename fails midway:
+    # the first file is new (and flushed before its rename), the second old, both whole.
+    monkeypatch.setattr(publish, "_stage", real)
+
+    def flush_fails(folder: Path, paths: list[str]) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(publish, "_flush_files", flush_fails)
+    with pytest.raises(OSError):
+        write_files(folder, {"a.json": b"new a\n", "b.json": b"new b\n"})
+    assert (folder / "a.json").read_bytes() == b"old a\n"
+    monkeypatch.undo()
+    real_replace = os.replace
+    renames = []
+
+    def replace_fails(src: str, dst: Path) -> None:
+        renames.append(dst)
+        if len(renames) == 2:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_fails)
     with pytest.raises(OSError):
         write_files(folder, {"a.json": b"new a\n", "b.json": b"new b\n"})
     assert (folder / "a.json").read_bytes() == b"new a\n"
