@@ -133,7 +133,7 @@ class Publisher:
         the published file.  Fetched data that cannot be published is refused
         (``invalid_payload``: ``bad_time``, ``out_of_bounds``, ``schema``) and never stored;
         stored data that cannot be published is set aside (one ERROR line).  Data older than
-        the published file's is never written over it (``_newer_on_disk``).  Returns the
+        the published file's is never written over it (``newer_on_disk``).  Returns the
         snapshot, the data it carries, its status and stale_since, the attempt's error and
         whether the fetched data was refused.
         """

@@ -1,7 +1,7 @@
 """The import contracts of pyproject.toml ([tool.importlinter], issue 20) hold.
 
-``lint-imports`` checks them in .ci/run where import-linter is installed; this test reads the
-same layers and checks every import of the package (module level and inside functions, as
+``lint-imports`` checks them in .ci/run (import-linter is in the test extra); this test reads
+the same layers and checks every import of the package (module level and inside functions, as
 import-linter does; ``if TYPE_CHECKING:`` blocks excluded, as configured), so a circle on the
 attempt's path fails the suite even without it.
 """
