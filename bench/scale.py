@@ -17,7 +17,10 @@ By default one run measures the attempt against its floor (issue 20) for 3,000 l
 - the worst event-loop lag during the attempt: a probe task sleeping 5 ms at a time, lag =
   how late it woke (the worst of all runs, and the median of each run's worst: the first run
   of the process also pays the first imports of the publish path);
-- per-location files: the extra time per file and the ``os.fsync`` calls of one attempt.
+- per-location files: the extra time per file and the flushes of one attempt (``os.fsync``
+  calls and one-call ``syncfs`` of many files);
+- the same requests through a bare ``httpx.AsyncClient`` (nothing parsed): what the simulator
+  and the HTTP stack cost here beyond the configured latency, and the ratio to it.
 
     .venv/bin/python bench/scale.py [--repeat 5] [--locations 3000] [--latency 0.15]
     .venv/bin/python bench/scale.py --sweep [--repeat 3] [--sizes 34,300,3000] [--latencies 0.15,0.7]
@@ -127,22 +130,34 @@ class LagProbe:
 
 
 class FsyncCount:
-    """Counts ``os.fsync`` calls (the per-location files' cost on a real disk)."""
+    """Counts flushes to the disk: ``os.fsync`` calls and the one-call ``syncfs`` of many files
+    (``feeds.publish._flush_files``; the per-location files' cost on a real disk)."""
 
     def __init__(self) -> None:
+        from feeds import publish
+
         self.calls = 0
+        self._publish = publish
         self._real = os.fsync
+        self._real_flush = publish._flush_files
 
     def __enter__(self) -> FsyncCount:
         def counted(fd: Any) -> None:
             self.calls += 1
             self._real(fd)
 
+        def flush(folder: Path, paths: list[str]) -> None:
+            if self._real_flush.__globals__["_syncfs"]():
+                self.calls += 1  # one syncfs; else it fsyncs each file (counted above)
+            self._real_flush(folder, paths)
+
         os.fsync = counted
+        self._publish._flush_files = flush  # type: ignore[assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
         os.fsync = self._real
+        self._publish._flush_files = self._real_flush  # type: ignore[assignment]
 
 
 def config_text(sim: Simulator) -> str:
@@ -235,6 +250,33 @@ class Attempt:
     fresh: int
 
 
+def bare_client(sim: Simulator, n: int, batch_size: int, per_host: int, repeat: int) -> float:
+    """The same requests through a plain ``httpx.AsyncClient``, ``per_host`` at a time, bodies
+    read, nothing parsed: what the simulator and the HTTP stack cost on this machine beyond
+    the configured latency (the median of ``repeat`` runs)."""
+    import httpx
+
+    from feeds.sources import open_meteo
+
+    specs = open_meteo.build_requests(
+        sim.url("/v1/forecast"), locations(n), user_agent="bench", batch_size=batch_size
+    )
+
+    async def once() -> float:
+        sem = asyncio.Semaphore(per_host)
+        async with httpx.AsyncClient(headers={"Host": OPEN_METEO}, timeout=30) as client:
+
+            async def get(spec: Any) -> None:
+                async with sem:
+                    (await client.get(spec.url, params=list(spec.params))).raise_for_status()
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(get(spec) for spec, _ in specs))
+            return time.perf_counter() - t0
+
+    return statistics.median(asyncio.run(once()) for _ in range(max(1, repeat)))
+
+
 def fastest_parse(sim: Simulator, n: int, batch_size: int) -> tuple[float, int, int]:
     """The fastest parse of the bodies one attempt gets: (seconds, bytes, batches)."""
     import httpx
@@ -303,6 +345,7 @@ def floor_table(n: int, latency: float, repeat: int, where: Path | None) -> str:
         parse_s, size, batches = fastest_parse(sim, n, batch_size)
         waves = math.ceil(batches / per_host)
         floor = waves * latency + parse_s
+        bare = bare_client(sim, n, batch_size, per_host, repeat)
         runs: dict[bool, list[Attempt]] = {False: [], True: []}
         for _ in range(repeat):
             for per_location in (False, True):
@@ -318,10 +361,14 @@ def floor_table(n: int, latency: float, repeat: int, where: Path | None) -> str:
         f"{n:,} locations in {batches} Open-Meteo batches ({size / 1e6:.2f} MB), {latency * 1000:.0f} ms per request, "
         f"{per_host} in flight per host; median (min-max) of {repeat}.",
         "",
-        f"Floor: {waves} waves x {latency * 1000:.0f} ms + fastest parse {parse_s * 1000:.0f} ms = **{floor:.2f} s**.",
+        f"Floor: {waves} waves x {latency * 1000:.0f} ms + fastest parse {parse_s * 1000:.0f} ms = **{floor:.2f} s**. "
+        f"The same requests through a bare httpx client (nothing parsed): {bare:.2f} s "
+        f"({bare - waves * latency:+.2f} s over the {waves} x {latency * 1000:.0f} ms: the simulator and the HTTP stack "
+        "on this machine).",
         "",
-        "| per-location files | fetch phase | whole attempt | whole / floor | worst loop lag, max (median) | fsyncs | per file |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| per-location files | fetch phase | whole attempt | whole / floor | whole / bare client + parse | "
+        "worst loop lag, max (median) | flushes (fsync, syncfs) | per file |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     base = statistics.median(a.whole for a in runs[False])
     for per_location in (False, True):
@@ -336,7 +383,8 @@ def floor_table(n: int, latency: float, repeat: int, where: Path | None) -> str:
         assert all(a.fresh == n for a in rs), [a.fresh for a in rs]
         lines.append(
             f"| {'yes' if per_location else 'no'} | {med([a.fetch for a in rs])} | {med(whole)} | "
-            f"{ratio:.2f} | {lag * 1000:.0f} ms ({lag_med * 1000:.0f} ms) | {statistics.median(a.fsyncs for a in rs):.0f} | {per_file} |"
+            f"{ratio:.2f} | {statistics.median(whole) / (bare + parse_s):.2f} | "
+            f"{lag * 1000:.0f} ms ({lag_med * 1000:.0f} ms) | {statistics.median(a.fsyncs for a in rs):.0f} | {per_file} |"
         )
     return "\n".join(lines)
 

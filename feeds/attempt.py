@@ -71,13 +71,16 @@ class Attempt:
         parse: Callable[[bytes], Any],
         *,
         max_attempts: int | None = None,
+        received: Callable[[], None] | None = None,
     ) -> Any:
         """One request of this attempt through the pipeline, by ``until`` (monotonic): the
         parsed answer, or ``FeedError``/``HeldBack``.  Failures are added to ``errors``.
 
         ``max_attempts`` bounds the retries of this request (``feeds.batching``: a primary
         with a fallback behind it tries twice, then its locations go to the fallback).
+        ``received`` is called on the event loop once the body is in, before it is parsed.
         """
         return await self.pipeline.get_parsed(
-            self.feed, spec, until, parse, forced=self.forced, errors=self.errors, max_attempts=max_attempts
+            self.feed, spec, until, parse, forced=self.forced, errors=self.errors,
+            max_attempts=max_attempts, received=received,
         )

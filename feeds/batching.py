@@ -32,14 +32,14 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from feeds.clock import Clock
 from feeds.errors import FeedError, FetchTimeoutError, InvalidPayloadError
-from feeds.models import Location, LocationWeather
+from feeds.models import Location, LocationWeather, isoformat
 from feeds.pipeline import Got, HeldBack
 
 if TYPE_CHECKING:
@@ -60,6 +60,9 @@ T = TypeVar("T")
 
 #: Locations merged between two yields to the event loop (~5 ms of work each).
 MERGE_STEP = 250
+#: A snapshot entry made while its batch is parsed carries this until the merge sets the
+#: attempt's fetched_at (every location of one attempt has the same).
+_UNSET_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 #: In-flight requests per upstream host: enough for 3,000 locations (30 batches) in a few
 #: round trips, few enough to stay a polite client of a public API.
@@ -187,8 +190,9 @@ async def _ask(
     locations: Sequence[Location],
     until: float,
     max_attempts: int | None = None,
-) -> tuple[dict[str, LocationWeather], list[FeedError | HeldBack]]:
-    """Ask one source for ``locations``, concurrently, until ``until``; keep what came back."""
+) -> tuple[dict[str, tuple[LocationWeather, dict[str, Any]]], list[FeedError | HeldBack]]:
+    """Ask one source for ``locations``, concurrently, until ``until``; keep what came back:
+    per location id, its parsed weather and its snapshot entry (``fetched_at`` still unset)."""
     from feeds.sources import registry
 
     feed = attempt.feed
@@ -211,12 +215,14 @@ async def _ask(
                 sem.release()
 
         def parse(body: bytes) -> Any:
-            # The answer is in: the host's slot goes to the next batch while we parse.  A big
-            # body is parsed in a worker thread (feeds.pipeline): the semaphore is the loop's.
-            loop.call_soon_threadsafe(free_slot)
+            # A big body is parsed in a worker thread (feeds.pipeline): the slot was freed on
+            # the loop when the body came in (``received``), before its turn in that thread.
+            loop.call_soon_threadsafe(free_slot)  # a cached body: no ``received`` call
             parsed = mod.read(body, locs)
             mod.check(parsed, previous=None, max_change=feed.max_change, asked=[loc.id for loc in locs])
-            return parsed
+            # Each location's snapshot entry made here, while later batches are still on the
+            # wire, not all 3,000 after the last one (issue 20); the merge sets fetched_at.
+            return [(lw, lw.to_data(_UNSET_TIME)) for lw in parsed]
 
         async def go() -> Any:
             nonlocal held
@@ -227,7 +233,7 @@ async def _ask(
                     return None  # no slot left in this phase
                 if attempt.clock.monotonic() >= until:
                     return None  # the phase ended while this batch waited for its turn
-                return await attempt.get_parsed(spec, until, parse, max_attempts=max_attempts)
+                return await attempt.get_parsed(spec, until, parse, max_attempts=max_attempts, received=free_slot)
             finally:
                 free_slot()
 
@@ -235,7 +241,7 @@ async def _ask(
 
     results = await run_until([job(spec, locs) for spec, locs in batches], clock=attempt.clock, until=until)
 
-    fresh: dict[str, LocationWeather] = {}
+    fresh: dict[str, tuple[LocationWeather, dict[str, Any]]] = {}
     errors: list[FeedError | HeldBack] = []
     for res in results:
         if isinstance(res, FeedError | HeldBack):
@@ -249,8 +255,8 @@ async def _ask(
             )
             errors.append(InvalidPayloadError("the answer could not be handled", detail="parser_error"))
         elif res is not None:
-            for lw in res:
-                fresh[lw.location.id] = lw
+            for lw, entry in res:
+                fresh[lw.location.id] = (lw, entry)
     return fresh, errors
 
 
@@ -268,7 +274,7 @@ async def fetch_weather(
     old: dict[str, dict[str, Any]] = {
         loc["id"]: loc for loc in (previous.data["locations"] if previous else [])
     }
-    fresh: dict[str, LocationWeather] = {}
+    fresh: dict[str, tuple[LocationWeather, dict[str, Any]]] = {}
     used: dict[str, SourceConfig] = {}
     errors: list[FeedError | HeldBack] = []
 
@@ -309,16 +315,25 @@ async def fetch_weather(
         raise FetchTimeoutError("the attempt's deadline passed", detail="deadline")
 
     now = clock.now()
+    now_text = isoformat(now) or ""
     merged: list[dict[str, Any]] = []
     for n, loc in enumerate(feed.locations, 1):
         if loc.id in fresh:
-            merged.append(fresh[loc.id].to_data(now))
+            entry = fresh[loc.id][1]
+            entry["fetched_at"] = now_text
+            merged.append(entry)
         elif loc.id in old:
             merged.append(old[loc.id])
         if n % MERGE_STEP == 0:
             await asyncio.sleep(0)  # thousands of locations: let the loop breathe between steps
-    oldest = min(datetime.fromisoformat(m["fetched_at"]) for m in merged)
-    as_ofs = [lw.as_of for lw in fresh.values() if lw.as_of is not None]
+    # Every fresh entry has fetched_at == now_text: only the kept ones' times are read again.
+    oldest = min(
+        (datetime.fromisoformat(m["fetched_at"]) for m in merged if m["fetched_at"] != now_text),
+        default=datetime.fromisoformat(now_text),
+    )
+    if fresh:
+        oldest = min(oldest, datetime.fromisoformat(now_text))
+    as_ofs = [lw.as_of for lw, _ in fresh.values() if lw.as_of is not None]
     # The snapshot names the source that answered most of this attempt's locations.
     counts: dict[SourceConfig, int] = {}
     for src in used.values():

@@ -310,10 +310,13 @@ class Coordinator:
         parse: Callable[[bytes], Any],
         *,
         max_attempts: int | None = None,
+        received: Callable[[], None] | None = None,
     ) -> Any:
         """One request through the pipeline (feeds.pipeline) outside any attempt: not forced,
         its failures not collected (an attempt's own requests go through ``Attempt.get_parsed``)."""
-        return await self.pipeline.get_parsed(feed, spec, deadline_at, parse, max_attempts=max_attempts)
+        return await self.pipeline.get_parsed(
+            feed, spec, deadline_at, parse, max_attempts=max_attempts, received=received
+        )
 
     _get_parsed = get_parsed  # the names before the strategies' interface (feeds.attempt.Attempt)
 

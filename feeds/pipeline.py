@@ -212,8 +212,13 @@ class RequestPipeline:
         forced: bool = False,
         errors: list[FeedError] | None = None,
         max_attempts: int | None = None,
+        received: Callable[[], None] | None = None,
     ) -> Any:
         """GET with politeness, the breaker, conditional requests and retries; then parse.
+
+        ``received`` is called on the event loop once the body is in, before it is parsed
+        (feeds.batching frees the host's slot for the next batch then, not after a parse
+        that may queue behind others).
 
         ``forced`` (``fetch --force``): one request now, whatever politeness, a running
         ``Expires`` or the breaker say.  ``errors`` collects every failure met (the
@@ -371,6 +376,8 @@ class RequestPipeline:
             self.drop_validators(cache_key)
         kept_body = cached.get("body") if cached else None
         body = kept_body if got.not_modified and isinstance(kept_body, bytes) else got.body
+        if received is not None:
+            received()
         try:
             result = await self.parse_off_loop(feed, body, parse)
         except FeedError as exc:

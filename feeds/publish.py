@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -80,7 +81,7 @@ def _number(value: Decimal | float) -> str:
         return text
     if not math.isfinite(value):
         raise ValueError("non-finite float in snapshot")
-    return repr(value)
+    return _float_text(value)  # as orjson writes it (the fast paths)
 
 
 #: A list of more plain items than this (a weather feed's locations) is written one compact
@@ -100,6 +101,18 @@ def _plain(value: Any) -> bool:
     if t is list or t is tuple:
         return all(_plain(v) for v in value)
     return False  # Decimal, datetime, subclasses: our own encoding
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity inside a plain value (they must raise, never be written as null)."""
+    t = type(value)
+    if t is float:
+        return math.isfinite(value)
+    if t is dict:
+        return all(map(_finite, value.values()))
+    if t is list or t is tuple:
+        return all(map(_finite, value))
+    return True
 
 
 def _small_plain(value: Any) -> bool:
@@ -210,9 +223,14 @@ def dumps(document: Any, indent: int = 2, *, fast: bool = True) -> bytes:
 
     ``fast=False`` encodes every value in Python (the reference the fast path is tested against).
     """
-    if fast and _small_plain(document):
-        # A small plain document (a per-location file): the C encoder writes exactly our bytes.
-        return (json.dumps(document, ensure_ascii=False, indent=indent, allow_nan=False) + "\n").encode("utf-8")
+    if fast and indent == 2 and _small_plain(document) and _finite(document):
+        # A small plain document (a per-location file): orjson writes exactly our bytes, ~10x
+        # faster than the json module, whose indented form is pure Python (issue 20: 3,000
+        # per-location files took 260 ms).
+        try:
+            return orjson.dumps(document, option=orjson.OPT_INDENT_2 | _ORJSON_STRICT) + b"\n"
+        except TypeError:  # an int past 64 bits: the Python path below
+            pass
     out: list[str] = []
     _encode(document, out, " " * indent, 0, fast)
     out.append("\n")
@@ -292,9 +310,22 @@ def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> 
     return [path.name for path, _, _ in done]
 
 
+_STAGED = itertools.count()
+
+
 def _stage(path: Path, content: bytes, mode: int) -> str:
-    """``content`` in a new temporary file beside ``path`` (not yet flushed); its name."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """``content`` in a new temporary file beside ``path`` (not yet flushed); its name.
+
+    Named by process and a counter (``O_EXCL``: never another's file), not by ``mkstemp``'s
+    random tries: 3,000 of them in 60 ms instead of 200 (issue 20).
+    """
+    while True:
+        tmp = str(path.parent / f".{path.name}.{os.getpid()}-{next(_STAGED)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            break
+        except FileExistsError:  # a leftover of an earlier process with our pid
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)

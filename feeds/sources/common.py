@@ -6,6 +6,8 @@ import json
 import math
 from typing import Any
 
+import orjson
+
 from feeds.errors import InvalidPayloadError
 
 __all__ = ["MAX_MAGNITUDE", "coord", "coordinate", "finite", "load_json", "number", "wmo_code"]
@@ -84,6 +86,13 @@ def load_json(body: bytes) -> Any:
     """Decode a JSON body, or raise invalid_payload (``empty`` / ``malformed``)."""
     if not body.strip():
         raise InvalidPayloadError("empty body", detail="empty")
+    try:
+        # orjson: 3x faster on a 100-location Open-Meteo answer (issue 20).  What it refuses
+        # (not UTF-8, NaN, huge ints, lone surrogates, deep nesting) is decided by the json
+        # module, as before: the same values, the same refusals.
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):

@@ -439,6 +439,7 @@ class UpstreamSimulator:
                 writer.close()
 
     async def _one(self, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        started = time.monotonic()
         lines = head.decode("latin-1").split("\r\n")
         method, target, _ = (lines[0].split(" ") + ["", ""])[:3]
         headers = {}
@@ -465,11 +466,19 @@ class UpstreamSimulator:
                 fault = ep.faults[0] if (ep.repeat_last and len(ep.faults) == 1) else ep.faults.pop(0)
         if fault is not None and fault.kind != "latency":
             return await self._fault(fault, writer, name, query)
+        # ``latency``: the answer starts that long after the request, its making included (an
+        # upstream's latency is its whole time to answer; bench/scale.py measures against it).
+        status, body, ctype, kind, extra = self._normal(name, query, headers)
         if fault is not None:
-            await asyncio.sleep(fault.seconds)
-        return await self._normal(name, query, headers, writer)
+            await asyncio.sleep(max(0.0, fault.seconds - (time.monotonic() - started)))
+        self._answered(name, query, status, kind, headers=extra)
+        await self._send(writer, status, body, ctype, extra)
+        return True
 
-    async def _normal(self, name: str, query: dict[str, str], headers: dict[str, str], writer: asyncio.StreamWriter) -> bool:
+    def _normal(
+        self, name: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, bytes, str, str, list[tuple[str, str]]]:
+        """The normal answer: status, body, content type, kind (as recorded), extra headers."""
         with self._lock:
             ep = self._eps[name]
             body, ctype, etag, lm, exp = ep.body, ep.content_type, ep.etag, ep.last_modified, ep.expires_in
@@ -486,24 +495,18 @@ class UpstreamSimulator:
         if (etag and headers.get("if-none-match") == etag) or (
             lm and not etag and headers.get("if-modified-since") == lm
         ):
-            self._answered(name, query, 304, "not_modified", headers=extra)
-            await self._send(writer, 304, b"", ctype, extra)
-            return True
+            return 304, b"", ctype, "not_modified", extra
         status = 200
         if name == "open-meteo":
             status, body = self._open_meteo(query)
         if name == "met-no":
             if not headers.get("user-agent"):
-                self._answered(name, query, 403, "missing_ua")
-                await self._send(writer, 403, b"Forbidden: identify yourself (User-Agent)\n", "text/plain")
-                return True
+                return 403, b"Forbidden: identify yourself (User-Agent)\n", "text/plain", "missing_ua", []
             body = self._met_no(body, query)
         kind = "normal" if status == 200 else "bad_query"
         if status == 200 and rewrite is not None:
             body, kind = rewrite(body), "rewritten"
-        self._answered(name, query, status, kind, headers=extra)
-        await self._send(writer, status, body, ctype, extra)
-        return True
+        return status, body, ctype, kind, extra
 
     def _open_meteo(self, query: dict[str, str]) -> tuple[int, bytes]:
         try:
