@@ -72,3 +72,28 @@ def test_the_strategies_are_held_back_through_the_attempt(tmp_path: Path) -> Non
         asyncio.run(fetch_feed(coord.attempt(feed), coord.host_limits))
     asyncio.run(fetch_feed(coord.attempt(feed, force=True), coord.host_limits))
     assert len(up.requests) == 2
+
+
+def test_replacing_a_seam_replaces_it_for_every_step(tmp_path: Path) -> None:
+    """A reload's new config (``coord.config = ...``, feeds.daemon) reaches the request path and
+    the publish step alike; so do a new store and clock."""
+    from dataclasses import replace
+
+    from feeds.clock import FakeClock
+    from feeds.store import MemoryStore
+
+    cfg = config_file(tmp_path, RATES)
+    feed = cfg.feeds["exchange-rates"]
+    coord, _, _, _ = make_coordinator(cfg, Upstream(default=ok(vcb_fixture())))
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    coord.config = replace(cfg, snapshot_dir=other)
+    store, clock = MemoryStore(), FakeClock()
+    coord.store, coord.clock = store, clock
+    assert coord.pipeline.config.snapshot_dir == other and coord.publisher.config.snapshot_dir == other
+    assert coord.pipeline.store is store is coord.publisher.store
+    assert coord.pipeline.clock is clock is coord.publisher.clock
+    r = asyncio.run(coord.refresh(feed))
+    assert r.status == "fresh" and (other / "exchange-rates.json").exists()
+    assert not (tmp_path / "snapshots" / "exchange-rates.json").exists()
+    assert store.get("health/exchange-rates").outcome == "ok"
