@@ -24,22 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 # The settings live with the configuration (feeds.settings, read by feeds.config); these
 # names stay importable from here for the code and tests that always did.
-from feeds.settings import (
-    DEFAULT_COLUMNS,
-    RATE_COLUMNS,
-    SAFE_NAME,
-    WEATHER_COLUMNS,
-    PublishConfig,
-    WidgetConfig,
-)
+from feeds.settings import RATE_COLUMNS, WEATHER_COLUMNS, PublishConfig, WidgetConfig
 
 if TYPE_CHECKING:
     from feeds.config import Config, FeedConfig
 
 __all__ = [
-    "DEFAULT_COLUMNS",
     "RATE_COLUMNS",
-    "SAFE_NAME",
     "WEATHER_COLUMNS",
     "PublishConfig",
     "WidgetConfig",
@@ -49,6 +40,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("feeds.portal")
+
 
 def location_documents(
     document: Mapping[str, Any], location_ids: Sequence[str]
