@@ -32,11 +32,12 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from feeds import bounds
 from feeds.clock import Clock
 from feeds.errors import FeedError, FetchTimeoutError, InvalidPayloadError
 from feeds.models import Location, LocationWeather, isoformat
@@ -60,9 +61,6 @@ T = TypeVar("T")
 
 #: Locations merged between two yields to the event loop (~5 ms of work each).
 MERGE_STEP = 250
-#: A snapshot entry made while its batch is parsed carries this until the merge sets the
-#: attempt's fetched_at (every location of one attempt has the same).
-_UNSET_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 #: In-flight requests per upstream host: enough for 3,000 locations (30 batches) in a few
 #: round trips, few enough to stay a polite client of a public API.
@@ -183,6 +181,17 @@ def oldest_first(
     return never + known
 
 
+def _entry(lw: LocationWeather, at: datetime) -> tuple[dict[str, Any], bool]:
+    """A location's snapshot entry (fetched_at ``at``) and whether it passed the publish step's
+    checks of an entry (``bounds.check_location``, ``bounds.location_ok``)."""
+    entry = lw.to_data(at)
+    try:
+        bounds.check_location(entry, at)
+    except InvalidPayloadError:
+        return entry, False  # the publish step drops it (its previous entry is kept)
+    return entry, bounds.location_ok(entry)
+
+
 async def _ask(
     attempt: Attempt,
     limits: HostLimits,
@@ -190,9 +199,10 @@ async def _ask(
     locations: Sequence[Location],
     until: float,
     max_attempts: int | None = None,
-) -> tuple[dict[str, tuple[LocationWeather, dict[str, Any]]], list[FeedError | HeldBack]]:
+) -> tuple[dict[str, tuple[LocationWeather, dict[str, Any], bool, datetime]], list[FeedError | HeldBack]]:
     """Ask one source for ``locations``, concurrently, until ``until``; keep what came back:
-    per location id, its parsed weather and its snapshot entry (``fetched_at`` still unset)."""
+    per location id, its parsed weather, its snapshot entry, whether that entry passed the
+    publish step's checks and the time it was checked with (``_entry``)."""
     from feeds.sources import registry
 
     feed = attempt.feed
@@ -220,9 +230,12 @@ async def _ask(
             loop.call_soon_threadsafe(free_slot)  # a cached body: no ``received`` call
             parsed = mod.read(body, locs)
             mod.check(parsed, previous=None, max_change=feed.max_change, asked=[loc.id for loc in locs])
-            # Each location's snapshot entry made here, while later batches are still on the
-            # wire, not all 3,000 after the last one (issue 20); the merge sets fetched_at.
-            return [(lw, lw.to_data(_UNSET_TIME)) for lw in parsed]
+            # Each location's snapshot entry made and checked here, while later batches are
+            # still on the wire, not all 3,000 after the last one (issue 20).  It is checked
+            # with fetched_at = now; the merge sets the attempt's fetched_at, later still
+            # (a clock stepped back meanwhile: the publish step checks every entry again).
+            at = attempt.clock.now()
+            return [(lw, *_entry(lw, at)) for lw in parsed], at
 
         async def go() -> Any:
             nonlocal held
@@ -241,7 +254,7 @@ async def _ask(
 
     results = await run_until([job(spec, locs) for spec, locs in batches], clock=attempt.clock, until=until)
 
-    fresh: dict[str, tuple[LocationWeather, dict[str, Any]]] = {}
+    fresh: dict[str, tuple[LocationWeather, dict[str, Any], bool, datetime]] = {}
     errors: list[FeedError | HeldBack] = []
     for res in results:
         if isinstance(res, FeedError | HeldBack):
@@ -255,8 +268,9 @@ async def _ask(
             )
             errors.append(InvalidPayloadError("the answer could not be handled", detail="parser_error"))
         elif res is not None:
-            for lw, entry in res:
-                fresh[lw.location.id] = (lw, entry)
+            entries, at = res
+            for lw, entry, ok in entries:
+                fresh[lw.location.id] = (lw, entry, ok, at)
     return fresh, errors
 
 
@@ -274,7 +288,7 @@ async def fetch_weather(
     old: dict[str, dict[str, Any]] = {
         loc["id"]: loc for loc in (previous.data["locations"] if previous else [])
     }
-    fresh: dict[str, tuple[LocationWeather, dict[str, Any]]] = {}
+    fresh: dict[str, tuple[LocationWeather, dict[str, Any], bool, datetime]] = {}
     used: dict[str, SourceConfig] = {}
     errors: list[FeedError | HeldBack] = []
 
@@ -317,11 +331,14 @@ async def fetch_weather(
     now = clock.now()
     now_text = isoformat(now) or ""
     merged: list[dict[str, Any]] = []
+    checked: set[int] = set()
     for n, loc in enumerate(feed.locations, 1):
         if loc.id in fresh:
-            entry = fresh[loc.id][1]
+            _, entry, ok, at = fresh[loc.id]
             entry["fetched_at"] = now_text
             merged.append(entry)
+            if ok and at <= now:  # checked against an earlier (or the same) fetched_at: holds now
+                checked.add(id(entry))
         elif loc.id in old:
             merged.append(old[loc.id])
         if n % MERGE_STEP == 0:
@@ -333,7 +350,7 @@ async def fetch_weather(
     )
     if fresh:
         oldest = min(oldest, datetime.fromisoformat(now_text))
-    as_ofs = [lw.as_of for lw, _ in fresh.values() if lw.as_of is not None]
+    as_ofs = [lw.as_of for lw, *_ in fresh.values() if lw.as_of is not None]
     # The snapshot names the source that answered most of this attempt's locations.
     counts: dict[SourceConfig, int] = {}
     for src in used.values():
@@ -350,4 +367,5 @@ async def fetch_weather(
     return Got(
         {"locations": merged}, min(as_ofs) if as_ofs else None, source, now, oldest, partial,
         fallback_locations=sum(1 for s in used.values() if s != sources[0]),
+        checked=frozenset(checked),
     )

@@ -25,7 +25,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -385,17 +385,20 @@ def _location_ok(loc: Any) -> bool:
     return True
 
 
-def schema_problem(document: Mapping[str, Any]) -> str | None:
+def schema_problem(document: Mapping[str, Any], vouched: Container[int] = ()) -> str | None:
     """None when ``document`` validates against the shipped schema, else where it fails.
 
     A weather snapshot's locations (the bulk of a 3,000-location file) are checked by
     ``location_ok``; the rest of the document by jsonschema.  Any location it does not
     vouch for sends the whole document through jsonschema, so the answer is always the
-    schema's.
+    schema's.  ``vouched``: positions in ``data.locations`` of entries ``location_ok`` already
+    accepted in this publish step (checked while their batch was parsed).
     """
     data = document.get("data")
     locations = data.get("locations") if isinstance(data, Mapping) else None
-    if document.get("kind") == "weather" and type(locations) is list and all(map(location_ok, locations)):
+    if document.get("kind") == "weather" and type(locations) is list and all(
+        i in vouched or location_ok(loc) for i, loc in enumerate(locations)
+    ):
         document = {**document, "data": {**data, "locations": []}}  # type: ignore[dict-item]
     try:
         error = next(iter(snapshot_validator().iter_errors(document)), None)

@@ -357,7 +357,7 @@ class Coordinator:
         )
         try:
             snap, _, status, stale_since, error, refused = self.publisher.compose(
-                feed, fetched, error, decide, next_update_at, now
+                feed, fetched, error, decide, next_update_at, now, vouched=got.checked if got else frozenset()
             )
             if refused:
                 got = None  # refused data is never stored: the attempt failed

@@ -100,6 +100,11 @@ class Got:
     #: The origin's source, named in our snapshot (else the source module's name).
     source_name: str | None = None
     source_url: str | None = None
+    #: Weather: ``id()`` of the entries of ``data["locations"]`` the strategy already checked
+    #: (``bounds.check_location`` and ``bounds.location_ok``, while later batches were still on
+    #: the wire; issue 20): the publish step does not check them again.  By identity, not by
+    #: location id: an entry replaced on the way (a newer one from the file) is checked.
+    checked: frozenset[int] = frozenset()
 
 
 logger = logging.getLogger("feeds.coordinator")  # the same logger name as before the split

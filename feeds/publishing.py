@@ -126,6 +126,8 @@ class Publisher:
         decide: Decide,
         next_update_at: datetime | None,
         now: datetime,
+        *,
+        vouched: frozenset[int] = frozenset(),
     ) -> Composed:
         """The snapshot to write, built and checked against the schema before anything is stored.
 
@@ -135,12 +137,13 @@ class Publisher:
         stored data that cannot be published is set aside (one ERROR line).  Data older than
         the published file's is never written over it (``newer_on_disk``).  Returns the
         snapshot, the data it carries, its status and stale_since, the attempt's error and
-        whether the fetched data was refused.
+        whether the fetched data was refused.  ``vouched``: ``Got.checked``, the fetched
+        weather entries already checked by the fetch strategy (not checked again).
         """
         refused = False
         self._stored[feed.name] = False
         if fetched is not None and feed.data_kind == "weather":
-            fetched, error = self.drop_bad_locations(feed, fetched, error)
+            fetched, error = self.drop_bad_locations(feed, fetched, error, vouched)
             refused = fetched is None
         good: GoodData | None = fetched
         #: The data whose every number and time was checked in this step (each location once:
@@ -148,7 +151,7 @@ class Publisher:
         checked: GoodData | None = None
         if fetched is not None:
             try:
-                # Weather: _drop_bad_locations checked each location just above.
+                # Weather: drop_bad_locations checked each location just above.
                 bounds.check_good(fetched, now, locations=feed.data_kind != "weather")
                 checked = fetched
             except InvalidPayloadError as exc:
@@ -163,7 +166,8 @@ class Publisher:
             status, stale_since = decide(good, error)
             try:
                 snap = self.render(
-                    feed, status, good, stale_since, next_update_at, now, checked=good is checked
+                    feed, status, good, stale_since, next_update_at, now, checked=good is checked,
+                    vouched=vouched,
                 )
             except InvalidPayloadError as exc:
                 if good is None:
@@ -213,7 +217,7 @@ class Publisher:
         return history.with_change(good.data, history.previous(self.config.snapshot_dir, feed.name, good.as_of))
 
     def drop_bad_locations(
-        self, feed: FeedConfig, fetched: GoodData, error: FeedError | None
+        self, feed: FeedConfig, fetched: GoodData, error: FeedError | None, vouched: frozenset[int] = frozenset()
     ) -> tuple[GoodData | None, FeedError | None]:
         """Weather: a location whose times or numbers cannot be published keeps its previous
         entry (as an unanswered location does); the attempt is then ``partial``.  None when
@@ -226,6 +230,10 @@ class Publisher:
         kept: list[Any] = []
         fresh = 0
         for loc in locations:
+            if id(loc) in vouched:  # checked while its batch was parsed (feeds.batching)
+                kept.append(loc)
+                fresh += 1
+                continue
             try:
                 if not isinstance(loc, dict):
                     raise InvalidPayloadError("a location entry is not an object", detail="schema")
@@ -265,11 +273,19 @@ class Publisher:
         now: datetime,
         *,
         checked: bool = False,
+        vouched: frozenset[int] = frozenset(),
     ) -> dict[str, Any]:
         """Build the snapshot document and check it: ``InvalidPayloadError`` if it cannot be published.
 
-        ``checked``: ``good`` was checked in this very step (``bounds.check_good``).
+        ``checked``: ``good`` was checked in this very step (``bounds.check_good``);
+        ``vouched``: entries the schema's location check accepted already (``Got.checked``).
         """
+        locations = good.data.get("locations") if good is not None else None
+        # Positions, not objects: in_zone below copies every entry (in the same order).
+        vouched_at = (
+            {i for i, loc in enumerate(locations) if id(loc) in vouched}
+            if vouched and isinstance(locations, list) else set()
+        )
         if good is not None and not checked:
             bounds.check_good(good)
         try:
@@ -298,7 +314,7 @@ class Publisher:
             raise InvalidPayloadError(
                 f"the snapshot cannot be built ({type(exc).__name__})", detail="unpublishable"
             ) from None
-        problem = bounds.schema_problem(snap)
+        problem = bounds.schema_problem(snap, vouched_at)
         if problem is not None:
             raise InvalidPayloadError(f"the snapshot does not match the schema at {problem}", detail="schema")
         return snap
