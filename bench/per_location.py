@@ -4,8 +4,8 @@ For 34, 300 and 3,000 locations (weather data shaped exactly as the daemon publi
 daily days each): the whole ``weather.json`` against one ``weather/<id>.json`` — raw and
 gzipped as nginx would send them (zlib level 1, nginx's default ``gzip_comp_level``, and 6)
 — and the time to publish each way: the whole file alone, and the whole file plus every
-per-location file (``feeds.portal.write_companions``: same ``write_atomic``, one fsync of
-the file and one of the folder per file). Median of ``--repeat`` runs, on the real disk
+per-location file (``feeds.portal.write_companions``: ``feeds.publish.write_files``, every
+file to a temporary file, one ``syncfs`` for them all, the renames, one fsync of the folder). Median of ``--repeat`` runs, on the real disk
 under ``--dir`` (default: a temporary folder under the working directory, not tmpfs).
 
     .venv/bin/python bench/per_location.py [--repeat 5] [--dir PATH]
