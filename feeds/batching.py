@@ -22,9 +22,9 @@ One weather attempt (``fetch_weather``):
 4. **Merge.** Locations still unanswered keep their own last good entry and ``fetched_at``,
    as a partial answer always did.
 
-Everything here works through the coordinator's single-request path (politeness, breaker,
-conditional requests, retries, rejected-body keeping), so this module only decides what is
-asked, when, and how many at once.
+Every request goes through the attempt's one-request path (``feeds.attempt.Attempt``:
+politeness, breaker, conditional requests, retries, rejected-body keeping, feeds.pipeline),
+so this module only decides what is asked, when, and how many at once.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from feeds import bounds
 from feeds.clock import Clock
@@ -42,13 +42,11 @@ from feeds.models import Location, LocationWeather, isoformat
 from feeds.pipeline import Got, HeldBack
 
 if TYPE_CHECKING:
-    from feeds.config import Config, FeedConfig, SourceConfig
-    from feeds.models import RequestSpec
-    from feeds.store import GoodData, Store
+    from feeds.attempt import Attempt
+    from feeds.config import SourceConfig
 
 __all__ = [
     "DEFAULT_PER_HOST_CONCURRENCY",
-    "FetchContext",
     "DEFAULT_PRIMARY_SHARE",
     "HostLimits",
     "RateLimiter",
@@ -139,38 +137,6 @@ class HostLimits:
         return lim
 
 
-class FetchContext(Protocol):
-    """What a fetch strategy (``fetch_weather`` here, ``feeds.peering.fetch_peer``) uses of the
-    attempt's owner (``feeds.coordinator.Coordinator``): its settings, seams, per-host limits,
-    the last good data and the one-request path.  A small public interface: the strategies
-    never import the coordinator or reach into its privates (no import circle)."""
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def clock(self) -> Clock: ...
-
-    @property
-    def store(self) -> Store: ...
-
-    @property
-    def host_limits(self) -> HostLimits: ...
-
-    def load_good(self, feed: FeedConfig) -> GoodData | None: ...
-
-    async def get_parsed(
-        self,
-        feed: FeedConfig,
-        spec: RequestSpec,
-        deadline_at: float,
-        parse: Callable[[bytes], Any],
-        *,
-        max_attempts: int | None = None,
-        received: Callable[[], None] | None = None,
-    ) -> Any: ...
-
-
 async def run_until(
     jobs: Sequence[Callable[[], Awaitable[T]]], *, clock: Clock, until: float
 ) -> list[T | BaseException | None]:
@@ -225,8 +191,8 @@ def _entry(lw: LocationWeather, at: datetime) -> tuple[dict[str, Any], bool]:
 
 
 async def _ask(
-    coord: FetchContext,
-    feed: FeedConfig,
+    attempt: Attempt,
+    limits: HostLimits,
     source: SourceConfig,
     locations: Sequence[Location],
     until: float,
@@ -239,13 +205,14 @@ async def _ask(
 
     from feeds.sources import registry
 
+    feed = attempt.feed
     mod = registry.source(source.kind)
     batches = mod.requests(
-        source.url, locations, user_agent=coord.config.user_agent, batch_size=feed.batch_size
+        source.url, locations, user_agent=attempt.config.user_agent, batch_size=feed.batch_size
     )
     host = httpx.URL(source.url).host
-    sem = coord.host_limits.semaphore(host)
-    limiter = coord.host_limits.rate(host, getattr(mod, "MAX_REQUESTS_PER_SECOND", None), coord.clock)
+    sem = limits.semaphore(host)
+    limiter = limits.rate(host, getattr(mod, "MAX_REQUESTS_PER_SECOND", None), attempt.clock)
     loop = asyncio.get_running_loop()
 
     def job(spec: Any, locs: tuple[Location, ...]) -> Callable[[], Awaitable[Any]]:
@@ -267,7 +234,7 @@ async def _ask(
             # still on the wire, not all 3,000 after the last one (issue 20).  It is checked
             # with fetched_at = now; the merge sets the attempt's fetched_at, later still
             # (a clock stepped back meanwhile: the publish step checks every entry again).
-            at = coord.clock.now()
+            at = attempt.clock.now()
             return [(lw, *_entry(lw, at)) for lw in parsed], at
 
         async def go() -> Any:
@@ -277,17 +244,15 @@ async def _ask(
             try:
                 if limiter is not None and not await limiter.acquire(until):
                     return None  # no slot left in this phase
-                if coord.clock.monotonic() >= until:
+                if attempt.clock.monotonic() >= until:
                     return None  # the phase ended while this batch waited for its turn
-                return await coord.get_parsed(
-                    feed, spec, until, parse, max_attempts=max_attempts, received=free_slot
-                )
+                return await attempt.get_parsed(spec, until, parse, max_attempts=max_attempts, received=free_slot)
             finally:
                 free_slot()
 
         return go
 
-    results = await run_until([job(spec, locs) for spec, locs in batches], clock=coord.clock, until=until)
+    results = await run_until([job(spec, locs) for spec, locs in batches], clock=attempt.clock, until=until)
 
     fresh: dict[str, tuple[LocationWeather, dict[str, Any], bool, datetime]] = {}
     errors: list[FeedError | HeldBack] = []
@@ -310,14 +275,16 @@ async def _ask(
 
 
 async def fetch_weather(
-    coord: FetchContext, feed: FeedConfig, deadline_at: float, sources: Sequence[SourceConfig] | None = None
+    attempt: Attempt, limits: HostLimits, sources: Sequence[SourceConfig] | None = None
 ) -> Got:
-    """One weather attempt over ``sources`` (default: the feed's); see the module docstring."""
+    """One weather attempt over ``sources`` (default: the feed's), at most ``limits`` per host;
+    see the module docstring."""
 
-    clock = coord.clock
-    end = deadline_at - end_margin(feed.deadline)
+    feed = attempt.feed
+    clock = attempt.clock
+    end = attempt.deadline_at - end_margin(feed.deadline)
     # Decoding 3,000 stored locations takes tens of ms: off the event loop (issue 20).
-    previous = await asyncio.to_thread(coord.load_good, feed)
+    previous = await asyncio.to_thread(attempt.load_good)
     old: dict[str, dict[str, Any]] = {
         loc["id"]: loc for loc in (previous.data["locations"] if previous else [])
     }
@@ -347,7 +314,7 @@ async def fetch_weather(
                 if isinstance(entry.get("fetched_at"), str)
             }
             asked = oldest_first(missing, last)
-        got, errs = await _ask(coord, feed, source, asked, until, attempts)
+        got, errs = await _ask(attempt, limits, source, asked, until, attempts)
         errors.extend(errs)
         for lid, lw in got.items():
             fresh[lid] = lw

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from feeds import __version__
-from feeds.config import EX_CONFIG, Config, ConfigError, load_config
+from feeds.config import EX_CONFIG, Config, ConfigError, UsageError, load_config
 
 if TYPE_CHECKING:
     from feeds.folders import FolderCheck
@@ -60,10 +60,6 @@ COMMAND_EXITS: dict[str, tuple[int, ...]] = {
     "demo": (EX_OK, EX_USAGE),
     "history": (EX_OK, EX_DEGRADED, EX_USAGE, EX_CONFIG),
 }
-
-
-class UsageError(Exception):
-    """A command line naming something that does not exist (exit 2, not 78)."""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,15 +18,16 @@ import re
 import tomllib
 import unicodedata
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from feeds.models import Location
 from feeds.politeness import DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD
-from feeds.portal import PublishConfig, WidgetConfig, parse_publish, parse_widget
+from feeds.settings import RATE_COLUMNS, SAFE_NAME, WEATHER_COLUMNS, PublishConfig, WidgetConfig
 from feeds.sources import registry as _registry
+from feeds.timezone import DEFAULT_TIMEZONE, load_zone
 
 __all__ = [
     "PEER_KIND",
@@ -39,12 +40,15 @@ __all__ = [
     "DnsConfig",
     "FeedConfig",
     "SourceConfig",
+    "UsageError",
     "default_config_text",
     "find_config",
     "load_config",
     "parse_config",
     "parse_duration",
+    "parse_publish",
     "parse_size",
+    "parse_widget",
 ]
 
 #: Another portal-feeds instance's published snapshot, read over HTTP (feeds.sources.peer).
@@ -73,6 +77,13 @@ class ConfigError(Exception):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}" if key else message)
         self.key = key
+
+
+class UsageError(Exception):
+    """A command line naming something that does not exist (exit 2, not 78).
+
+    Here beside ``ConfigError`` so that the commands (``feeds.cli``, ``feeds.history_cli``)
+    share it without importing each other (no import circle, issue 20)."""
 
 
 @dataclass(frozen=True)
@@ -429,12 +440,10 @@ def _locations(value: object, key: str) -> tuple[Location, ...]:
 
 
 def _valid_cron(expr: str) -> bool:
-    from feeds.schedule import build_trigger
+    from feeds.schedule import cron_trigger
 
     try:
-        build_trigger(
-            FeedConfig("x", SourceConfig("vietcombank", "http://x/"), 60, 60, 1, 1, 0, 0, at=expr)
-        )
+        cron_trigger(expr)
     except (ValueError, TypeError):
         return False
     return True
@@ -534,8 +543,6 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
     if per_location and source.data_kind != "weather":
         raise ConfigError(f"{key}.per_location_files", f"not used by kind {source.kind}")
     if per_location:
-        from feeds.portal import SAFE_NAME
-
         bad = [loc.id for loc in locations if not SAFE_NAME.match(loc.id)]
         if bad:
             raise ConfigError(f"{key}.locations", f"id {bad[0]!r} cannot name a file (letters, digits, '.', '_', '-')")
@@ -708,6 +715,95 @@ def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path | 
         if p.is_file():
             return p
     return None
+
+
+# -- [publish] and [feeds.NAME.widget] (the settings: feeds.settings) ----------------------
+def _widget_names(value: object, key: str) -> tuple[str, ...]:
+    """A list of strings, or one comma-separated string (``"USD,EUR,JPY"``)."""
+    if isinstance(value, str):
+        items = [x.strip() for x in value.split(",")]
+    elif isinstance(value, list) and all(isinstance(x, str) for x in value):
+        items = [x.strip() for x in value]
+    else:
+        raise ConfigError(key, f'expected a list like ["USD", "EUR"] or "USD,EUR", got {value!r}')
+    if not items or not all(items):
+        raise ConfigError(key, "expected at least one non-empty name")
+    return tuple(dict.fromkeys(items))
+
+
+def parse_publish(table: Mapping[str, Any], base_dir: Path) -> PublishConfig:
+    """Validate ``[publish]``; a templates folder must exist and its templates compile."""
+    for k in table:
+        if k not in ("timezone", "templates_dir"):
+            raise ConfigError(f"publish.{k}", "unknown key")
+    name = table.get("timezone", DEFAULT_TIMEZONE)
+    if not isinstance(name, str):
+        raise ConfigError("publish.timezone", f'expected a zone name like "Asia/Ho_Chi_Minh", got {name!r}')
+    try:
+        tz = load_zone(name.strip())
+    except ValueError as exc:
+        raise ConfigError("publish.timezone", str(exc)) from None
+    templates_dir = None
+    if "templates_dir" in table:
+        raw = table["templates_dir"]
+        if not isinstance(raw, str) or not raw.strip():
+            raise ConfigError("publish.templates_dir", f"expected a folder, got {raw!r}")
+        templates_dir = base_dir / raw.strip()
+        if not templates_dir.is_dir():
+            raise ConfigError("publish.templates_dir", f"{templates_dir} is not a folder")
+        from feeds.render import check_templates
+
+        problem = check_templates(templates_dir)
+        if problem:
+            raise ConfigError("publish.templates_dir", problem)
+    return PublishConfig(timezone=name.strip(), templates_dir=templates_dir, tz=tz)
+
+
+def parse_widget(value: object, key: str, data_kind: str, location_ids: Sequence[str]) -> WidgetConfig:
+    """Validate ``[feeds.NAME.widget]`` for a feed of ``data_kind``."""
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"expected a table, got {value!r}")
+    allowed = {"title", "columns", "heading"} | ({"currencies", "change"} if data_kind == "exchange_rates" else {"locations"})
+    for k in value:
+        if k not in allowed:
+            raise ConfigError(f"{key}.{k}", "unknown key" if k not in ("currencies", "locations", "change")
+                         else f"not used by a {data_kind} feed")
+    title = value.get("title")
+    if title is not None and (not isinstance(title, str) or not title.strip()):
+        raise ConfigError(f"{key}.title", f"expected a non-empty string, got {title!r}")
+    currencies: tuple[str, ...] = ()
+    if "currencies" in value:
+        currencies = tuple(c.upper() for c in _widget_names(value["currencies"], f"{key}.currencies"))
+        bad = [c for c in currencies if not re.fullmatch(r"[A-Z]{3}", c)]
+        if bad:
+            raise ConfigError(f"{key}.currencies", f"expected ISO 4217 codes like USD, got {bad[0]!r}")
+    locations: tuple[str, ...] = ()
+    if "locations" in value:
+        locations = _widget_names(value["locations"], f"{key}.locations")
+        unknown = [x for x in locations if x not in location_ids]
+        if unknown:
+            raise ConfigError(f"{key}.locations", f"no location with id {unknown[0]!r} in this feed")
+    columns: tuple[str, ...] = ()
+    if "columns" in value:
+        known = RATE_COLUMNS if data_kind == "exchange_rates" else WEATHER_COLUMNS
+        columns = _widget_names(value["columns"], f"{key}.columns")
+        bad = [c for c in columns if c not in known]
+        if bad:
+            raise ConfigError(f"{key}.columns", f"expected some of {', '.join(known)}, got {bad[0]!r}")
+    heading = value.get("heading", 2)
+    if isinstance(heading, bool) or heading not in (2, 3, 4):
+        raise ConfigError(f"{key}.heading", f"expected 2, 3 or 4 (the title as <h2> .. <h4>), got {heading!r}")
+    change = value.get("change", True)
+    if not isinstance(change, bool):
+        raise ConfigError(f"{key}.change", "expected true or false (show the day's change beside each rate)")
+    return WidgetConfig(
+        heading=heading,
+        change=change,
+        title=title.strip() if isinstance(title, str) else None,
+        currencies=currencies,
+        locations=locations,
+        columns=columns,
+    )
 
 
 def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> Config:

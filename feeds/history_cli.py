@@ -60,7 +60,7 @@ def _signed(value: Decimal | None) -> str:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from feeds.cli import UsageError
+    from feeds.config import UsageError
 
     rates_feeds = _rates_feeds(config)
     if args.feed == "import":

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from feeds.clock import Clock
 from feeds.config import Config, FeedConfig, SourceConfig
+from feeds.decision import fresh_for  # its name here before feeds.decision
 from feeds.errors import (
     ConnectError,
     DnsError,
@@ -53,10 +54,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPIRES_MAX",
+    "Got",
     "KEEP_REJECTED",
     "KEEP_REJECTED_BYTES",
     "HeldBack",
     "RequestPipeline",
+    "fresh_for",
     "honoured_expires",
     "honours_expires",
     "refuses_validators",
@@ -104,10 +107,6 @@ class Got:
     #: location id: an entry replaced on the way (a newer one from the file) is checked.
     checked: frozenset[int] = frozenset()
 
-
-def fresh_for(feed: FeedConfig) -> timedelta:
-    """How long data fetched fresh stays fresh when no request could be made: two intervals."""
-    return timedelta(seconds=2 * max(feed.every, feed.min_interval))
 
 logger = logging.getLogger("feeds.coordinator")  # the same logger name as before the split
 

@@ -26,7 +26,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from feeds.portal import RATE_COLUMNS, WEATHER_COLUMNS, PublishConfig, WidgetConfig
+from feeds.settings import RATE_COLUMNS, WEATHER_COLUMNS, PublishConfig, WidgetConfig
 
 __all__ = [
     "SHOWN",

@@ -26,15 +26,12 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from feeds.clock import VIETNAM_TZ
-
-if TYPE_CHECKING:
-    from feeds.config import FeedConfig
 
 __all__ = [
     "MAX_DOUBLINGS",
@@ -42,7 +39,9 @@ __all__ = [
     "MIN_RETRY",
     "ORIGIN",
     "GridTrigger",
+    "Scheduled",
     "build_trigger",
+    "cron_trigger",
     "crontab_day_of_week",
     "retry_at",
     "stall_limit",
@@ -183,18 +182,37 @@ def crontab_day_of_week(field: str) -> str:
     return ",".join(names)
 
 
-def build_trigger(feed: FeedConfig) -> GridTrigger | CronTrigger:
+class Scheduled(Protocol):
+    """What a schedule needs of a feed (``feeds.config.FeedConfig``; the configuration imports
+    this module to check ``at``, never the reverse)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def every(self) -> float: ...
+
+    @property
+    def at(self) -> str | None: ...
+
+
+def cron_trigger(expr: str) -> CronTrigger:
+    """A five-field crontab expression in Vietnam time; ``ValueError``/``TypeError`` if invalid."""
+    minute, hour, dom, month, dow = expr.split()
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=dom,
+        month=month,
+        day_of_week=crontab_day_of_week(dow),
+        timezone=vietnam_zone(),
+    )
+
+
+def build_trigger(feed: Scheduled) -> GridTrigger | CronTrigger:
     """The feed's schedule: ``at`` (cron, Vietnam time) or ``every`` with jitter."""
     if feed.at:
-        minute, hour, dom, month, dow = feed.at.split()
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=dom,
-            month=month,
-            day_of_week=crontab_day_of_week(dow),
-            timezone=vietnam_zone(),
-        )
+        return cron_trigger(feed.at)
     # Jitter spreads the feeds (and the portals running us) off the exact minute, as MET
     # Norway's terms ask; a tenth of the interval, at most two minutes.
     # On a fixed grid (feeds.schedule): jitter never accumulates from one run to the next.

@@ -1,7 +1,7 @@
 """The import contracts of pyproject.toml ([tool.importlinter], issue 20) hold.
 
-``lint-imports`` checks them in .ci/run where import-linter is installed; this test reads the
-same layers and checks every import of the package (module level and inside functions, as
+``lint-imports`` checks them in .ci/run (import-linter is in the test extra); this test reads
+the same layers and checks every import of the package (module level and inside functions, as
 import-linter does; ``if TYPE_CHECKING:`` blocks excluded, as configured), so a circle on the
 attempt's path fails the suite even without it.
 """
@@ -68,3 +68,54 @@ def test_no_lower_layer_imports_a_higher_one() -> None:
         if la > lb or (la == lb and a.split(".")[:2] != b.split(".")[:2]):
             wrong.append(f"{a}:{line} imports {b}")
     assert wrong == []
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_cycle_finder_finds_a_circle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_of_the_package_imports_itself_round_in_a_circle() -> None:
+    """The ``acyclic_siblings`` contract, at module level (issue 20: config -> portal -> render
+    -> portal, coordinator <-> batching <-> peering, cli <-> history_cli were circles)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    assert any(c["type"] == "acyclic_siblings" and c["ancestors"] == ["feeds"] for c in config["contracts"])
+    edges: dict[str, set[str]] = {}
+    for a, b, _ in _imports(_modules()):
+        edges.setdefault(a, set()).add(b)
+    assert _cycles(edges) == []
