@@ -235,6 +235,8 @@ def _url(url: str, params: tuple[tuple[str, str], ...]) -> httpx.URL:
     """The request's URL, built once per (url, params): httpx checks every character of a
     query (an Open-Meteo batch of 100 places: ~2,000), 30 batches took ~19 ms of the event
     loop per attempt (issue 20).  ``httpx.URL`` is immutable: sharing one is safe."""
+    import httpx
+
     return httpx.URL(url, params=list(params) if params else None)
 
 
