@@ -98,6 +98,7 @@ history_keep = 7
 kind = "open-meteo"
 url = "{sim.url('open-meteo')}"
 every = "1h"
+min_interval = "0s"
 timeout = "2s"
 deadline = "3s"
 locations = [{{ id = "ha-noi", name = "Hà Nội", lat = 21.03, lon = 105.85 }},
@@ -108,6 +109,7 @@ per_location_files = true
 kind = "met-no"
 url = "{sim.base_url}/weatherapi/locationforecast/2.0/compact"
 every = "1h"
+min_interval = "0s"
 timeout = "2s"
 deadline = "3s"
 locations = [{{ id = "hue", name = "Huế", lat = 16.46, lon = 107.59 }}]
@@ -132,7 +134,13 @@ def _until_probe(proc: subprocess.Popen[bytes], report: Path, log: Path, timeout
     return json.loads(report.read_text(encoding="utf-8"))
 
 
+def _fetched(snapshots: Path) -> dict[str, str]:
+    return {p.name: json.loads(p.read_text(encoding="utf-8"))["fetched_at"]
+            for p in snapshots.glob("*.json") if p.name.count(".") == 1}
+
+
 def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, sim: UpstreamSimulator) -> None:
+    sim.set_expires("met-no", None)  # every attempt asks again (no Expires to honour)
     cfg = _config(tmp_path, sim)
     warm = subprocess.run([sys.executable, "-m", "feeds", "fetch", "--config", str(cfg)],
                           capture_output=True, text=True, timeout=60, env=_env(tmp_path), cwd=tmp_path)
@@ -141,6 +149,7 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
     before = {p.name: json.loads(p.read_text(encoding="utf-8"))["generated_at"]
               for p in snapshots.glob("*.json") if p.name.count(".") == 1}
     assert sorted(before) == ["metno.json", "rates.json", "weather.json"]
+    fetched = _fetched(snapshots)
     time.sleep(1.1)  # generated_at has whole seconds: a republish shows as a later stamp
 
     report, log = tmp_path / "ready.json", tmp_path / "daemon.log"
@@ -152,6 +161,13 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
     try:
         probe = _until_probe(proc, report, log)
         at_attempt = _until_probe(proc, tmp_path / "attempt.json", log)
+        # The first attempts, with everything loaded after READY, fetch and publish anew.
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not all(
+            now > fetched[name] for name, now in _fetched(snapshots).items()
+        ):
+            time.sleep(0.05)
+        after = _fetched(snapshots)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -168,6 +184,7 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
     assert probe["loaded"] == [], f"imported before READY: {probe['loaded']}"
     # ... and loaded right after it, before the first attempt: no attempt pays for it on the loop.
     assert {"httpcore", "h11", "apscheduler", "tenacity", "lxml"} <= set(at_attempt), at_attempt
+    assert all(after[name] > fetched[name] for name in fetched), (fetched, after, log.read_text(errors="replace"))
     assert proc.returncode == 0
 
 
