@@ -13,6 +13,7 @@ first use.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -78,6 +79,37 @@ async def open_runtime(
     ``defer_client`` (the daemon): the client and the rest of the fetch machinery are loaded
     by ``load_fetch_machinery`` (or the client at its first use), not when the runtime opens.
     """
+    # The event loop shares the GIL with the threads that parse big answers and publish:
+    # after each syscall (a socket read, an SQLite call) it waits for the GIL up to the
+    # switch interval, 5 ms by default — a 100-location batch's response handling then
+    # took up to ~60 ms of the loop while a parse ran.  0.5 ms keeps the loop (watchdog,
+    # other feeds, metrics) responsive; the worker threads lose a little throughput
+    # (bench/scale.py, issue 20).  Restored when the run ends.
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous_interval, SWITCH_INTERVAL))
+    try:
+        async with _open_runtime(
+            config, clock, store, resolver, primary_resolver, transport, defer_client
+        ) as rt:
+            yield rt
+    finally:
+        sys.setswitchinterval(previous_interval)
+
+
+#: The GIL switch interval while a runtime is open (``open_runtime``).
+SWITCH_INTERVAL = 0.0005
+
+
+@asynccontextmanager
+async def _open_runtime(
+    config: Config,
+    clock: Clock | None,
+    store: Store | None,
+    resolver: Resolver | None,
+    primary_resolver: Resolver | None,
+    transport: httpx.AsyncBaseTransport | None,
+    defer_client: bool,
+) -> AsyncIterator[Runtime]:
     clock = clock or SystemClock()
     # Temporary files of writes killed midway (older than a few minutes) go first.
     remove_stale_temps(config.snapshot_dir)
