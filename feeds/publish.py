@@ -317,19 +317,25 @@ def _stage(path: Path, content: bytes, mode: int) -> str:
     """``content`` in a new temporary file beside ``path`` (not yet flushed); its name.
 
     Named by process and a counter (``O_EXCL``: never another's file), not by ``mkstemp``'s
-    random tries: 3,000 of them in 60 ms instead of 200 (issue 20).
+    random tries, and written with ``os.write`` (no file object): the cost of 3,000 of them is
+    then the filesystem's (issue 20).
     """
+    folder = str(path.parent)
     while True:
-        tmp = str(path.parent / f".{path.name}.{os.getpid()}-{next(_STAGED)}.tmp")
+        tmp = f"{folder}/.{path.name}.{os.getpid()}-{next(_STAGED)}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             break
         except FileExistsError:  # a leftover of an earlier process with our pid
             continue
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            os.fchmod(f.fileno(), mode)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -334,12 +334,37 @@ def encode_value(value: Any) -> bytes:
 
 
 def decode_value(data: bytes | str) -> Any:
-    """The inverse of ``encode_value``; raises ``CorruptValue`` for anything else."""
+    """The inverse of ``encode_value``; raises ``CorruptValue`` for anything else.
+
+    orjson reads the text (3,000 weather locations: ~13 ms holding the GIL instead of ~45 ms
+    for the json module, issue 20), then ``_untag`` applies the tags bottom-up as the json
+    module's ``object_hook`` did; what orjson refuses (NaN, ints past 64 bits, ...) is read
+    by the json module as before.
+    """
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text, object_hook=_hook)
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+            return json.loads(text, object_hook=_hook)
+        tagged = b'"$' in data if isinstance(data, bytes) else '"$' in data
+        return _untag(obj) if tagged else obj
     except (UnicodeDecodeError, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise CorruptValue("a stored value is not JSON of ours") from exc
+
+
+def _untag(value: Any) -> Any:
+    """``_hook`` applied to every object of a decoded value, innermost first (as json's
+    ``object_hook``)."""
+    t = type(value)
+    if t is dict:
+        return _hook({k: v if type(v) not in _CONTAINERS else _untag(v) for k, v in value.items()})
+    if t is list:
+        return [v if type(v) not in _CONTAINERS else _untag(v) for v in value]
+    return value
+
+
+_CONTAINERS = (dict, list)
 
 
 class Encoded:
