@@ -3,7 +3,8 @@
 ``portal-feeds run`` republishes every feed from the store and then sends READY=1; the HTTP
 client's machinery (httpcore, h11, anyio, the TLS context), the scheduler (APScheduler), the
 retry loop (tenacity), the XML parser (lxml), the fallback resolver (dnspython) and the
-metrics writer (prometheus_client) are first needed by the first fetch, after READY.
+metrics writer (prometheus_client) are first needed by the first fetch, after READY; nor is
+jsonschema needed for the usual snapshots (``feeds.bounds.document_ok`` answers for them).
 Importing them before READY only makes a restart (and every ``systemctl restart``) slower.
 (httpx itself is not in the list: the configuration checks every URL with ``httpx.URL``, so
 it is loaded with the configuration; it does not bring httpcore with it.)
@@ -33,7 +34,7 @@ from feeds.testing.upstream import UpstreamSimulator
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Top-level packages the start must not import before READY.
-LATE = ("httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "prometheus_client")
+LATE = ("httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "prometheus_client", "jsonschema")
 
 #: Runs ``python -m feeds run ...`` with ``Notifier.ready`` first writing a report to a file.
 PROBE = """
