@@ -22,6 +22,9 @@ By default one run measures the attempt against its floor (issue 20) for 3,000 l
 - the same requests through a bare ``httpx.AsyncClient`` (nothing parsed): what the simulator
   and the HTTP stack cost here beyond the configured latency, and the ratio to it.
 
+The simulator runs on its own CPU and the attempt on the others (``--no-pin``: shared), as a
+remote upstream would: on 2 CPUs the daemon then has ONE core, the simulator the other.
+
     .venv/bin/python bench/scale.py [--repeat 5] [--locations 3000] [--latency 0.15]
     .venv/bin/python bench/scale.py --sweep [--repeat 3] [--sizes 34,300,3000] [--latencies 0.15,0.7]
 """
@@ -337,8 +340,21 @@ async def attempt(folder: Path, sim: Simulator, n: int, per_location: bool) -> A
     return Attempt(took, (fetched_in or [took])[0], probe.worst, fsyncs.calls, fresh)
 
 
-def floor_table(n: int, latency: float, repeat: int, where: Path | None) -> str:
+def pin_apart(sim: Simulator) -> str:
+    """The simulator on the last CPU, this process on the others: in production the upstream
+    is another machine, and here it must not take the daemon's core while it answers 10
+    batches at once (it did: loop lags of 60-90 ms were the simulator's CPU, not ours)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "not pinned (one CPU)"
+    os.sched_setaffinity(sim.proc.pid, {cpus[-1]})
+    os.sched_setaffinity(0, set(cpus[:-1]))
+    return f"simulator pinned to CPU {cpus[-1]}, the attempt to CPU {','.join(map(str, cpus[:-1]))}"
+
+
+def floor_table(n: int, latency: float, repeat: int, where: Path | None, pin: bool = True) -> str:
     sim = Simulator([f"met-no=latency:{latency}", f"open-meteo=latency:{latency}"])
+    pinned = pin_apart(sim) if pin else "not pinned (--no-pin)"
     batch_size = 100
     per_host = CONCURRENCY or 10
     try:
@@ -349,6 +365,9 @@ def floor_table(n: int, latency: float, repeat: int, where: Path | None) -> str:
         runs: dict[bool, list[Attempt]] = {False: [], True: []}
         for _ in range(repeat):
             for per_location in (False, True):
+                # The previous run's files (3,000 per-location files, a 3 MB snapshot, their
+                # removal) are written back before this one starts, not during it.
+                os.sync()
                 with tempfile.TemporaryDirectory(prefix="bench-scale-", dir=where) as tmp:
                     runs[per_location].append(asyncio.run(attempt(Path(tmp), sim, n, per_location)))
     finally:
@@ -359,7 +378,7 @@ def floor_table(n: int, latency: float, repeat: int, where: Path | None) -> str:
 
     lines = [
         f"{n:,} locations in {batches} Open-Meteo batches ({size / 1e6:.2f} MB), {latency * 1000:.0f} ms per request, "
-        f"{per_host} in flight per host; median (min-max) of {repeat}.",
+        f"{per_host} in flight per host; median (min-max) of {repeat}; {pinned}.",
         "",
         f"Floor: {waves} waves x {latency * 1000:.0f} ms + fastest parse {parse_s * 1000:.0f} ms = **{floor:.2f} s**. "
         f"The same requests through a bare httpx client (nothing parsed): {bare:.2f} s "
@@ -400,11 +419,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latencies", default="0.15,0.7")
     p.add_argument("--primary", choices=["healthy", "down", "both"], default="both")
     p.add_argument("--concurrency", type=int, default=None, help="[http] per_host_concurrency")
+    p.add_argument("--no-pin", action="store_true",
+                   help="let the simulator and the attempt share every CPU (default: apart, see pin_apart)")
     args = p.parse_args(argv)
     global CONCURRENCY
     CONCURRENCY = args.concurrency
     if not args.sweep:
-        print(floor_table(args.locations, args.latency, args.repeat or 5, args.dir))
+        print(floor_table(args.locations, args.latency, args.repeat or 5, args.dir, pin=not args.no_pin))
         return 0
     args.repeat = args.repeat or 3
     cases = []
