@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import orjson
@@ -82,15 +83,21 @@ def coord(x: float) -> str:
     return f"{x:.4f}".rstrip("0").rstrip(".")
 
 
+#: 19 digits in a row: maybe an int orjson would read as a float (see ``load_json``).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def load_json(body: bytes) -> Any:
     """Decode a JSON body, or raise invalid_payload (``empty`` / ``malformed``)."""
     if not body.strip():
         raise InvalidPayloadError("empty body", detail="empty")
     try:
         # orjson: 3x faster on a 100-location Open-Meteo answer (issue 20).  What it refuses
-        # (not UTF-8, NaN, huge ints, lone surrogates, deep nesting) is decided by the json
-        # module, as before: the same values, the same refusals.
-        return orjson.loads(body)
+        # (not UTF-8, NaN, lone surrogates, deep nesting) or would read otherwise (an int past
+        # 64 bits becomes a float there: any run of 19 digits) is decided by the json module,
+        # as before: the same values, the same refusals.
+        if not _LONG_DIGITS.search(body):
+            return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
     try:
