@@ -106,9 +106,10 @@ class HostGuard:
         raw: dict[str, Any] = self.store.get(f"polite/{host}") or {}
         return HostState(raw.get("last_request_at"), raw.get("not_before"))
 
-    def wait_needed(self, host: str, min_interval: float, now: datetime) -> float:
-        """Seconds until a request to ``host`` is allowed (0 = now)."""
-        st = self.host_state(host)
+    def wait_needed(self, host: str, min_interval: float, now: datetime, state: HostState | None = None) -> float:
+        """Seconds until a request to ``host`` is allowed (0 = now); ``state``: the host's
+        state just read (``host_state``), else it is read here."""
+        st = state if state is not None else self.host_state(host)
         waits = [0.0]
         if st.last_request_at is not None and min_interval > 0:
             if st.last_request_at <= now + AHEAD_SLACK:
@@ -142,19 +143,21 @@ class HostGuard:
         window starts again from now.
         """
         with self.store.lock():
-            if not force and self.wait_needed(host, min_interval, now) > 0:
-                return False
-            if not force and feed and self.turn_wait(host, feed, now) > 0:
-                return False
+            # Each record read once under the lock (each read is a round trip to SQLite on
+            # the event loop: issue 20).
             st = self.host_state(host)
+            if not force and self.wait_needed(host, min_interval, now, st) > 0:
+                return False
+            turns = self._turns(host) if feed else None
+            if not force and turns is not None and self.turn_wait(host, feed, now, turns) > 0:
+                return False
             not_before = st.not_before
             if not_before is not None and not_before - now > self.retry_after_max:
                 not_before = now + self.retry_after_max  # the clock was stepped back
             self.store.set(f"polite/{host}", {"last_request_at": now, "not_before": not_before})
             if self._monotonic is not None:
                 self._requested[host] = self._monotonic()
-            if feed:
-                turns = self._turns(host)
+            if turns is not None:
                 turns["served"][feed] = now
                 turns["owed"].pop(feed, None)
                 turns["owed"] = {k: v for k, v in turns["owed"].items() if v["until"] > now}
@@ -185,7 +188,9 @@ class HostGuard:
             return False
         return max(served, key=lambda k: served[k]) != feed
 
-    def turn_wait(self, host: str, feed: str, now: datetime) -> float:
+    def turn_wait(
+        self, host: str, feed: str, now: datetime, turns: dict[str, dict[str, Any]] | None = None
+    ) -> float:
         """Seconds ``feed`` leaves the host to a feed owed its turn (0: none is in the way).
 
         Another feed's owed turn holds ``feed`` back when that feed goes first (served longer
@@ -194,7 +199,7 @@ class HostGuard:
         the host busy for one that needs five quiet minutes).  The wait lasts until that
         turn lapses (its latest return); a request by the owed feed ends it sooner.
         """
-        turns = self._turns(host)
+        turns = turns if turns is not None else self._turns(host)
         served, owed = turns["served"], turns["owed"]
 
         def rank(name: str, since: datetime) -> tuple[int, datetime, datetime]:
