@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from feeds.fastjson import finite
 from feeds.models import isoformat
 from feeds.watch import record_written
 
@@ -101,18 +102,6 @@ def _plain(value: Any) -> bool:
     if t is list or t is tuple:
         return all(_plain(v) for v in value)
     return False  # Decimal, datetime, subclasses: our own encoding
-
-
-def _finite(value: Any) -> bool:
-    """No NaN or infinity inside a plain value (they must raise, never be written as null)."""
-    t = type(value)
-    if t is float:
-        return math.isfinite(value)
-    if t is dict:
-        return all(map(_finite, value.values()))
-    if t is list or t is tuple:
-        return all(map(_finite, value))
-    return True
 
 
 def _small_plain(value: Any) -> bool:
@@ -223,7 +212,7 @@ def dumps(document: Any, indent: int = 2, *, fast: bool = True) -> bytes:
 
     ``fast=False`` encodes every value in Python (the reference the fast path is tested against).
     """
-    if fast and indent == 2 and _small_plain(document) and _finite(document):
+    if fast and indent == 2 and _small_plain(document) and finite(document):
         # A small plain document (a per-location file): orjson writes exactly our bytes, ~10x
         # faster than the json module, whose indented form is pure Python (issue 20: 3,000
         # per-location files took 260 ms).

@@ -45,7 +45,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import sqlite3
 import threading
@@ -62,6 +61,7 @@ import diskcache
 import orjson
 
 from feeds.errors import LocalError
+from feeds.fastjson import finite, reads_exactly
 from feeds.localfaults import probe_folder, reason_of, sqlite_reason
 
 __all__ = [
@@ -268,33 +268,6 @@ def _tagged(value: Any) -> dict[str, Any]:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-def _finite(value: Any) -> bool:
-    """Whether no float inside ``value`` is NaN or infinite (one pass, no recursion)."""
-    stack = [value]
-    pop, push, extend = stack.pop, stack.append, stack.extend
-    while stack:
-        v = pop()
-        t = type(v)
-        if t is float:
-            if v - v != 0.0:  # inf - inf and NaN - NaN are NaN
-                return False
-        elif t is dict:
-            extend(v.values())
-        elif t is list or t is tuple:
-            extend(v)
-        elif t is str or t is int or v is None or t is bool:
-            continue
-        elif isinstance(v, GoodData | Health):
-            extend(getattr(v, f.name) for f in fields(v))
-        elif isinstance(v, float):
-            push(float(v))
-        elif isinstance(v, dict):
-            extend(v.values())
-        elif isinstance(v, list | tuple):
-            extend(v)
-    return True
-
-
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
@@ -306,9 +279,9 @@ def _fast(value: Any) -> bytes | None:
     mark): each tag written puts exactly one ``"$`` in the bytes, so more of them means a key
     or a string of the value's own starts with ``$``, and the value takes the exact path.
     Ints past 64 bits and non-str keys raise in orjson and take the exact path too, and so
-    does a value holding a non-finite float (``_finite``).
+    does a value holding a non-finite float (``feeds.fastjson.finite``).
     """
-    if not _finite(value):
+    if not finite(value):
         return None  # orjson writes NaN and infinities as null; the exact path keeps them
     tags = 0
 
@@ -341,7 +314,7 @@ def decode_value(data: bytes | str) -> Any:
     """
     try:
         try:
-            if _LONG_DIGITS.search(data if isinstance(data, bytes) else data.encode("utf-8")):
+            if not reads_exactly(data):
                 raise orjson.JSONDecodeError("", "", 0)  # orjson reads ints past 64 bits as floats
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -351,11 +324,6 @@ def decode_value(data: bytes | str) -> Any:
         return _untag(obj) if tagged else obj
     except (UnicodeDecodeError, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise CorruptValue("a stored value is not JSON of ours") from exc
-
-
-#: A run of 19 digits: maybe an int past 64 bits, which orjson reads as a float (lossy); the
-#: json module reads those values (false alarms, digits inside a string, only cost speed).
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _untag(value: Any) -> Any:

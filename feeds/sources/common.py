@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 import orjson
 
 from feeds.errors import InvalidPayloadError
+from feeds.fastjson import reads_exactly
 
 __all__ = ["MAX_MAGNITUDE", "coord", "coordinate", "finite", "load_json", "number", "wmo_code"]
 
@@ -83,10 +83,6 @@ def coord(x: float) -> str:
     return f"{x:.4f}".rstrip("0").rstrip(".")
 
 
-#: 19 digits in a row: maybe an int orjson would read as a float (see ``load_json``).
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
-
-
 def load_json(body: bytes) -> Any:
     """Decode a JSON body, or raise invalid_payload (``empty`` / ``malformed``)."""
     if not body.strip():
@@ -96,7 +92,7 @@ def load_json(body: bytes) -> Any:
         # (not UTF-8, NaN, lone surrogates, deep nesting) or would read otherwise (an int past
         # 64 bits becomes a float there: any run of 19 digits) is decided by the json module,
         # as before: the same values, the same refusals.
-        if not _LONG_DIGITS.search(body):
+        if reads_exactly(body):
             return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass

@@ -1,0 +1,52 @@
+"""Where orjson reads and writes exactly what the json module would (issue 20).
+
+orjson is the fast path of the weather data (store values, snapshot lists, answers), but it
+differs from the json module in two silent ways: it reads an int past 64 bits as a float,
+and it writes NaN and infinities as ``null``.  The callers (``feeds.store``,
+``feeds.publish``, ``feeds.sources.common``) ask here whether orjson may be used, and take
+the json module's exact path when not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+__all__ = ["finite", "reads_exactly"]
+
+#: 19 digits in a row: maybe an int past 64 bits (false alarms, digits in a string, only cost speed).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def reads_exactly(data: bytes | str) -> bool:
+    """Whether ``orjson.loads(data)`` gives the json module's values (no int past 64 bits)."""
+    return _LONG_DIGITS.search(data if isinstance(data, bytes) else data.encode("utf-8")) is None
+
+
+def finite(value: Any) -> bool:
+    """Whether no float inside ``value`` (dicts, lists, tuples, dataclass fields) is NaN or
+    infinite, so that orjson writes it as the json module would (one pass, no recursion)."""
+    stack = [value]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is float:
+            if v - v != 0.0:  # inf - inf and NaN - NaN are NaN
+                return False
+        elif t is dict:
+            extend(v.values())
+        elif t is list or t is tuple:
+            extend(v)
+        elif t is str or t is int or v is None or t is bool:
+            continue
+        elif isinstance(v, float):
+            push(float(v))
+        elif isinstance(v, dict):
+            extend(v.values())
+        elif isinstance(v, list | tuple):
+            extend(v)
+        elif is_dataclass(v) and not isinstance(v, type):
+            extend(getattr(v, f.name) for f in fields(v))
+    return True
