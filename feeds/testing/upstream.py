@@ -48,6 +48,7 @@ import argparse
 import asyncio
 import contextlib
 import email.utils
+import functools
 import json
 import socket
 import struct
@@ -262,6 +263,49 @@ def _latin1_or_utf8(text: str) -> bytes:
 
 def _snap(x: float) -> float:
     return round(x * 4) / 4
+
+
+@functools.lru_cache(maxsize=512)
+def _open_meteo_answer(latitude: str | None, longitude: str | None, hour: int) -> tuple[int, bytes]:
+    """Open-Meteo's answer for the asked coordinates at ``hour`` (hours since the epoch, UTC+7)."""
+    try:
+        lats = [float(x) for x in (latitude or "").split(",")]
+        lons = [float(x) for x in (longitude or "").split(",")]
+        if len(lats) != len(lons) or not lats:
+            raise ValueError
+    except (KeyError, ValueError):
+        err = {"error": True, "reason": "Parameter 'latitude' and 'longitude' must have the same number of elements"}
+        return 400, json.dumps(err).encode()
+    out = []
+    for lat, lon in zip(lats, lons, strict=True):
+        seed = abs(lat * 7.3 + lon * 3.1)
+        t = round(18 + seed % 14, 1)
+        code = [0, 1, 2, 3, 61, 80, 95][int(seed) % 7]
+        out.append({
+            "latitude": _snap(lat), "longitude": _snap(lon), "generationtime_ms": 0.07,
+            "utc_offset_seconds": 25200, "timezone": "Asia/Ho_Chi_Minh", "timezone_abbreviation": "+07",
+            "elevation": 10.0,
+            "current_units": {"time": "iso8601", "interval": "seconds", "temperature_2m": "°C",
+                              "apparent_temperature": "°C", "relative_humidity_2m": "%",
+                              "wind_speed_10m": "km/h", "wind_direction_10m": "°",
+                              "precipitation": "mm", "weather_code": "wmo code"},
+            "current": {"time": time.strftime("%Y-%m-%dT%H:00", time.gmtime(hour * 3600)),
+                        "interval": 900, "temperature_2m": t, "apparent_temperature": round(t + 2.5, 1),
+                        "relative_humidity_2m": int(60 + seed % 35), "wind_speed_10m": round(seed % 20, 1),
+                        "wind_direction_10m": int(seed * 10) % 360, "precipitation": 0.0 if code < 50 else 0.4,
+                        "weather_code": code},
+            "daily_units": {"time": "iso8601", "weather_code": "wmo code", "temperature_2m_max": "°C",
+                            "temperature_2m_min": "°C", "precipitation_sum": "mm"},
+            "daily": {
+                "time": [time.strftime("%Y-%m-%d", time.gmtime(hour * 3600 + 86400 * i)) for i in range(3)],
+                "weather_code": [code, 3, 61],
+                "temperature_2m_max": [round(t + 4, 1), round(t + 3, 1), None],
+                "temperature_2m_min": [round(t - 5, 1), round(t - 4, 1), round(t - 6, 1)],
+                "precipitation_sum": [0.0, 1.2, 6.5],
+            },
+        })
+    doc: Any = out[0] if len(out) == 1 else out
+    return 200, json.dumps(doc, ensure_ascii=False).encode()
 
 
 class UpstreamSimulator:
@@ -509,44 +553,11 @@ class UpstreamSimulator:
         return status, body, ctype, kind, extra
 
     def _open_meteo(self, query: dict[str, str]) -> tuple[int, bytes]:
-        try:
-            lats = [float(x) for x in query["latitude"].split(",")]
-            lons = [float(x) for x in query["longitude"].split(",")]
-            if len(lats) != len(lons) or not lats:
-                raise ValueError
-        except (KeyError, ValueError):
-            err = {"error": True, "reason": "Parameter 'latitude' and 'longitude' must have the same number of elements"}
-            return 400, json.dumps(err).encode()
-        out = []
-        for lat, lon in zip(lats, lons, strict=True):
-            seed = abs(lat * 7.3 + lon * 3.1)
-            t = round(18 + seed % 14, 1)
-            code = [0, 1, 2, 3, 61, 80, 95][int(seed) % 7]
-            out.append({
-                "latitude": _snap(lat), "longitude": _snap(lon), "generationtime_ms": 0.07,
-                "utc_offset_seconds": 25200, "timezone": "Asia/Ho_Chi_Minh", "timezone_abbreviation": "+07",
-                "elevation": 10.0,
-                "current_units": {"time": "iso8601", "interval": "seconds", "temperature_2m": "°C",
-                                  "apparent_temperature": "°C", "relative_humidity_2m": "%",
-                                  "wind_speed_10m": "km/h", "wind_direction_10m": "°",
-                                  "precipitation": "mm", "weather_code": "wmo code"},
-                "current": {"time": time.strftime("%Y-%m-%dT%H:00", time.gmtime(self.now() + 25200)),
-                            "interval": 900, "temperature_2m": t, "apparent_temperature": round(t + 2.5, 1),
-                            "relative_humidity_2m": int(60 + seed % 35), "wind_speed_10m": round(seed % 20, 1),
-                            "wind_direction_10m": int(seed * 10) % 360, "precipitation": 0.0 if code < 50 else 0.4,
-                            "weather_code": code},
-                "daily_units": {"time": "iso8601", "weather_code": "wmo code", "temperature_2m_max": "°C",
-                                "temperature_2m_min": "°C", "precipitation_sum": "mm"},
-                "daily": {
-                    "time": [time.strftime("%Y-%m-%d", time.gmtime(self.now() + 25200 + 86400 * i)) for i in range(3)],
-                    "weather_code": [code, 3, 61],
-                    "temperature_2m_max": [round(t + 4, 1), round(t + 3, 1), None],
-                    "temperature_2m_min": [round(t - 5, 1), round(t - 4, 1), round(t - 6, 1)],
-                    "precipitation_sum": [0.0, 1.2, 6.5],
-                },
-            })
-        doc: Any = out[0] if len(out) == 1 else out
-        return 200, json.dumps(doc, ensure_ascii=False).encode()
+        # The answer changes with the hour only (its current.time, its days): made once per
+        # query and hour, so ten answers asked at once are not made one after the other on
+        # this one loop, each later than the upstream's latency (bench/scale.py, issue 20).
+        hour = int((self.now() + 25200) // 3600)
+        return _open_meteo_answer(query.get("latitude"), query.get("longitude"), hour)
 
     def _met_no(self, body: bytes, query: dict[str, str]) -> bytes:
         try:
