@@ -32,6 +32,22 @@ def isoformat(dt: datetime | None) -> str | None:
     if dt.tzinfo is None:
         raise ValueError("naive datetime")
     offset = dt.utcoffset()
+    # Remembered per instant and offset (which together fix the text): the 3,000 locations of
+    # an attempt share a few times, each formatted thousands of times (issue 20).
+    key = (dt, offset)
+    text = _ISO_TEXT.get(key)
+    if text is None:
+        text = _isoformat(dt, offset)
+        if len(_ISO_TEXT) >= 4096:
+            _ISO_TEXT.clear()
+        _ISO_TEXT[key] = text
+    return text
+
+
+_ISO_TEXT: dict[tuple[datetime, Any], str] = {}
+
+
+def _isoformat(dt: datetime, offset: Any) -> str:
     if offset is not None and offset.total_seconds() % 60:
         # A local mean time (Asia/Ho_Chi_Minh before 1906: +07:06:40) has no ISO 8601 /
         # schema form: the same instant in UTC instead (feeds.bounds keeps such dates out).

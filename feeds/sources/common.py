@@ -24,6 +24,13 @@ def number(value: Any) -> float | None:
     Strings, booleans, NaN/Infinity (which ``json.loads`` accepts) and absurd magnitudes are
     ``invalid_payload/bad_value``.
     """
+    t = type(value)
+    if t is float:  # the common case first (~60,000 per 3,000-location attempt; issue 20)
+        # NaN fails both comparisons and an infinity the bound: refused as below.
+        f: float = value
+        if -MAX_MAGNITUDE <= f <= MAX_MAGNITUDE:
+            return f
+        raise InvalidPayloadError("a value is not a finite number", detail="bad_value")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -27,6 +27,7 @@ knots, mph and inches are converted; any other unit is ``invalid_payload/units``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -135,27 +136,43 @@ _UNIT_KIND = {
 MAX_OFFSET = 18 * 3600
 
 
-def _value(block: dict[str, Any], units: Any, name: str, value: Any) -> float | None:
-    """A number of ``block``, converted to our unit from the one ``units`` names."""
+#: The units we ask for (their conversion is none).
+_OURS = frozenset({"°C", "km/h", "mm", "%", "°"})
+#: (variable, unit) -> how a value in that unit converts to ours; ``None``: it is ours.
+_CONVERTERS: dict[tuple[str, str], Callable[[float], float] | None] = {
+    (name, unit): (None if unit in _OURS else fn)
+    for name, kind in _UNIT_KIND.items()
+    for unit, fn in _CONVERT[kind].items()
+}
+_NOT_OURS = object()
+
+
+def _value(units: Any, name: str, value: Any) -> float | None:
+    """A number (``common.number``), converted to our unit from the one ``units`` names."""
     v = number(value)
     unit = units.get(name) if isinstance(units, dict) else None
     if unit is None:
         return v  # no unit block: the units we asked for
-    kind = _UNIT_KIND.get(name)
-    convert = _CONVERT[kind].get(unit) if kind and isinstance(unit, str) else None
-    if convert is None:
+    convert = _CONVERTERS.get((name, unit), _NOT_OURS) if type(unit) is str else _NOT_OURS
+    if convert is _NOT_OURS:
         raise InvalidPayloadError("an answer uses a unit we did not ask for", detail="units")
-    if v is None:
-        return None
-    converted = convert(v)
+    if v is None or convert is None:
+        return v
+    converted = convert(v)  # type: ignore[operator]
     return v if converted == v else round(converted, 1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_time(text: str) -> datetime:
+    """``datetime.fromisoformat``, memoized: the locations of one answer share their times."""
+    return datetime.fromisoformat(text)
 
 
 def _local_time(text: Any, tz: timezone) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        dt = datetime.fromisoformat(text[:40])
+        dt = _parsed_time(text[:40])
     except ValueError:
         raise InvalidPayloadError("a time is not ISO 8601", detail="bad_time") from None
     if dt.tzinfo is not None:
@@ -177,6 +194,11 @@ def _offset(obj: dict[str, Any]) -> timezone:
         or abs(offset) > MAX_OFFSET
     ):
         raise InvalidPayloadError("utc_offset_seconds is not a whole-minute offset", detail="bad_time")
+    return _zone(offset)
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(offset: int) -> timezone:
     return timezone(timedelta(seconds=offset))
 
 
@@ -189,8 +211,8 @@ def _current(obj: dict[str, Any], tz: timezone) -> CurrentWeather:
         raise InvalidPayloadError("current is not an object", detail="shape")
     units = obj.get("current_units")
 
-    def val(name: str, raw: Any = None) -> float | None:
-        return _value(cur, units, name, cur.get(name) if raw is None else raw)
+    def val(name: str) -> float | None:
+        return _value(units, name, cur.get(name))
 
     code = wmo_code(cur.get("weather_code"))
     key, label = wmo_condition(code)
@@ -219,16 +241,20 @@ def _current_weather(obj: dict[str, Any], tz: timezone) -> CurrentWeather:
     key, label = wmo_condition(code)
     return CurrentWeather(
         time=_local_time(cw.get("time"), tz),
-        temperature_c=_value(cw, units, "temperature", cw.get("temperature")),
+        temperature_c=_value(units, "temperature", cw.get("temperature")),
         apparent_temperature_c=None,
         humidity_pct=None,
-        wind_speed_kmh=_value(cw, units, "windspeed", cw.get("windspeed", cw.get("wind_speed"))),
-        wind_direction_deg=_value(cw, units, "winddirection", cw.get("winddirection", cw.get("wind_direction"))),
+        wind_speed_kmh=_value(units, "windspeed", cw.get("windspeed", cw.get("wind_speed"))),
+        wind_direction_deg=_value(units, "winddirection", cw.get("winddirection", cw.get("wind_direction"))),
         precipitation_mm=None,
         weather_code=code,
         condition=key,
         condition_vi=label,
     )
+
+
+_DAILY_COLUMNS = ("weather_code", "temperature_2m_max", "temperature_2m_min", "precipitation_sum")
+_FIRST_DAY, _LAST_DAY = EARLIEST.date(), LATEST.date()
 
 
 def _one(obj: Any, loc: Location) -> LocationWeather:
@@ -248,27 +274,24 @@ def _one(obj: Any, loc: Location) -> LocationWeather:
     times = daily_raw.get("time") or []
     if not isinstance(times, list):
         raise InvalidPayloadError("daily.time is not a list", detail="shape")
+    columns = [daily_raw.get(name) for name in _DAILY_COLUMNS]
+    codes, t_max, t_min, rain = (c if isinstance(c, list) else () for c in columns)
     days = []
     for i, day_text in enumerate(times[:FORECAST_DAYS]):
-
-        def col(name: str, i: int = i) -> Any:
-            values = daily_raw.get(name)
-            return values[i] if isinstance(values, list) and i < len(values) else None
-
         try:
             day = date.fromisoformat(day_text)
         except (TypeError, ValueError):
             raise InvalidPayloadError("a daily date is not ISO 8601", detail="bad_time") from None
-        if not EARLIEST.date() <= day <= LATEST.date():
+        if not _FIRST_DAY <= day <= _LAST_DAY:
             raise InvalidPayloadError("a daily date is out of range", detail="bad_time")
-        dcode = wmo_code(col("weather_code"))
+        dcode = wmo_code(codes[i] if i < len(codes) else None)
         dkey, dlabel = wmo_condition(dcode)
         days.append(
             DailyForecast(
                 date=day,
-                temperature_min_c=_value(daily_raw, units, "temperature_2m_min", col("temperature_2m_min")),
-                temperature_max_c=_value(daily_raw, units, "temperature_2m_max", col("temperature_2m_max")),
-                precipitation_mm=_value(daily_raw, units, "precipitation_sum", col("precipitation_sum")),
+                temperature_min_c=_value(units, "temperature_2m_min", t_min[i] if i < len(t_min) else None),
+                temperature_max_c=_value(units, "temperature_2m_max", t_max[i] if i < len(t_max) else None),
+                precipitation_mm=_value(units, "precipitation_sum", rain[i] if i < len(rain) else None),
                 weather_code=dcode,
                 condition=dkey,
                 condition_vi=dlabel,
