@@ -301,46 +301,52 @@ class RequestPipeline:
         async def ask(conditional: dict[str, str] | None) -> Fetched:
             remaining = deadline_at - self.clock.monotonic()
             now = self.clock.now()
-            wait, reason = 0.0, "min_interval"
-            if not forced:
-                wait, reason = self._host_wait(host, feed, now)
-                # A turn owed to another feed ends as soon as that feed has asked, usually
-                # long before its latest return: look again within this attempt's deadline
-                # rather than give the whole run up (three feeds owing each other turns held
-                # one back two runs in a row, and its data went stale with a healthy upstream).
-                while reason == "host_turn" and wait >= remaining - 1:
-                    look = min(TURN_LOOK, remaining - 1)
-                    if look <= 0:
-                        break
-                    await self.clock.sleep(look)
-                    remaining = deadline_at - self.clock.monotonic()
-                    now = self.clock.now()
+            # The usual case, a free host: one claim reads the host's records once each, under
+            # its lock (each read is a round trip to SQLite on the event loop; issue 20).
+            claimed = None if forced else self.guard.claim_slot(host, feed.min_interval, now, feed=feed.name)
+            if claimed is None:
+                wait, reason = 0.0, "min_interval"
+                if not forced:
                     wait, reason = self._host_wait(host, feed, now)
-            if wait > 0:
-                # Held back by another feed of the host (its request, or a turn owed to it):
-                # this feed is owed the next turn (feeds.politeness, "Turns").
-                other = reason == "host_turn" or self.guard.blocked_by_other(host, feed.name)
-                if wait < remaining - 1:
-                    if other:
-                        self.guard.owe_turn(
-                            host, feed.name, now, now + timedelta(seconds=wait),
-                            now + timedelta(seconds=remaining), feed.min_interval,
-                        )
-                    await self.clock.sleep(wait)
-                else:
-                    if other:
-                        self.owe_next_run(host, feed, now, wait)
+                    # A turn owed to another feed ends as soon as that feed has asked, usually
+                    # long before its latest return: look again within this attempt's deadline
+                    # rather than give the whole run up (three feeds owing each other turns held
+                    # one back two runs in a row, and its data went stale with a healthy upstream).
+                    while reason == "host_turn" and wait >= remaining - 1:
+                        look = min(TURN_LOOK, remaining - 1)
+                        if look <= 0:
+                            break
+                        await self.clock.sleep(look)
+                        remaining = deadline_at - self.clock.monotonic()
+                        now = self.clock.now()
+                        wait, reason = self._host_wait(host, feed, now)
+                if wait > 0:
+                    # Held back by another feed of the host (its request, or a turn owed to it):
+                    # this feed is owed the next turn (feeds.politeness, "Turns").
+                    other = reason == "host_turn" or self.guard.blocked_by_other(host, feed.name)
+                    if wait < remaining - 1:
+                        if other:
+                            self.guard.owe_turn(
+                                host, feed.name, now, now + timedelta(seconds=wait),
+                                now + timedelta(seconds=remaining), feed.min_interval,
+                            )
+                        await self.clock.sleep(wait)
+                    else:
+                        if other:
+                            self.owe_next_run(host, feed, now, wait)
+                        if tried:
+                            raise _Final(tried[-1])
+                        raise HeldBack(reason, wait)
+                claimed = self.guard.claim_slot(
+                    host, feed.min_interval, self.clock.now(), force=forced, feed=feed.name
+                )
+                if claimed is None:
+                    # Taken meanwhile (another feed, another process) or owed to another feed.
                     if tried:
                         raise _Final(tried[-1])
-                    raise HeldBack(reason, wait)
-            before = self.guard.host_state(host)
-            place = self.guard.feed_turn(host, feed.name)
-            if not self.guard.claim(host, feed.min_interval, self.clock.now(), force=forced, feed=feed.name):
-                # Taken meanwhile (another feed, another process) or owed to another feed.
-                if tried:
-                    raise _Final(tried[-1])
-                raise HeldBack("min_interval", feed.min_interval)
-            if place.owed is not None and place.owed["until"] > now:
+                    raise HeldBack("min_interval", feed.min_interval)
+            before, place = claimed.previous, claimed.turn
+            if place is not None and place.owed is not None and place.owed["until"] > now:
                 # Served on a turn owed to it: the contention is likely to last, so its next
                 # run is owed a turn too (lapses if it does not come, changes nothing if no
                 # other feed wants the host).
@@ -392,7 +398,7 @@ class RequestPipeline:
             self.guard.record_result(host, False, self.clock.now(), exc.kind)
             raise
         self.guard.record_result(host, True, self.clock.now())
-        self.remember_validators(cache_key, got, body, feed, spec.url)
+        self.remember_validators(cache_key, got, body, feed, spec.url, had_entry=raw_cached is not None)
         return result
 
     def _host_wait(self, host: str, feed: FeedConfig, now: datetime) -> tuple[float, str]:
@@ -436,12 +442,14 @@ class RequestPipeline:
             raise err from exc
 
     def remember_validators(
-        self, key: str, got: Fetched, body: bytes, feed: FeedConfig | None = None, url: str = ""
+        self, key: str, got: Fetched, body: bytes, feed: FeedConfig | None = None, url: str = "",
+        *, had_entry: bool = True,
     ) -> None:
         """Keep ETag/Last-Modified (and a capped Expires where honoured) with the body.
 
         Only validators that can be sent back as they came are kept: printable ASCII, at
         most 1 KB (``clean_validator``).  Anything else is dropped here, with one INFO line.
+        An answer without any drops the entry kept for ``key``, if there was one (``had_entry``).
         """
         h = {k.lower(): v for k, v in got.headers.items()}
         etag, lm = clean_validator(h.get("etag")), clean_validator(h.get("last-modified"))
@@ -462,7 +470,7 @@ class RequestPipeline:
                 {"etag": etag, "last_modified": lm, "expires": expires, "body": body,
                  "stored_at": self.clock.now()},
             )
-        elif not got.not_modified:
+        elif not got.not_modified and had_entry:
             self.store.delete(key)
 
     def drop_validators(self, key: str, keep: dict[str, str] | None = None) -> None:

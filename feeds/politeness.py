@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_BREAKER_COOLDOWN",
     "DEFAULT_BREAKER_THRESHOLD",
     "BreakerState",
+    "Claimed",
     "FeedTurn",
     "HostGuard",
     "HostState",
@@ -67,6 +68,15 @@ class FeedTurn:
     feed: str
     served_at: datetime | None = None
     owed: dict[str, datetime] | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A request slot taken (``HostGuard.claim_slot``): the host's state and the feed's turn
+    before it was taken."""
+
+    previous: HostState
+    turn: FeedTurn | None
 
 
 @dataclass(frozen=True)
@@ -142,15 +152,26 @@ class HostGuard:
         docstring) is not free for it.  ``force`` (``fetch --force``) takes it anyway; the
         window starts again from now.
         """
+        return self.claim_slot(host, min_interval, now, force=force, feed=feed) is not None
+
+    def claim_slot(
+        self, host: str, min_interval: float, now: datetime, *, force: bool = False, feed: str = ""
+    ) -> Claimed | None:
+        """``claim``, saying what it took the slot from: the host's state and ``feed``'s
+        turn as they were, read under the same lock (what ``release`` gives back); None if
+        the slot is not free."""
         with self.store.lock():
             # Each record read once under the lock (each read is a round trip to SQLite on
             # the event loop: issue 20).
             st = self.host_state(host)
             if not force and self.wait_needed(host, min_interval, now, st) > 0:
-                return False
+                return None
             turns = self._turns(host) if feed else None
             if not force and turns is not None and self.turn_wait(host, feed, now, turns) > 0:
-                return False
+                return None
+            turn = (
+                FeedTurn(feed, turns["served"].get(feed), turns["owed"].get(feed)) if turns is not None else None
+            )
             not_before = st.not_before
             if not_before is not None and not_before - now > self.retry_after_max:
                 not_before = now + self.retry_after_max  # the clock was stepped back
@@ -162,7 +183,7 @@ class HostGuard:
                 turns["owed"].pop(feed, None)
                 turns["owed"] = {k: v for k, v in turns["owed"].items() if v["until"] > now}
                 self.store.set(f"turns/{host}", turns)
-            return True
+            return Claimed(st, turn)
 
     # -- turns of the feeds sharing a host ----------------------------------------------
     def _turns(self, host: str) -> dict[str, dict[str, Any]]:
