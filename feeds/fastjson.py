@@ -9,10 +9,13 @@ the json module's exact path when not.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-__all__ = ["finite", "reads_exactly"]
+__all__ = ["finite", "known_finite", "reads_exactly"]
 
 #: 19 digits in a row: maybe an int past 64 bits (false alarms, digits in a string, only cost
 #: speed).  Found as 19 zeros in the text with every digit made "0" and every other byte " ":
@@ -28,9 +31,27 @@ def reads_exactly(data: bytes | str) -> bool:
     return _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZERO)
 
 
+#: ``id()`` of dicts known to hold no NaN or infinity (``known_finite``).
+_KNOWN: ContextVar[Collection[int]] = ContextVar("feeds_known_finite", default=())
+
+
+@contextmanager
+def known_finite(ids: Collection[int]) -> Iterator[None]:
+    """While in this block, ``finite`` does not look inside the dicts whose ``id()`` is in
+    ``ids``: weather entries ``feeds.bounds.check_location`` checked in this attempt
+    (``Got.checked``), whose every number it proved finite (3,000 locations: ~15 ms less per
+    store write of the last good data, issue 20)."""
+    token = _KNOWN.set(ids)
+    try:
+        yield
+    finally:
+        _KNOWN.reset(token)
+
+
 def finite(value: Any) -> bool:
     """Whether no float inside ``value`` (dicts, lists, tuples, dataclass fields) is NaN or
     infinite, so that orjson writes it as the json module would (one pass, no recursion)."""
+    known = _KNOWN.get()
     stack = [value]
     pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
@@ -40,6 +61,8 @@ def finite(value: Any) -> bool:
             if v - v != 0.0:  # inf - inf and NaN - NaN are NaN
                 return False
         elif t is dict:
+            if known and id(v) in known:
+                continue
             extend(v.values())
         elif t is list or t is tuple:
             extend(v)

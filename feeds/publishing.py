@@ -33,6 +33,7 @@ from feeds import bounds, history, trust
 from feeds.clock import AHEAD_SLACK, Clock
 from feeds.config import Config, FeedConfig
 from feeds.errors import FeedError, InvalidPayloadError, LocalError
+from feeds.fastjson import known_finite
 from feeds.frozen import upstream_stale_since
 from feeds.localfaults import local_error
 from feeds.publish import build_snapshot
@@ -185,7 +186,8 @@ class Publisher:
             if good is not None and good is not fetched and newer is good:
                 self.store.set(f"good/{feed.name}", good)  # the file's newer data, kept
             elif good is not None and good is fetched:
-                self.store.set(f"good/{feed.name}", good)
+                with known_finite(vouched):  # checked while parsed (feeds.batching)
+                    self.store.set(f"good/{feed.name}", good)
                 self._stored[feed.name] = True
                 self.record_history(feed, good, now)
             upstream_since = snap.get("upstream_stale_since")

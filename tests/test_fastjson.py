@@ -35,3 +35,18 @@ def test_examples() -> None:
     assert not reads_exactly('{"a": "x", "b": 99999999999999999999}')
     assert reads_exactly(b"12345678901234567890"[:18] + b"." + b"1" * 18)
     assert not reads_exactly(b"\xff" + b"7" * 19 + b"\xff")
+
+
+def test_finite_skips_only_the_dicts_known_finite() -> None:
+    from feeds.fastjson import finite, known_finite
+
+    checked = {"t": 1.5}
+    unchecked = {"t": float("nan")}
+    doc = {"locations": [checked, unchecked]}
+    assert not finite(doc)
+    with known_finite({id(checked)}):
+        assert not finite(doc)  # the NaN is in a dict nobody vouched for
+        assert finite({"locations": [checked, {"t": 2.0}]})
+    with known_finite({id(unchecked)}):
+        assert finite(doc)  # what a caller vouches for is not looked at again
+    assert not finite(doc)  # the block ended
