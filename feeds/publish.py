@@ -416,7 +416,8 @@ def _rewrite_spare(spare: str, content: bytes, mode: int) -> bool:
         # Truncated after the write, not before: a truncation to nothing makes ext4 flush the
         # file at close (its "replace by truncate" heuristic), 10x the cost.
         os.ftruncate(fd, len(content))
-        os.fchmod(fd, mode)
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(fd, mode)
     except OSError:
         return False  # a partial spare is still only a spare; a new file is made instead
     finally:
