@@ -337,11 +337,13 @@ def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> 
         if done:
             _fsync_folder(folder)
             for path, content, digest in done:
-                with contextlib.suppress(OSError):
-                    ident = _identity(os.stat(path))
-                    with _WRITTEN_LOCK:
-                        _WRITTEN[path] = (digest, ident)
-                record_written(path, content)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue  # gone already: nothing we wrote is there to remember
+                with _WRITTEN_LOCK:
+                    _WRITTEN[path] = (digest, _identity(st))
+                record_written(path, content, st)
     return [path.name for path, _, _ in done]
 
 

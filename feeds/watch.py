@@ -51,6 +51,9 @@ def _digest(content: bytes) -> bytes:
     return hashlib.blake2b(content, digest_size=20).digest()
 
 
+_PATH = Path()
+
+
 class Watcher:
     """The per-path record of the last write (thread-safe; one per process is enough)."""
 
@@ -59,15 +62,18 @@ class Watcher:
         self._lock = threading.Lock()
         self._generation = 0
 
-    def record_written(self, path: Path, content: bytes) -> None:
-        """Remember what ``path`` now holds (called right after the write)."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            return  # gone already: nothing we wrote is there to watch
+    def record_written(self, path: Path, content: bytes, st: os.stat_result | None = None) -> None:
+        """Remember what ``path`` now holds (called right after the write; ``st``: its stat
+        then, if the caller has it)."""
+        if st is None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return  # gone already: nothing we wrote is there to watch
+        key = path if type(path) is type(_PATH) else Path(path)  # 3,000 per-location files: no copies
         with self._lock:
             self._generation += 1
-            self._marks[Path(path)] = _Mark(_digest(content), len(content), _identity(st), self._generation)
+            self._marks[key] = _Mark(_digest(content), len(content), _identity(st), self._generation)
 
     def generation(self, path: Path) -> int | None:
         """A number that grows with each write of ``path`` (None: not recorded)."""
@@ -126,9 +132,9 @@ class Watcher:
 WATCHER = Watcher()
 
 
-def record_written(path: Path, content: bytes) -> None:
+def record_written(path: Path, content: bytes, st: os.stat_result | None = None) -> None:
     """Record a completed write of ``path`` (``feeds.publish.write_atomic``)."""
-    WATCHER.record_written(path, content)
+    WATCHER.record_written(path, content, st)
 
 
 def check(under: Path | None = None) -> list[Damage]:
