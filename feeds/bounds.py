@@ -394,27 +394,28 @@ def _location_ok(loc: Any) -> bool:
     time = cur.get("time", 0)
     if not (time is None or (type(time) is str and _is_stamp(time))):
         return False
-    for k in _CURRENT_NUMBERS:
-        if k not in cur:
-            return False
-        v = cur[k]
-        if v is not None and type(v) not in numbers:
-            return False
-    if "weather_code" not in cur or not _conditions(cur):
+    if not (_numbers_ok(cur, _CURRENT_NUMBERS) and "weather_code" in cur and _conditions(cur)):
         return False
     for day in daily:
         if type(day) is not dict:
             return False
         d = day.get("date")
-        if not (type(d) is str and _is_date(d)):
+        if not (
+            type(d) is str and _is_date(d)
+            and _numbers_ok(day, _DAILY_NUMBERS) and "weather_code" in day and _conditions(day)
+        ):
             return False
-        for k in _DAILY_NUMBERS:
-            if k not in day:
-                return False
-            v = day[k]
-            if v is not None and type(v) not in numbers:
-                return False
-        if "weather_code" not in day or not _conditions(day):
+    return True
+
+
+def _numbers_ok(block: dict[str, Any], names: tuple[str, ...]) -> bool:
+    """Each of ``names`` is in ``block``: a number (int, float, Decimal) or null."""
+    numbers = _NUMBER_TYPES
+    for k in names:
+        if k not in block:
+            return False
+        v = block[k]
+        if v is not None and type(v) not in numbers:
             return False
     return True
 
