@@ -415,9 +415,10 @@ def _rewrite_spare(spare: str, content: bytes, mode: int) -> bool:
         view, at = memoryview(content), 0
         while at < len(content):
             at += os.pwrite(fd, view[at:], at)
-        # Truncated after the write, not before: a truncation to nothing makes ext4 flush the
-        # file at close (its "replace by truncate" heuristic), 10x the cost.
-        os.ftruncate(fd, len(content))
+        # Cut after the write, not before (a truncation to nothing makes ext4 flush the file at
+        # close: its "replace by truncate" heuristic, 10x the cost), and only if it was longer.
+        if st.st_size > len(content):
+            os.ftruncate(fd, len(content))
         if stat.S_IMODE(st.st_mode) != mode:
             os.fchmod(fd, mode)
     except OSError:
