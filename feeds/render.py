@@ -1,6 +1,7 @@
 """Server-side HTML fragments of the widgets: ``<feed>.html`` beside ``<feed>.json``.
 
-Rendered with Jinja2, autoescape on: every string from a snapshot reaches the page as text.
+Rendered with Jinja2 (imported at the first render: a warm start sends READY=1 before its
+fragments are rendered, ``feeds.portal.fragments_later``), autoescape on: every string from a snapshot reaches the page as text.
 The templates are ``feeds/templates/<kind>.html.j2`` (kind = ``exchange_rates`` or
 ``weather``); a folder named by ``[publish] templates_dir`` is searched first, so a portal
 can restyle or reword without forking.  The context a template gets is documented in
@@ -21,12 +22,12 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
-
-import jinja2
-import markupsafe
+from typing import TYPE_CHECKING, Any
 
 from feeds.settings import RATE_COLUMNS, WEATHER_COLUMNS, PublishConfig, WidgetConfig
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = [
     "SHOWN",
@@ -315,13 +316,22 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def _finalize(value: Any) -> Any:
     """Every printed value: control characters (not valid in HTML text) are dropped."""
-    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):  # Markup: our macros
+    if isinstance(value, str) and not isinstance(value, _markup()):  # Markup: our macros
         return _CONTROL.sub("", value)
     return value
 
 
 @cache
+def _markup() -> type[str]:
+    import markupsafe
+
+    return markupsafe.Markup
+
+
+@cache
 def _environment(templates_dir: Path | None) -> jinja2.Environment:
+    import jinja2
+
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir is not None:
         loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
@@ -339,6 +349,8 @@ def _environment(templates_dir: Path | None) -> jinja2.Environment:
 
 def check_templates(templates_dir: Path) -> str | None:
     """None if every template in the folder compiles, else one sentence naming the first that does not."""
+    import jinja2
+
     env = _environment(templates_dir)
     for path in sorted(templates_dir.glob("*.j2")):
         try:
@@ -354,6 +366,8 @@ def render_fragment(document: Mapping[str, Any], widget: WidgetConfig, publish: 
     A portal's own template that fails at render time (an unknown variable, say) is logged
     and the shipped template is used instead: the fragment is always written.
     """
+    import jinja2
+
     ctx = fragment_context(document, widget, publish.tz)
     name = f"{ctx['kind']}.html.j2"
     try:

@@ -1,13 +1,15 @@
-"""Issue 20, item 3: start -> READY needs only the store, publish and render.
+"""Issue 20, item 3: start -> READY needs only the store and the JSON publish.
 
 ``portal-feeds run`` republishes every feed from the store and then sends READY=1; the HTTP
-client's machinery (httpcore, h11, anyio, the TLS context), the scheduler (APScheduler), the
-retry loop (tenacity), the XML parser (lxml), the fallback resolver (dnspython) and the
-metrics writer (prometheus_client) are first needed by the first fetch, after READY; nor is
-jsonschema needed for the usual snapshots (``feeds.bounds.document_ok`` answers for them).
-Importing them before READY only makes a restart (and every ``systemctl restart``) slower.
-(httpx itself is not in the list: the configuration checks every URL with ``httpx.URL``, so
-it is loaded with the configuration; it does not bring httpcore with it.)
+client (httpx) and its machinery (httpcore, h11, anyio, the TLS context), the scheduler
+(APScheduler), the retry loop (tenacity), the XML parser (lxml), the fallback resolver
+(dnspython) and the metrics writer (prometheus_client) are first needed by the first fetch,
+after READY; nor is jsonschema needed for the usual snapshots (``feeds.bounds.document_ok``
+answers for them).  The configuration checks URLs without httpx (``feeds.urlcheck``).  The
+HTML fragments of a warm start are rendered right after READY, before the first attempt,
+when the fragment on disk already shows the same fresh data (``feeds.portal.fragments_later``):
+Jinja2 is not loaded before READY either.  Importing any of them before READY only makes a
+restart (and every ``systemctl restart``) slower.
 
 No timing here: the real command runs in a subprocess whose ``Notifier.ready`` first writes
 which of those packages are in ``sys.modules`` and which snapshots were rewritten, so the
@@ -34,7 +36,8 @@ from feeds.testing.upstream import UpstreamSimulator
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Top-level packages the start must not import before READY.
-LATE = ("httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "prometheus_client", "jsonschema")
+LATE = ("httpx", "httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "prometheus_client",
+        "jsonschema", "jinja2", "markupsafe")
 
 #: Runs ``python -m feeds run ...`` with ``Notifier.ready`` first writing a report to a file.
 PROBE = """
@@ -47,6 +50,9 @@ late, snapshots, out = tuple(sys.argv[1].split(",")), Path(sys.argv[2]), Path(sy
 ready = feeds.notify.Notifier.ready
 refresh = feeds.coordinator.Coordinator.refresh
 
+def html(folder):
+    return {p.name: p.stat().st_mtime_ns for p in sorted(folder.glob("*.html"))}
+
 def write(path, report):
     path.with_suffix(".tmp").write_text(json.dumps(report))
     os.replace(path.with_suffix(".tmp"), path)
@@ -56,13 +62,14 @@ def probe(self):
         loaded = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late})
         stamps = {p.name: json.loads(p.read_text(encoding="utf-8"))["generated_at"]
                   for p in sorted(snapshots.glob("*.json")) if p.name.count(".") == 1}
-        write(out, {"loaded": loaded, "stamps": stamps})
+        write(out, {"loaded": loaded, "stamps": stamps, "html": html(snapshots)})
     return ready(self)
 
 def attempt(self, *a, **k):
     first = out.with_name("attempt.json")
     if not first.exists():  # what the first attempt found loaded
-        write(first, sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late}))
+        write(first, {"loaded": sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late}),
+                      "html": html(snapshots)})
     return refresh(self, *a, **k)
 
 feeds.notify.Notifier.ready = probe
@@ -151,6 +158,8 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
               for p in snapshots.glob("*.json") if p.name.count(".") == 1}
     assert sorted(before) == ["metno.json", "rates.json", "weather.json"]
     fetched = _fetched(snapshots)
+    fragments = {p.name: p.stat().st_mtime_ns for p in snapshots.glob("*.html")}
+    assert sorted(fragments) == ["metno.html", "rates.html", "weather.html"]
     time.sleep(1.1)  # generated_at has whole seconds: a republish shows as a later stamp
 
     report, log = tmp_path / "ready.json", tmp_path / "daemon.log"
@@ -184,7 +193,10 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
     # ... and nothing of the fetch machinery was loaded for it.
     assert probe["loaded"] == [], f"imported before READY: {probe['loaded']}"
     # ... and loaded right after it, before the first attempt: no attempt pays for it on the loop.
-    assert {"httpcore", "h11", "apscheduler", "tenacity", "lxml"} <= set(at_attempt), at_attempt
+    assert {"httpx", "httpcore", "h11", "apscheduler", "tenacity", "lxml", "jinja2"} <= set(at_attempt["loaded"]), at_attempt
+    # The fragments (the same fresh data as their JSON) are rewritten after READY, before the
+    # first attempt: none waits for an attempt's end.
+    assert all(at_attempt["html"][name] > fragments[name] for name in fragments), (fragments, at_attempt)
     assert all(after[name] > fetched[name] for name in fetched), (fetched, after, log.read_text(errors="replace"))
     assert proc.returncode == 0
 
