@@ -161,7 +161,7 @@ _AGO = re.compile(rb'<span class="pf-ago">([^<]*)</span>')
 _CLAIM_TIMES = ("fetched_at", "as_of", "expires_at", "upstream_stale_since")
 
 
-def fragment_may_wait(path: Path, document: Mapping[str, Any], widget: WidgetConfig, publish: PublishConfig) -> bool:
+def fragment_may_wait(path: Path, document: Mapping[str, Any], widget: WidgetConfig) -> bool:
     """Whether the fragment of ``document`` may be rendered after READY=1: the file at ``path``
     is absent, or a fragment that claims what the new one would: the same state and status
     (``data-pf-state``, ``data-status``), the same data times (``fetched_at``, ``as_of``,
@@ -169,7 +169,7 @@ def fragment_may_wait(path: Path, document: Mapping[str, Any], widget: WidgetCon
     its ``generated_at`` is older and its ``next_update_at`` the last run's plan: it claims no
     more freshness than the new JSON.  Anything else (a template without these attributes,
     an unreadable file) is rendered at once."""
-    from feeds.render import fragment_context
+    from feeds.render import fragment_claim
 
     try:
         with path.open("rb") as f:
@@ -182,14 +182,13 @@ def fragment_may_wait(path: Path, document: Mapping[str, Any], widget: WidgetCon
     if m is None:
         return False
     attrs = dict(_ATTRIBUTE.findall(m.group(1).decode("ascii", "replace")))
-    ctx = fragment_context(document, widget, publish.tz)
-    if attrs.get("data-pf-state") != ctx["state"] or attrs.get("data-status") != ctx["status"]:
+    state, status, ago = fragment_claim(document, widget)
+    if attrs.get("data-pf-state") != state or attrs.get("data-status") != status:
         return False
     for key in _CLAIM_TIMES:
         value = document.get(key)
         if attrs.get("data-" + key.replace("_", "-")) != (value if isinstance(value, str) else None):
             return False
-    ago = ctx["notice"]["ago"] if ctx["notice"] else ""
     shown = _AGO.search(head)
     # As the fragment writes it: escaped, every character outside ASCII a numeric reference.
     written = ago.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -204,7 +203,7 @@ def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, docum
 
     path = snapshot_dir / f"{feed.name}.html"
     later: LaterFragments | None = getattr(_LATER, "later", None)
-    if later is not None and fragment_may_wait(path, document, feed.widget, config.publish):
+    if later is not None and fragment_may_wait(path, document, feed.widget):
         later.add(path, config, feed, document)
     else:
         from feeds.render import render_fragment

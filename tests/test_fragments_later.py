@@ -13,15 +13,20 @@ import json
 import logging
 import re
 import shutil
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feeds.clock import FakeClock
 from feeds.config import Config
 from feeds.coordinator import Coordinator
 from feeds.portal import fragments_later
+from feeds.render import fragment_claim, fragment_context
+from feeds.settings import WidgetConfig
 from tests.helpers import Upstream, config_file, make_coordinator, ok, vcb_dated
 
 RATES = """
@@ -152,3 +157,33 @@ def test_a_fragment_that_cannot_be_written_later_is_one_error_line(tmp_path: Pat
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(lines) == 1 and lines[0].startswith(f"fragment not written feed={FEED} kind=local detail=publish")
     shutil.rmtree(html)
+
+
+TIMES = st.one_of(st.none(), st.just(""), st.just("garbage"), st.sampled_from(
+    ["2026-11-24T15:00:00+07:00", "2026-11-24T14:40:00+07:00", "2026-11-20T09:00:00+07:00", "2020-07-20T08:30:57+07:00"]
+))
+ROWS = st.lists(st.one_of(st.fixed_dictionaries({"code": st.sampled_from(["USD", "EUR", "JPY"]), "sell": st.just(1)}),
+                          st.just("not a row")), max_size=3)
+PLACES = st.lists(st.one_of(st.fixed_dictionaries({"id": st.sampled_from(["hue", "ha-noi"])}), st.just(7)), max_size=3)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["exchange_rates", "weather", "other"]))
+    data = draw(st.one_of(st.none(), st.just([]), st.fixed_dictionaries({"rates": ROWS}),
+                          st.fixed_dictionaries({"locations": PLACES}), st.just({})))
+    return {
+        "feed": "f", "kind": kind, "data": data,
+        "status": draw(st.sampled_from(["fresh", "stale", "expired", "unavailable", "bogus", None])),
+        "generated_at": draw(TIMES), "fetched_at": draw(TIMES), "as_of": draw(TIMES),
+        "upstream_stale_since": draw(TIMES),
+    }
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(documents(), st.sampled_from([(), ("EUR",), ("GBP",)]), st.sampled_from([(), ("hue",), ("hcm",)]))
+def test_the_claim_read_without_rows_is_the_contexts(doc: dict[str, Any], currencies: tuple[str, ...],
+                                                     locations: tuple[str, ...]) -> None:
+    widget = WidgetConfig(currencies=currencies, locations=locations)
+    ctx = fragment_context(doc, widget, UTC)
+    assert fragment_claim(doc, widget) == (ctx["state"], ctx["status"], ctx["notice"]["ago"] if ctx["notice"] else "")
