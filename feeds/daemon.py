@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -152,6 +153,8 @@ class Daemon:
             # READY once every feed is republished; the scheduler, the HTTP client and the
             # rest of the fetch machinery are loaded after it, before the loop runs a job.
             self.notifier.ready()
+            # The cyclic garbage collector, off for the start (feeds.cli), is on from here.
+            gc.enable()
             # The fragments the warm start left (same fresh data as on disk), before any attempt.
             later.write()
             self.scheduler = self._start_scheduler(loop)

@@ -41,7 +41,7 @@ LATE = ("httpx", "httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", 
 
 #: Runs ``python -m feeds run ...`` with ``Notifier.ready`` first writing a report to a file.
 PROBE = """
-import json, os, sys
+import gc, json, os, sys
 from pathlib import Path
 import feeds.coordinator
 import feeds.notify
@@ -62,14 +62,14 @@ def probe(self):
         loaded = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late})
         stamps = {p.name: json.loads(p.read_text(encoding="utf-8"))["generated_at"]
                   for p in sorted(snapshots.glob("*.json")) if p.name.count(".") == 1}
-        write(out, {"loaded": loaded, "stamps": stamps, "html": html(snapshots)})
+        write(out, {"loaded": loaded, "stamps": stamps, "html": html(snapshots), "gc": gc.isenabled()})
     return ready(self)
 
 def attempt(self, *a, **k):
     first = out.with_name("attempt.json")
     if not first.exists():  # what the first attempt found loaded
         write(first, {"loaded": sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late}),
-                      "html": html(snapshots)})
+                      "html": html(snapshots), "gc": gc.isenabled()})
     return refresh(self, *a, **k)
 
 feeds.notify.Notifier.ready = probe
@@ -197,6 +197,8 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
     # The fragments (the same fresh data as their JSON) are rewritten after READY, before the
     # first attempt: none waits for an attempt's end.
     assert all(at_attempt["html"][name] > fragments[name] for name in fragments), (fragments, at_attempt)
+    # The cyclic garbage collector: off for the start (nothing to find there), on from READY.
+    assert probe["gc"] is False and at_attempt["gc"] is True
     assert all(after[name] > fetched[name] for name in fetched), (fetched, after, log.read_text(errors="replace"))
     assert proc.returncode == 0
 
@@ -224,3 +226,17 @@ def test_deferred_client_is_built_once_at_first_use_and_closed_only_if_built() -
     assert client.build() is built[0] and built[0].timeout == httpx.Timeout(3.0) and len(built) == 1
     asyncio.run(client.aclose())
     assert built[0].is_closed
+
+
+def test_the_command_line_imports_the_configuration_only_once_the_command_is_known() -> None:
+    """``run`` turns the garbage collector off before the heavy imports (feeds.cli.main): the
+    module itself imports neither the configuration nor asyncio nor the store."""
+    from feeds import cli, config
+
+    assert cli.EX_CONFIG == config.EX_CONFIG
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, feeds.cli; print(sorted(m for m in sys.modules "
+         "if m in ('asyncio', 'feeds.config', 'feeds.store', 'diskcache', 'feeds.daemon')))"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
