@@ -240,20 +240,22 @@ def _check_config_report(config: Config, checks: Sequence[FolderCheck]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
-    if not args.command:
-        _parser().print_help()
-        return 2
-    if args.command == "install-widget":
-        return install_widget(args.dir, args.url)
-    if args.command != "run":
-        return _command(args)
     # The daemon's start imports some 300 modules and frees little: the cyclic garbage
     # collector's ~45 passes before READY=1 found nothing and cost ~8 ms of it (issue 20).  Off
-    # for the start; the daemon turns it on as soon as READY=1 is sent (feeds.daemon).
+    # while the parser (its subcommands import the clock, asyncio) and, for ``run``, the start
+    # are loaded; the daemon turns it on as soon as READY=1 is sent (feeds.daemon), any other
+    # command once parsed; restored on every way out.
     collecting = gc.isenabled()
     gc.disable()
     try:
+        args = _parser().parse_args(argv)
+        if args.command != "run" and collecting:
+            gc.enable()
+        if not args.command:
+            _parser().print_help()
+            return 2
+        if args.command == "install-widget":
+            return install_widget(args.dir, args.url)
         return _command(args)
     finally:
         if collecting:

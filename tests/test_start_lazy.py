@@ -240,3 +240,28 @@ def test_the_command_line_imports_the_configuration_only_once_the_command_is_kno
         capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_collector_is_on_again_after_any_other_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only ``run`` keeps the garbage collector off (until READY=1); every other way out of
+    ``main`` leaves it as it found it: on after a command, after --version, after a usage error."""
+    import gc
+
+    from feeds import cli
+
+    cfg = tmp_path / "portal-feeds.toml"
+    cfg.write_text('[paths]\ncache_dir = "cache"\nsnapshot_dir = "snapshots"\n', encoding="utf-8")
+    assert gc.isenabled()
+    assert cli.main(["check-config", "--config", str(cfg)]) == cli.EX_CONFIG  # no feeds: refused
+    assert gc.isenabled()
+    for argv in (["--version"], ["no-such-command"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        cli.main(["check-config", "--config", str(cfg)])
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+    capsys.readouterr()
