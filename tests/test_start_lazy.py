@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feeds.testing.upstream import UpstreamSimulator
 
@@ -265,3 +267,29 @@ def test_the_collector_is_on_again_after_any_other_command(tmp_path: Path, capsy
     finally:
         gc.enable()
     capsys.readouterr()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(["-v", "--verbose", "--config", "--config=a.toml", "--config=", "b.toml", "",
+                                 "-x", "--conf", "--", "-h", "run", "fetch"]), max_size=5))
+def test_run_read_without_the_parser_is_what_the_parser_reads(words: list[str]) -> None:
+    """``run ...`` read by ``feeds.cli._run_args`` (no parser built) gives the parser's namespace,
+    or leaves the words to the parser."""
+    import contextlib
+    import io
+
+    from feeds import cli
+
+    argv = ["run", *words]
+    fast = cli._run_args(argv)
+    if fast is None:
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert fast == cli._parser().parse_args(argv)
+
+
+def test_the_units_command_line_is_read_without_the_parser() -> None:
+    from feeds import cli
+
+    assert cli._run_args(["run", "--config", "/etc/portal-feeds/portal-feeds.toml"]) is not None
+    assert cli._run_args(["fetch"]) is None and cli._run_args(["run", "-h"]) is None
