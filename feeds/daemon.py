@@ -7,10 +7,11 @@
   attempt a one-off retry job at the earliest polite moment (``feeds.schedule.retry_at``), ``coalesce``, ``max_instances=1``, a misfire grace.  The job
   body is ``Coordinator.refresh``, which classifies every upstream fault itself, so a
   scheduler error event means a bug of ours: it is logged and recorded, never fatal.
-- Start: the configuration, the store, the warm start, READY=1; only then the scheduler
-  (APScheduler), the HTTP client, tenacity and lxml are loaded, before the loop runs an
-  attempt (issue 20: nothing a republish does not need is imported before READY, and no
-  attempt pays for it on the loop; ``tests/test_start_lazy.py``).
+- Start: the configuration, the store, the warm start, READY=1; only then the fragments a
+  warm start left (Jinja2), the scheduler (APScheduler), the HTTP client (httpx), tenacity
+  and lxml are loaded, before the loop runs an attempt (issue 20: nothing a republish does
+  not need is imported before READY, and no attempt pays for it on the loop;
+  ``tests/test_start_lazy.py``).
 - systemd notify protocol (``feeds.notify``): READY=1 after the warm start, STATUS= after
   each attempt, WATCHDOG=1 from a task inside the event loop (a wedged loop stops the pings
   and systemd restarts us), RELOADING=1 on SIGHUP, STOPPING=1 on SIGTERM/SIGINT.
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -49,6 +51,7 @@ from feeds.config import Config, ConfigError, FeedConfig, load_config
 from feeds.localfaults import NOT_WRITTEN
 from feeds.logs import setup_logging
 from feeds.notify import Notifier
+from feeds.portal import LaterFragments, fragments_later
 
 if TYPE_CHECKING:
     # APScheduler (and feeds.schedule, built on it), feeds.health and the HTTP client are
@@ -141,7 +144,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         async with self.runtime_factory(self.config) as rt:
             self.rt = rt
-            self.warm_start()
+            later = self.warm_start()
             # The handlers before READY (a reload may follow it at once); they run when the
             # loop next gets control, after the scheduler below is up.
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -150,6 +153,10 @@ class Daemon:
             # READY once every feed is republished; the scheduler, the HTTP client and the
             # rest of the fetch machinery are loaded after it, before the loop runs a job.
             self.notifier.ready()
+            # The cyclic garbage collector, off for the start (feeds.cli), is on from here.
+            gc.enable()
+            # The fragments the warm start left (same fresh data as on disk), before any attempt.
+            later.write()
             self.scheduler = self._start_scheduler(loop)
             load_fetch_machinery(rt)
             self._update_status()
@@ -212,16 +219,21 @@ class Daemon:
         except OSError as exc:
             logger.debug("snapshot folders cannot be made now: %s", exc)
 
-    def warm_start(self) -> None:
-        """Republish every feed's snapshot from the store, before any fetch."""
+    def warm_start(self) -> LaterFragments:
+        """Republish every feed's snapshot from the store, before any fetch.
+
+        A fragment whose file already shows the same fresh data is left for after READY=1
+        (``feeds.portal.fragments_later``): the caller writes what is returned."""
         assert self.rt is not None
         self._ensure_folders()
-        for feed in self.config.feeds.values():
-            try:
-                r = self.rt.coordinator.republish(feed, next_update_at=self.rt.clock.now())
-                logger.info("warm start feed=%s status=%s", feed.name, r.status)
-            except Exception:
-                logger.exception("warm start failed feed=%s", feed.name)
+        with fragments_later() as later:
+            for feed in self.config.feeds.values():
+                try:
+                    r = self.rt.coordinator.republish(feed, next_update_at=self.rt.clock.now())
+                    logger.info("warm start feed=%s status=%s", feed.name, r.status)
+                except Exception:
+                    logger.exception("warm start failed feed=%s", feed.name)
+        return later
 
     # -- scheduling ----------------------------------------------------------------------
     def _schedule_all(self, *, first_run_now: bool) -> None:

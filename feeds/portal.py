@@ -12,13 +12,24 @@ Their options (``feeds.settings``, read and checked by ``feeds.config``):
 
 ``write_companions`` is the hook ``feeds.publish.write_snapshot`` calls right after the JSON
 is in place; every file goes through the same atomic write.
+
+A warm start (``feeds.daemon``) republishes inside ``fragments_later``: a feed's fragment
+whose file on disk already claims what the new one would (``fragment_may_wait``: the same
+state, data times and age in words) is rendered after READY=1, before the first attempt
+(``LaterFragments.write``), so that Jinja2 and the templates are no part of a restart's way
+to READY (issue 20).  Any other fragment (another state or data, an age in words that moved
+on, a template without the ``data-*`` attributes, an unreadable file) is rendered with its
+JSON, as always: in the gap a reader never gets a fragment that claims more freshness than
+the JSON beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +43,11 @@ if TYPE_CHECKING:
 __all__ = [
     "RATE_COLUMNS",
     "WEATHER_COLUMNS",
+    "LaterFragments",
     "PublishConfig",
     "WidgetConfig",
+    "fragment_may_wait",
+    "fragments_later",
     "location_documents",
     "published_names",
     "write_companions",
@@ -83,14 +97,121 @@ def published_names(feed: FeedConfig) -> set[str]:
     return names
 
 
+class LaterFragments:
+    """The fragments a warm start left for after READY=1 (``fragments_later``), by path."""
+
+    def __init__(self) -> None:
+        self._pending: dict[Path, tuple[Config, FeedConfig, Mapping[str, Any]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, path: Path, config: Config, feed: FeedConfig, document: Mapping[str, Any]) -> None:
+        self._pending[path] = (config, feed, document)
+
+    def discard(self, path: Path) -> None:
+        self._pending.pop(path, None)
+
+    def write(self) -> int:
+        """Render and write every fragment left, from the document its JSON was written with;
+        return how many failed.  Never raises: a fragment that cannot be written is one ERROR
+        line, its old file stays, and the feed's first attempt (right after) writes it again."""
+        from feeds.publish import write_atomic
+        from feeds.render import render_fragment
+
+        failed = 0
+        pending, self._pending = self._pending, {}
+        for path, (config, feed, document) in pending.items():
+            try:
+                write_atomic(path, render_fragment(document, feed.widget, config.publish).encode("utf-8"))
+            except OSError as exc:
+                failed += 1
+                log.error("fragment not written feed=%s kind=local detail=publish: %s", feed.name, exc)
+            except Exception as exc:  # a bug of ours: the old fragment stays, the attempt retries
+                failed += 1
+                log.error(
+                    "fragment not written feed=%s kind=local detail=publish:internal error=%s: %s",
+                    feed.name, type(exc).__name__, str(exc)[:200],
+                )
+        return failed
+
+
+_LATER = threading.local()
+
+
+@contextlib.contextmanager
+def fragments_later() -> Iterator[LaterFragments]:
+    """While open, on this thread, ``write_companions`` leaves for later every fragment that
+    may wait (``fragment_may_wait``); the caller writes them with ``LaterFragments.write``."""
+    later = LaterFragments()
+    previous = getattr(_LATER, "later", None)
+    _LATER.later = later
+    try:
+        yield later
+    finally:
+        _LATER.later = previous
+
+
+#: The opening tag of a shipped fragment, and its attributes (values HTML-escaped, ASCII).
+_OPEN_TAG = re.compile(rb"<section\b([^>]*)>")
+_ATTRIBUTE = re.compile(r'\s([a-z][a-z0-9-]*)="([^"]*)"')
+#: The age in words of a stale, frozen or expired fragment, as of its writing.
+_AGO = re.compile(rb'<span class="pf-ago">([^<]*)</span>')
+#: The document times a fragment's claim rests on: the data's age and expiry.
+_CLAIM_TIMES = ("fetched_at", "as_of", "expires_at", "upstream_stale_since")
+
+
+def fragment_may_wait(path: Path, document: Mapping[str, Any], widget: WidgetConfig) -> bool:
+    """Whether the fragment of ``document`` may be rendered after READY=1: the file at ``path``
+    is absent, or a fragment that claims what the new one would: the same state and status
+    (``data-pf-state``, ``data-status``), the same data times (``fetched_at``, ``as_of``,
+    ``expires_at``, ``upstream_stale_since``) and the same age in words (``pf-ago``).  Only
+    its ``generated_at`` is older and its ``next_update_at`` the last run's plan: it claims no
+    more freshness than the new JSON.  Anything else (a template without these attributes,
+    an unreadable file) is rendered at once."""
+    from feeds.render import fragment_claim
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        return True  # nothing served claims anything
+    except OSError:
+        return False
+    m = _OPEN_TAG.search(head)
+    if m is None:
+        return False
+    attrs = dict(_ATTRIBUTE.findall(m.group(1).decode("ascii", "replace")))
+    state, status, ago = fragment_claim(document, widget)
+    if attrs.get("data-pf-state") != state or attrs.get("data-status") != status:
+        return False
+    for key in _CLAIM_TIMES:
+        value = document.get(key)
+        if attrs.get("data-" + key.replace("_", "-")) != (value if isinstance(value, str) else None):
+            return False
+    shown = _AGO.search(head)
+    # As the fragment writes it: escaped, every character outside ASCII a numeric reference.
+    written = ago.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return (shown.group(1) if shown else b"") == written.encode("ascii", "xmlcharrefreplace")
+
+
 def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, document: Mapping[str, Any]) -> None:
-    """Write ``<feed>.html`` and, when asked, the per-location files, next to ``<feed>.json``."""
+    """Write ``<feed>.html`` and, when asked, the per-location files, next to ``<feed>.json``
+    (inside ``fragments_later``, the fragment may be left for after READY=1)."""
     from feeds.mirror import publish_mirror
     from feeds.publish import dumps, write_atomic, write_files
-    from feeds.render import render_fragment
 
-    html = render_fragment(document, feed.widget, config.publish)
-    write_atomic(snapshot_dir / f"{feed.name}.html", html.encode("utf-8"))
+    path = snapshot_dir / f"{feed.name}.html"
+    later: LaterFragments | None = getattr(_LATER, "later", None)
+    if later is not None and fragment_may_wait(path, document, feed.widget):
+        later.add(path, config, feed, document)
+    else:
+        from feeds.render import render_fragment
+
+        if later is not None:
+            later.discard(path)
+        html = render_fragment(document, feed.widget, config.publish)
+        write_atomic(path, html.encode("utf-8"))
     if feed.data_kind == "exchange_rates" and feed.history_keep:
         # <feed>.history.json: the last days' closing values, for the widget's sparkline (issue 21).
         from datetime import datetime

@@ -1,6 +1,7 @@
 """Server-side HTML fragments of the widgets: ``<feed>.html`` beside ``<feed>.json``.
 
-Rendered with Jinja2, autoescape on: every string from a snapshot reaches the page as text.
+Rendered with Jinja2 (imported at the first render: a warm start sends READY=1 before its
+fragments are rendered, ``feeds.portal.fragments_later``), autoescape on: every string from a snapshot reaches the page as text.
 The templates are ``feeds/templates/<kind>.html.j2`` (kind = ``exchange_rates`` or
 ``weather``); a folder named by ``[publish] templates_dir`` is searched first, so a portal
 can restyle or reword without forking.  The context a template gets is documented in
@@ -21,12 +22,12 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
-
-import jinja2
-import markupsafe
+from typing import TYPE_CHECKING, Any
 
 from feeds.settings import RATE_COLUMNS, WEATHER_COLUMNS, PublishConfig, WidgetConfig
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = [
     "SHOWN",
@@ -35,6 +36,7 @@ __all__ = [
     "ago",
     "change_mark",
     "check_templates",
+    "fragment_claim",
     "fragment_context",
     "icon_path",
     "icon_tables",
@@ -150,14 +152,19 @@ def change_mark(value: Any) -> dict[str, str] | None:
     return {"dir": "same", "mark": "=", "spoken": TEXTS["same"]}
 
 
-def _rates(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]]:
+def _rate_rows(data: Mapping[str, Any], widget: WidgetConfig) -> list[Mapping[str, Any]]:
+    """The rates a fragment shows: ``[widget] currencies`` in their order, else all."""
     rows = [r for r in data.get("rates", []) if isinstance(r, Mapping)]
     if widget.currencies:
         by_code = {_text(r.get("code")): r for r in rows}
         rows = [by_code[c] for c in widget.currencies if c in by_code]
+    return rows
+
+
+def _rates(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]]:
     cols = widget.columns_for("exchange_rates")
     out = []
-    for r in rows:
+    for r in _rate_rows(data, widget):
         change = r.get("change") if widget.change else None
         out.append({
             "code": _text(r.get("code")),
@@ -176,16 +183,19 @@ def _rates(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]
 FRAGMENT_LOCATIONS = 64
 
 
-def _weather(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]]:
+def _weather_locations(data: Mapping[str, Any], widget: WidgetConfig) -> list[Mapping[str, Any]]:
+    """The places a fragment shows: ``[widget] locations`` in their order, else the first ones."""
     all_locs = data.get("locations")
     all_locs = all_locs if isinstance(all_locs, list) else []
     if widget.locations:
         by_id = {_text(x.get("id")): x for x in all_locs if isinstance(x, Mapping)}
-        locs = [by_id[i] for i in widget.locations if i in by_id]
-    else:
-        locs = [x for x in all_locs[:FRAGMENT_LOCATIONS] if isinstance(x, Mapping)]
+        return [by_id[i] for i in widget.locations if i in by_id]
+    return [x for x in all_locs[:FRAGMENT_LOCATIONS] if isinstance(x, Mapping)]
+
+
+def _weather(data: Mapping[str, Any], widget: WidgetConfig) -> list[dict[str, Any]]:
     out = []
-    for loc in locs:
+    for loc in _weather_locations(data, widget):
         raw_cur, daily = loc.get("current"), loc.get("daily")
         cur: Mapping[str, Any] = raw_cur if isinstance(raw_cur, Mapping) else {}
         first = daily[0] if isinstance(daily, list) and daily else None
@@ -245,6 +255,28 @@ def _notice(state: str, document: Mapping[str, Any]) -> dict[str, str] | None:
         "ago": f"{TEXTS['ago_data' if frozen else 'ago_updated']} {age}" if age else "",
         "note": TEXTS["expired"] if state == "expired" else "",
     }
+
+
+def fragment_claim(document: Mapping[str, Any], widget: WidgetConfig) -> tuple[str, str, str]:
+    """``(state, status, age in words)`` of the fragment of ``document``, as ``fragment_context``
+    gives them (``state``, ``status``, ``notice.ago``), without building its rows: what the
+    fragment claims about the data's freshness (``feeds.portal.fragment_may_wait``)."""
+    kind = "weather" if document.get("kind") == "weather" else "exchange_rates"
+    status = document.get("status")
+    data = document.get("data")
+    state = status if status in ("fresh", "stale", "expired", "unavailable") else "unavailable"
+    if state in ("fresh", "stale") and document.get("upstream_stale_since"):
+        state = "frozen"
+    if state in SHOWN and not isinstance(data, Mapping):
+        state = "unavailable"
+    if state in SHOWN:
+        assert isinstance(data, Mapping)
+        if not (_rate_rows(data, widget) if kind == "exchange_rates" else _weather_locations(data, widget)):
+            state = "none"
+    notice = _notice(state, document)
+    return state, status if status in ("fresh", "stale", "expired", "unavailable") else "unavailable", (
+        notice["ago"] if notice else ""
+    )
 
 
 def fragment_context(
@@ -315,13 +347,22 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def _finalize(value: Any) -> Any:
     """Every printed value: control characters (not valid in HTML text) are dropped."""
-    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):  # Markup: our macros
+    if isinstance(value, str) and not isinstance(value, _markup()):  # Markup: our macros
         return _CONTROL.sub("", value)
     return value
 
 
 @cache
+def _markup() -> type[str]:
+    import markupsafe
+
+    return markupsafe.Markup
+
+
+@cache
 def _environment(templates_dir: Path | None) -> jinja2.Environment:
+    import jinja2
+
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir is not None:
         loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
@@ -339,6 +380,8 @@ def _environment(templates_dir: Path | None) -> jinja2.Environment:
 
 def check_templates(templates_dir: Path) -> str | None:
     """None if every template in the folder compiles, else one sentence naming the first that does not."""
+    import jinja2
+
     env = _environment(templates_dir)
     for path in sorted(templates_dir.glob("*.j2")):
         try:
@@ -354,6 +397,8 @@ def render_fragment(document: Mapping[str, Any], widget: WidgetConfig, publish: 
     A portal's own template that fails at render time (an unknown variable, say) is logged
     and the shipped template is used instead: the fragment is always written.
     """
+    import jinja2
+
     ctx = fragment_context(document, widget, publish.tz)
     name = f"{ctx['kind']}.html.j2"
     try:

@@ -1,13 +1,15 @@
-"""Issue 20, item 3: start -> READY needs only the store, publish and render.
+"""Issue 20, item 3: start -> READY needs only the store and the JSON publish.
 
 ``portal-feeds run`` republishes every feed from the store and then sends READY=1; the HTTP
-client's machinery (httpcore, h11, anyio, the TLS context), the scheduler (APScheduler), the
-retry loop (tenacity), the XML parser (lxml), the fallback resolver (dnspython) and the
-metrics writer (prometheus_client) are first needed by the first fetch, after READY; nor is
-jsonschema needed for the usual snapshots (``feeds.bounds.document_ok`` answers for them).
-Importing them before READY only makes a restart (and every ``systemctl restart``) slower.
-(httpx itself is not in the list: the configuration checks every URL with ``httpx.URL``, so
-it is loaded with the configuration; it does not bring httpcore with it.)
+client (httpx) and its machinery (httpcore, h11, anyio, the TLS context), the scheduler
+(APScheduler), the retry loop (tenacity), the XML parser (lxml), the fallback resolver
+(dnspython) and the metrics writer (prometheus_client) are first needed by the first fetch,
+after READY; nor is jsonschema needed for the usual snapshots (``feeds.bounds.document_ok``
+answers for them).  The configuration checks URLs without httpx (``feeds.urlcheck``).  The
+HTML fragments of a warm start are rendered right after READY, before the first attempt,
+when the fragment on disk already shows the same fresh data (``feeds.portal.fragments_later``):
+Jinja2 is not loaded before READY either.  Importing any of them before READY only makes a
+restart (and every ``systemctl restart``) slower.
 
 No timing here: the real command runs in a subprocess whose ``Notifier.ready`` first writes
 which of those packages are in ``sys.modules`` and which snapshots were rewritten, so the
@@ -28,17 +30,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feeds.testing.upstream import UpstreamSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Top-level packages the start must not import before READY.
-LATE = ("httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "prometheus_client", "jsonschema")
+LATE = ("httpx", "httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "prometheus_client",
+        "jsonschema", "jinja2", "markupsafe")
 
 #: Runs ``python -m feeds run ...`` with ``Notifier.ready`` first writing a report to a file.
 PROBE = """
-import json, os, sys
+import gc, json, os, sys
 from pathlib import Path
 import feeds.coordinator
 import feeds.notify
@@ -46,6 +51,9 @@ import feeds.notify
 late, snapshots, out = tuple(sys.argv[1].split(",")), Path(sys.argv[2]), Path(sys.argv[3])
 ready = feeds.notify.Notifier.ready
 refresh = feeds.coordinator.Coordinator.refresh
+
+def html(folder):
+    return {p.name: p.stat().st_mtime_ns for p in sorted(folder.glob("*.html"))}
 
 def write(path, report):
     path.with_suffix(".tmp").write_text(json.dumps(report))
@@ -56,13 +64,14 @@ def probe(self):
         loaded = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late})
         stamps = {p.name: json.loads(p.read_text(encoding="utf-8"))["generated_at"]
                   for p in sorted(snapshots.glob("*.json")) if p.name.count(".") == 1}
-        write(out, {"loaded": loaded, "stamps": stamps})
+        write(out, {"loaded": loaded, "stamps": stamps, "html": html(snapshots), "gc": gc.isenabled()})
     return ready(self)
 
 def attempt(self, *a, **k):
     first = out.with_name("attempt.json")
     if not first.exists():  # what the first attempt found loaded
-        write(first, sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late}))
+        write(first, {"loaded": sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in late}),
+                      "html": html(snapshots), "gc": gc.isenabled()})
     return refresh(self, *a, **k)
 
 feeds.notify.Notifier.ready = probe
@@ -151,6 +160,8 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
               for p in snapshots.glob("*.json") if p.name.count(".") == 1}
     assert sorted(before) == ["metno.json", "rates.json", "weather.json"]
     fetched = _fetched(snapshots)
+    fragments = {p.name: p.stat().st_mtime_ns for p in snapshots.glob("*.html")}
+    assert sorted(fragments) == ["metno.html", "rates.html", "weather.html"]
     time.sleep(1.1)  # generated_at has whole seconds: a republish shows as a later stamp
 
     report, log = tmp_path / "ready.json", tmp_path / "daemon.log"
@@ -184,7 +195,12 @@ def test_ready_after_the_republish_without_the_fetch_machinery(tmp_path: Path, s
     # ... and nothing of the fetch machinery was loaded for it.
     assert probe["loaded"] == [], f"imported before READY: {probe['loaded']}"
     # ... and loaded right after it, before the first attempt: no attempt pays for it on the loop.
-    assert {"httpcore", "h11", "apscheduler", "tenacity", "lxml"} <= set(at_attempt), at_attempt
+    assert {"httpx", "httpcore", "h11", "apscheduler", "tenacity", "lxml", "jinja2"} <= set(at_attempt["loaded"]), at_attempt
+    # The fragments (the same fresh data as their JSON) are rewritten after READY, before the
+    # first attempt: none waits for an attempt's end.
+    assert all(at_attempt["html"][name] > fragments[name] for name in fragments), (fragments, at_attempt)
+    # The cyclic garbage collector: off for the start (nothing to find there), on from READY.
+    assert probe["gc"] is False and at_attempt["gc"] is True
     assert all(after[name] > fetched[name] for name in fetched), (fetched, after, log.read_text(errors="replace"))
     assert proc.returncode == 0
 
@@ -212,3 +228,68 @@ def test_deferred_client_is_built_once_at_first_use_and_closed_only_if_built() -
     assert client.build() is built[0] and built[0].timeout == httpx.Timeout(3.0) and len(built) == 1
     asyncio.run(client.aclose())
     assert built[0].is_closed
+
+
+def test_the_command_line_imports_the_configuration_only_once_the_command_is_known() -> None:
+    """``run`` turns the garbage collector off before the heavy imports (feeds.cli.main): the
+    module itself imports neither the configuration nor asyncio nor the store."""
+    from feeds import cli, config
+
+    assert cli.EX_CONFIG == config.EX_CONFIG
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, feeds.cli; print(sorted(m for m in sys.modules "
+         "if m in ('asyncio', 'feeds.config', 'feeds.store', 'diskcache', 'feeds.daemon')))"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_collector_is_on_again_after_any_other_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only ``run`` keeps the garbage collector off (until READY=1); every other way out of
+    ``main`` leaves it as it found it: on after a command, after --version, after a usage error."""
+    import gc
+
+    from feeds import cli
+
+    cfg = tmp_path / "portal-feeds.toml"
+    cfg.write_text('[paths]\ncache_dir = "cache"\nsnapshot_dir = "snapshots"\n', encoding="utf-8")
+    assert gc.isenabled()
+    assert cli.main(["check-config", "--config", str(cfg)]) == cli.EX_CONFIG  # no feeds: refused
+    assert gc.isenabled()
+    for argv in (["--version"], ["no-such-command"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        cli.main(["check-config", "--config", str(cfg)])
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+    capsys.readouterr()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(["-v", "--verbose", "--config", "--config=a.toml", "--config=", "b.toml", "",
+                                 "-x", "--conf", "--", "-h", "run", "fetch"]), max_size=5))
+def test_run_read_without_the_parser_is_what_the_parser_reads(words: list[str]) -> None:
+    """``run ...`` read by ``feeds.cli._run_args`` (no parser built) gives the parser's namespace,
+    or leaves the words to the parser."""
+    import contextlib
+    import io
+
+    from feeds import cli
+
+    argv = ["run", *words]
+    fast = cli._run_args(argv)
+    if fast is None:
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert fast == cli._parser().parse_args(argv)
+
+
+def test_the_units_command_line_is_read_without_the_parser() -> None:
+    from feeds import cli
+
+    assert cli._run_args(["run", "--config", "/etc/portal-feeds/portal-feeds.toml"]) is not None
+    assert cli._run_args(["fetch"]) is None and cli._run_args(["run", "-h"]) is None
