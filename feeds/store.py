@@ -227,6 +227,8 @@ def _hook(obj: dict[str, Any]) -> Any:
                 return base64.b64decode(val, validate=True)
             cls = _CLASSES.get(tag[1:])
             if cls is not None:
+                if not isinstance(val, dict):
+                    raise ValueError(f"{tag} over a {type(val).__name__}")  # damaged: CorruptValue
                 known = {f.name for f in fields(cls)}
                 # Fields added or dropped by another version are tolerated.
                 return cls(**{k: v for k, v in val.items() if k in known})

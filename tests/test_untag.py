@@ -51,3 +51,16 @@ def test_weather_good_data_and_forged_escapes() -> None:
     # A key spelling its "$" as an escape (never written by us): still untagged like the hook.
     forged = b'{"a":[{"b":{"\\u0024datetime":"2026-12-06T12:00:00+00:00"}}],"c":{"$decimal":"1.5"}}'
     assert decode_value(forged) == reference(forged) == {"a": [{"b": at}], "c": Decimal("1.5")}
+
+
+def test_a_tag_over_a_value_of_the_wrong_shape_is_corrupt_not_a_crash() -> None:
+    """A damaged or forged stored value is CorruptValue (the store heals it), never another
+    exception: ``{"$GoodData": 5}`` raised AttributeError out of ``decode_value``."""
+    import pytest
+
+    from feeds.store import CorruptValue
+
+    for forged in (b'{"$GoodData": 5}', b'{"$Health": []}', b'{"$GoodData": {"data": 1, "x": {"$decimal": "1"}}}',
+                   b'[{"$GoodData": "text"}]'):
+        with pytest.raises(CorruptValue):
+            decode_value(forged)
