@@ -67,6 +67,10 @@ def location_documents(
     """
     data = document.get("data")
     by_id = {loc["id"]: loc for loc in (data or {}).get("locations", [])}
+    # One place per file: the feed's choice of places does not apply to it (made once: the
+    # files share it, nobody changes it).
+    widget = document.get("widget")
+    one_place = {k: v for k, v in widget.items() if k != "locations"} if isinstance(widget, Mapping) else None
     out: dict[str, dict[str, Any]] = {}
     for loc_id in location_ids:
         loc = by_id.get(loc_id)
@@ -78,9 +82,8 @@ def location_documents(
                 doc["expires_at"] = None
         else:
             doc.update(fetched_at=loc["fetched_at"], data={"locations": [loc]})
-        if isinstance(doc.get("widget"), Mapping):
-            # One place per file: the feed's choice of places does not apply to it.
-            doc["widget"] = {k: v for k, v in doc["widget"].items() if k != "locations"}
+        if one_place is not None:
+            doc["widget"] = one_place
         out[loc_id] = doc
     return out
 
