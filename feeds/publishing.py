@@ -25,7 +25,7 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -428,17 +428,21 @@ class Publisher:
                 return False
             return ours is None or on_disk > ours.replace(microsecond=0)
 
-        ours_locs = {
-            loc.get("id"): _parse_time(loc.get("fetched_at"))
-            for loc in (good.data.get("locations") or [])
-            if isinstance(loc, dict)
-        } if feed.data_kind == "weather" else {}
         if feed.data_kind == "weather":
+            if _none_newer(locs, good, feed, limit):
+                return None
+            ours_locs = {
+                loc.get("id"): _parse_time(loc.get("fetched_at"))
+                for loc in (good.data.get("locations") or [])
+                if isinstance(loc, dict)
+            }
             wanted = {loc.id for loc in feed.locations}
             if not any(newer(at, ours_locs.get(lid)) for lid, at in locs.items() if lid in wanted):
                 return None
-        elif not newer(top, good.fetched_at):
-            return None
+        else:
+            ours_locs = {}
+            if not newer(top, good.fetched_at):
+                return None
         rec = read_snapshot(self.config.snapshot_dir, feed)
         if rec is None:
             return None
@@ -475,6 +479,50 @@ class Publisher:
         oldest = min(at for m in merged if (at := _parse_time(m.get("fetched_at"))) is not None)
         return replace(good, data={**good.data, "locations": merged}, fetched_at=oldest,
                        as_of=min(as_ofs) if as_ofs else None)
+
+
+def _none_newer(
+    on_disk: Mapping[str, datetime], good: GoodData, feed: FeedConfig, limit: datetime
+) -> bool:
+    """True when, plainly, no location of the published file is newer than ``good``'s: every
+    wanted one on disk is in ``good``, no time on disk is past ``limit``, and the newest on
+    disk is no later than the oldest of ``good`` (whole seconds).  False means "look location
+    by location" (``newer_on_disk``), never "newer".  Two passes in C-speed comprehensions
+    instead of 3,000 comparisons in Python, twice per attempt (issue 20).
+    """
+    wanted = _wanted(feed)
+    disk = [at for lid, at in on_disk.items() if lid in wanted]
+    if not disk:
+        return True
+    newest = max(disk)
+    if newest > limit:
+        return False  # a time past the clock on disk: the location-by-location rules decide
+    locations = good.data.get("locations") or []
+    if not all(type(loc) is dict for loc in locations):
+        return False
+    ids = {lid for loc in locations if type(lid := loc.get("id")) is str}
+    if not all(lid in ids for lid in on_disk if lid in wanted):
+        return False
+    texts = {text if type(text := loc.get("fetched_at")) is str else None for loc in locations}
+    times = [_parse_time(text) for text in texts]
+    if any(t is None for t in times):
+        return False
+    oldest = min(t for t in times if t is not None)
+    return newest <= oldest.replace(microsecond=0)
+
+
+def _wanted(feed: FeedConfig) -> frozenset[str]:
+    """The ids of a feed's configured locations (a FeedConfig is frozen; its tuple is read once)."""
+    found = _WANTED.get(id(feed.locations))
+    if found is None or found[0] is not feed.locations:
+        found = (feed.locations, frozenset(loc.id for loc in feed.locations))
+        _WANTED[id(feed.locations)] = found
+        if len(_WANTED) > 64:
+            _WANTED.pop(next(iter(_WANTED)))
+    return found[1]
+
+
+_WANTED: dict[int, tuple[Any, frozenset[str]]] = {}
 
 
 def _parse_time(text: Any) -> datetime | None:
