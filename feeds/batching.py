@@ -179,6 +179,11 @@ def oldest_first(
     return never + known
 
 
+#: Per location of one answer: its id, its upstream time (``as_of``), its snapshot entry and
+#: whether that entry passed the publish step's checks (``_entry``).
+Fresh = tuple[str, datetime | None, dict[str, Any], bool]
+
+
 def _entry(lw: LocationWeather, at: datetime) -> tuple[dict[str, Any], bool]:
     """A location's snapshot entry (fetched_at ``at``) and whether it passed the publish step's
     checks of an entry (``bounds.check_location``, ``bounds.location_ok``)."""
@@ -197,7 +202,7 @@ async def _ask(
     locations: Sequence[Location],
     until: float,
     max_attempts: int | None = None,
-) -> tuple[dict[str, tuple[LocationWeather, dict[str, Any], bool, datetime]], list[FeedError | HeldBack]]:
+) -> tuple[dict[str, tuple[datetime | None, dict[str, Any], bool, datetime]], list[FeedError | HeldBack]]:
     """Ask one source for ``locations``, concurrently, until ``until``; keep what came back:
     per location id, its parsed weather, its snapshot entry, whether that entry passed the
     publish step's checks and the time it was checked with (``_entry``)."""
@@ -214,6 +219,10 @@ async def _ask(
     sem = limits.semaphore(host)
     limiter = limits.rate(host, getattr(mod, "MAX_REQUESTS_PER_SECOND", None), attempt.clock)
     loop = asyncio.get_running_loop()
+    #: ``read`` + ``check`` + ``_entry`` of a common answer in one pass, where the source has it.
+    fast: Callable[[bytes, Sequence[Location], datetime], list[Fresh] | None] | None = getattr(
+        mod, "fast_entries", None
+    )
 
     def job(spec: Any, locs: tuple[Location, ...]) -> Callable[[], Awaitable[Any]]:
         held = False
@@ -228,6 +237,12 @@ async def _ask(
             # A big body is parsed in a worker thread (feeds.pipeline): the slot was freed on
             # the loop when the body came in (``received``), before its turn in that thread.
             loop.call_soon_threadsafe(free_slot)  # a cached body: no ``received`` call
+            if fast is not None:
+                # The common answer in one pass; anything else by the three steps below.
+                at = attempt.clock.now()
+                entries = fast(body, locs, at)
+                if entries is not None:
+                    return entries, at
             parsed = mod.read(body, locs)
             mod.check(parsed, previous=None, max_change=feed.max_change, asked=[loc.id for loc in locs])
             # Each location's snapshot entry made and checked here, while later batches are
@@ -235,7 +250,7 @@ async def _ask(
             # with fetched_at = now; the merge sets the attempt's fetched_at, later still
             # (a clock stepped back meanwhile: the publish step checks every entry again).
             at = attempt.clock.now()
-            return [(lw, *_entry(lw, at)) for lw in parsed], at
+            return [(lw.location.id, lw.as_of, *_entry(lw, at)) for lw in parsed], at
 
         async def go() -> Any:
             nonlocal held
@@ -254,7 +269,7 @@ async def _ask(
 
     results = await run_until([job(spec, locs) for spec, locs in batches], clock=attempt.clock, until=until)
 
-    fresh: dict[str, tuple[LocationWeather, dict[str, Any], bool, datetime]] = {}
+    fresh: dict[str, tuple[datetime | None, dict[str, Any], bool, datetime]] = {}
     errors: list[FeedError | HeldBack] = []
     for res in results:
         if isinstance(res, FeedError | HeldBack):
@@ -269,8 +284,8 @@ async def _ask(
             errors.append(InvalidPayloadError("the answer could not be handled", detail="parser_error"))
         elif res is not None:
             entries, at = res
-            for lw, entry, ok in entries:
-                fresh[lw.location.id] = (lw, entry, ok, at)
+            for lid, as_of, entry, ok in entries:
+                fresh[lid] = (as_of, entry, ok, at)
     return fresh, errors
 
 
@@ -288,7 +303,7 @@ async def fetch_weather(
     old: dict[str, dict[str, Any]] = {
         loc["id"]: loc for loc in (previous.data["locations"] if previous else [])
     }
-    fresh: dict[str, tuple[LocationWeather, dict[str, Any], bool, datetime]] = {}
+    fresh: dict[str, tuple[datetime | None, dict[str, Any], bool, datetime]] = {}
     used: dict[str, SourceConfig] = {}
     errors: list[FeedError | HeldBack] = []
 
@@ -350,7 +365,7 @@ async def fetch_weather(
     )
     if fresh:
         oldest = min(oldest, datetime.fromisoformat(now_text))
-    as_ofs = [lw.as_of for lw, *_ in fresh.values() if lw.as_of is not None]
+    as_ofs = [as_of for as_of, *_ in fresh.values() if as_of is not None]
     # The snapshot names the source that answered most of this attempt's locations.
     counts: dict[SourceConfig, int] = {}
     for src in used.values():

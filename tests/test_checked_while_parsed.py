@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from feeds import batching, bounds
+from feeds import bounds
 from feeds.clock import FakeClock, SteppableClock
 from feeds.coordinator import Coordinator
 from feeds.store import MemoryStore
@@ -79,18 +79,18 @@ def test_a_clock_stepped_back_after_the_parse_has_everything_checked_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = SteppableClock(FakeClock())
-    made = 0
-    real_entry = batching._entry
-
-    def entry_then_step(lw: Any, at: Any) -> Any:
-        nonlocal made
-        made += 1
-        if made == N:
-            clock.step(-3600)  # every batch parsed; the merge comes after an hour's step back
-        return real_entry(lw, at)
-
-    monkeypatch.setattr(batching, "_entry", entry_then_step)
     calls = Calls(monkeypatch)
+    counted_ok = bounds.location_ok
+
+    def ok_then_step(loc: Any) -> bool:
+        # The last entry made while parsed (by either reading of an answer: the one-pass
+        # ``fast_entries`` or ``batching._entry``) is checked here, before its batch is done.
+        result = counted_ok(loc)
+        if calls.ok == N:
+            clock.step(-3600)  # every batch parsed; the merge comes after an hour's step back
+        return result
+
+    monkeypatch.setattr(bounds, "location_ok", ok_then_step)
     r = refresh(tmp_path, clock, open_meteo_answer)
     assert r.status == "fresh" and len(r.snapshot["data"]["locations"]) == N
     # Checked against a later fetched_at than the one the merge gives them: not vouched
