@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Damage", "Watcher", "WATCHER", "check", "forget", "generation", "record_written"]
+__all__ = ["Damage", "Watcher", "WATCHER", "check", "content_digest", "forget", "generation", "record_written"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ def _digest(content: bytes) -> bytes:
     return hashlib.blake2b(content, digest_size=20).digest()
 
 
+#: What ``record_written`` remembers of a file's bytes (callers that need one too share it).
+content_digest = _digest
+
+
 _PATH = Path()
 
 
@@ -62,9 +66,11 @@ class Watcher:
         self._lock = threading.Lock()
         self._generation = 0
 
-    def record_written(self, path: Path, content: bytes, st: os.stat_result | None = None) -> None:
+    def record_written(
+        self, path: Path, content: bytes, st: os.stat_result | None = None, *, digest: bytes | None = None
+    ) -> None:
         """Remember what ``path`` now holds (called right after the write; ``st``: its stat
-        then, if the caller has it)."""
+        then, and ``digest``: ``content_digest(content)``, if the caller has them)."""
         if st is None:
             try:
                 st = os.stat(path)
@@ -73,7 +79,9 @@ class Watcher:
         key = path if type(path) is type(_PATH) else Path(path)  # 3,000 per-location files: no copies
         with self._lock:
             self._generation += 1
-            self._marks[key] = _Mark(_digest(content), len(content), _identity(st), self._generation)
+            self._marks[key] = _Mark(
+                _digest(content) if digest is None else digest, len(content), _identity(st), self._generation
+            )
 
     def generation(self, path: Path) -> int | None:
         """A number that grows with each write of ``path`` (None: not recorded)."""
@@ -132,9 +140,11 @@ class Watcher:
 WATCHER = Watcher()
 
 
-def record_written(path: Path, content: bytes, st: os.stat_result | None = None) -> None:
+def record_written(
+    path: Path, content: bytes, st: os.stat_result | None = None, *, digest: bytes | None = None
+) -> None:
     """Record a completed write of ``path`` (``feeds.publish.write_atomic``)."""
-    WATCHER.record_written(path, content, st)
+    WATCHER.record_written(path, content, st, digest=digest)
 
 
 def check(under: Path | None = None) -> list[Damage]:
