@@ -66,27 +66,33 @@ def location_documents(
     ``fetched_at`` is its own.  A location that has no data yet (never fetched, or the feed
     is ``unavailable``) gets an ``unavailable`` document with ``data: null``.
     """
+    by_id, one_place = _cut(document)
+    return {loc_id: _one_document(document, by_id.get(loc_id), one_place) for loc_id in location_ids}
+
+
+def _cut(document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A weather snapshot's locations by id, and its widget block for a one-place file."""
     data = document.get("data")
     by_id = {loc["id"]: loc for loc in (data or {}).get("locations", [])}
     # One place per file: the feed's choice of places does not apply to it (made once: the
     # files share it, nobody changes it).
     widget = document.get("widget")
     one_place = {k: v for k, v in widget.items() if k != "locations"} if isinstance(widget, Mapping) else None
-    out: dict[str, dict[str, Any]] = {}
-    for loc_id in location_ids:
-        loc = by_id.get(loc_id)
-        doc = dict(document)
-        if loc is None:
-            doc.update(status="unavailable", fetched_at=None, as_of=None, source=None, data=None)
-            doc["stale_since"] = doc["stale_since"] or doc["generated_at"]
-            if "expires_at" in doc:
-                doc["expires_at"] = None
-        else:
-            doc.update(fetched_at=loc["fetched_at"], data={"locations": [loc]})
-        if one_place is not None:
-            doc["widget"] = one_place
-        out[loc_id] = doc
-    return out
+    return by_id, one_place
+
+
+def _one_document(document: Mapping[str, Any], loc: Any, one_place: dict[str, Any] | None) -> dict[str, Any]:
+    doc = dict(document)
+    if loc is None:
+        doc.update(status="unavailable", fetched_at=None, as_of=None, source=None, data=None)
+        doc["stale_since"] = doc["stale_since"] or doc["generated_at"]
+        if "expires_at" in doc:
+            doc["expires_at"] = None
+    else:
+        doc.update(fetched_at=loc["fetched_at"], data={"locations": [loc]})
+    if one_place is not None:
+        doc["widget"] = one_place
+    return doc
 
 
 #: Stand-ins for a per-location file's own parts in the bytes shared by all of them.
@@ -98,25 +104,24 @@ def location_files(document: Mapping[str, Any], location_ids: Sequence[str]) -> 
     3,000 copies of the shared fields: those are encoded once, and each file is that text
     with its own ``fetched_at`` and ``data`` put in (issue 20: 3,000 documents copied and
     encoded took ~50 ms of each attempt).  Where the shared text cannot be made so (a value
-    orjson would not write as ``dumps`` does), every file is encoded whole, as before.
+    orjson would not write as ``dumps`` does), that file is encoded whole, as before.
     """
     from feeds.publish import dumps, dumps_nested
 
-    docs = location_documents(document, location_ids)
+    by_id, one_place = _cut(document)
     parts: list[bytes] | None = None
-    for doc in docs.values():
-        if doc.get("data") is not None:
-            parts = _shared_parts(doc)
-            break
     out: dict[str, bytes] = {}
-    for loc_id, doc in docs.items():
-        data = doc.get("data")
+    for loc_id in location_ids:
+        loc = by_id.get(loc_id)
         body = None
-        if parts is not None and data is not None and type(doc["fetched_at"]) is str:
-            nested = dumps_nested(data, 1)
-            if nested is not None:
-                body = b"".join((parts[0], dumps_nested(doc["fetched_at"], 1) or b"", parts[1], nested, parts[2]))
-        out[f"{loc_id}.json"] = body if body is not None else dumps(doc)
+        if loc is not None and type(at := loc["fetched_at"]) is str:
+            if parts is None:
+                parts = _shared_parts(_one_document(document, loc, one_place)) or []
+            nested = dumps_nested({"locations": [loc]}, 1) if parts else None
+            at_text = dumps_nested(at, 0) if nested is not None else None
+            if nested is not None and at_text is not None:
+                body = b"".join((parts[0], at_text, parts[1], nested, parts[2]))
+        out[f"{loc_id}.json"] = body if body is not None else dumps(_one_document(document, loc, one_place))
     return out
 
 
