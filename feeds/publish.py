@@ -359,7 +359,7 @@ def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> 
                     continue  # gone already: nothing we wrote is there to remember
                 with _WRITTEN_LOCK:
                     _WRITTEN[target] = (digest, _identity(st))
-                record_written(folder / name, content, st, digest=digest)
+                record_written(target, content, st, digest=digest)
     return [name for name, _, _ in done]
 
 

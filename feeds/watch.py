@@ -55,19 +55,28 @@ def _digest(content: bytes) -> bytes:
 content_digest = _digest
 
 
-_PATH = Path()
+def _key(path: Path | str) -> str:
+    """The text a path is recorded by (normalized as ``Path`` does)."""
+    return str(Path(path))
+
+
+def _within(path: str, folder: str) -> bool:
+    """``Path(path).is_relative_to(folder)``, on normalized texts."""
+    return path == folder or path.startswith(folder if folder.endswith("/") else folder + "/")
 
 
 class Watcher:
     """The per-path record of the last write (thread-safe; one per process is enough)."""
 
     def __init__(self) -> None:
-        self._marks: dict[Path, _Mark] = {}
+        #: By the path's text (``str(Path(...))``): 3,000 per-location files are recorded per
+        #: attempt, and a Path made and hashed for each cost ~10 ms (issue 20).
+        self._marks: dict[str, _Mark] = {}
         self._lock = threading.Lock()
         self._generation = 0
 
     def record_written(
-        self, path: Path, content: bytes, st: os.stat_result | None = None, *, digest: bytes | None = None
+        self, path: Path | str, content: bytes, st: os.stat_result | None = None, *, digest: bytes | None = None
     ) -> None:
         """Remember what ``path`` now holds (called right after the write; ``st``: its stat
         then, and ``digest``: ``content_digest(content)``, if the caller has them)."""
@@ -76,7 +85,7 @@ class Watcher:
                 st = os.stat(path)
             except OSError:
                 return  # gone already: nothing we wrote is there to watch
-        key = path if type(path) is type(_PATH) else Path(path)  # 3,000 per-location files: no copies
+        key = path if type(path) is str else _key(path)  # a str: already a plain path (write_files)
         with self._lock:
             self._generation += 1
             self._marks[key] = _Mark(
@@ -86,29 +95,30 @@ class Watcher:
     def generation(self, path: Path) -> int | None:
         """A number that grows with each write of ``path`` (None: not recorded)."""
         with self._lock:
-            mark = self._marks.get(Path(path))
+            mark = self._marks.get(_key(path))
         return mark.generation if mark else None
 
     def forget(self, path: Path) -> None:
         with self._lock:
-            self._marks.pop(Path(path), None)
+            self._marks.pop(_key(path), None)
 
     def paths(self) -> list[Path]:
         with self._lock:
-            return list(self._marks)
+            return [Path(p) for p in self._marks]
 
     def check(self, under: Path | None = None) -> list[Damage]:
         """Every recorded file (inside ``under``) that is missing or differs from what was written."""
         with self._lock:
-            marks = [(p, m) for p, m in self._marks.items() if under is None or p.is_relative_to(under)]
+            inside = None if under is None else _key(under)
+            marks = [(p, m) for p, m in self._marks.items() if inside is None or _within(p, inside)]
         found = []
         for path, mark in marks:
             reason = self._check_one(path, mark)
             if reason is not None:
-                found.append(Damage(path, reason))
+                found.append(Damage(Path(path), reason))
         return found
 
-    def _check_one(self, path: Path, mark: _Mark) -> str | None:
+    def _check_one(self, path: str, mark: _Mark) -> str | None:
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -141,7 +151,7 @@ WATCHER = Watcher()
 
 
 def record_written(
-    path: Path, content: bytes, st: os.stat_result | None = None, *, digest: bytes | None = None
+    path: Path | str, content: bytes, st: os.stat_result | None = None, *, digest: bytes | None = None
 ) -> None:
     """Record a completed write of ``path`` (``feeds.publish.write_atomic``)."""
     WATCHER.record_written(path, content, st, digest=digest)
