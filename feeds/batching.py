@@ -195,6 +195,26 @@ def _entry(lw: LocationWeather, at: datetime) -> tuple[dict[str, Any], bool]:
     return entry, bounds.location_ok(entry)
 
 
+#: A source's requests for a feed's whole list of locations, made once per configuration (its
+#: coordinates formatted for 3,000 places took ~3 ms before the first request; issue 20):
+#: (source module, url, user agent, batch size) -> (the locations, their requests).
+_REQUESTS: dict[tuple[str, str, str, int], tuple[Sequence[Location], Any]] = {}
+
+
+def _requests(mod: Any, url: str, locations: Sequence[Location], user_agent: str, batch_size: int) -> Any:
+    """``mod.requests(...)``, remembered while ``locations`` is the very same sequence."""
+    key = (mod.__name__, url, user_agent, batch_size)
+    known = _REQUESTS.get(key)
+    if known is not None and known[0] is locations:
+        return known[1]
+    batches = mod.requests(url, locations, user_agent=user_agent, batch_size=batch_size)
+    if isinstance(locations, tuple):  # immutable: safe to remember by identity
+        if len(_REQUESTS) >= 64:
+            _REQUESTS.clear()
+        _REQUESTS[key] = (locations, batches)
+    return batches
+
+
 async def _ask(
     attempt: Attempt,
     limits: HostLimits,
@@ -212,9 +232,7 @@ async def _ask(
 
     feed = attempt.feed
     mod = registry.source(source.kind)
-    batches = mod.requests(
-        source.url, locations, user_agent=attempt.config.user_agent, batch_size=feed.batch_size
-    )
+    batches = _requests(mod, source.url, locations, attempt.config.user_agent, feed.batch_size)
     host = httpx.URL(source.url).host
     sem = limits.semaphore(host)
     limiter = limits.rate(host, getattr(mod, "MAX_REQUESTS_PER_SECOND", None), attempt.clock)
@@ -316,7 +334,8 @@ async def fetch_weather(
         attempts: int | None = None
         if i == 0:
             until = now_m + (end - now_m) * feed.primary_share if len(sources) > 1 else end
-            asked: Sequence[Location] = missing
+            # Nothing fetched yet: the feed's own tuple (its requests are remembered).
+            asked: Sequence[Location] = feed.locations if len(missing) == len(feed.locations) else missing
             if len(sources) > 1:
                 # With a fallback behind it, a failing batch is tried twice, not until its
                 # share is spent: its locations go to the fallback while there is time.
