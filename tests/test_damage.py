@@ -148,13 +148,20 @@ def _db(site: Site) -> Path:
 
 def rm_db(site: Site) -> None:
     for p in site.cache.glob(DB_NAME + "*"):
-        p.unlink()
+        p.unlink(missing_ok=True)  # as ``rm -f``: the daemon may remove -shm meanwhile
+
+
+def _gone_is_fine(func: Any, path: str, exc_info: Any) -> None:
+    if not issubclass(exc_info[0], FileNotFoundError):
+        raise exc_info[1]
 
 
 def rm_cache_dir(site: Site) -> None:
     import shutil
 
-    shutil.rmtree(site.cache)
+    # As ``rm -rf`` does it: a file the running daemon removes meanwhile (SQLite's -shm
+    # when its connection closes) is no error.
+    shutil.rmtree(site.cache, onerror=_gone_is_fine)
 
 
 def truncate_zero(site: Site) -> None:
