@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from feeds.models import Location
-from feeds.politeness import DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD
 from feeds.settings import RATE_COLUMNS, SAFE_NAME, WEATHER_COLUMNS, PublishConfig, WidgetConfig
 from feeds.sources import registry as _registry
 from feeds.timezone import DEFAULT_TIMEZONE, load_zone
@@ -101,6 +100,12 @@ DEFAULT_MAX_BODY = 2_000_000
 DEFAULT_MAX_CHANGE = 0.20
 CONFIG_SEARCH_PATH = (Path("config/portal-feeds.toml"), Path("/etc/portal-feeds/portal-feeds.toml"))
 BUILTIN_LOCATIONS = ("vietnam-provinces",)
+#: The circuit breaker's defaults: those of ``feeds.politeness`` (the same numbers, written
+#: here so that reading a configuration does not import the politeness machinery, its
+#: dataclasses and the store under it before READY=1: issue 20; ``tests/test_start_lazy.py``
+#: checks they agree).
+DEFAULT_BREAKER_THRESHOLD = 5
+DEFAULT_BREAKER_COOLDOWN = 600.0
 EX_CONFIG = 78
 
 

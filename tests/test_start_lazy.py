@@ -344,3 +344,26 @@ def test_ready_before_the_event_loop_and_signals_at_once_after_it_are_kept(
     assert done.returncode == 0, log
     assert "reloaded feeds=3" in log and "stopped" in log, log
     assert "Traceback" not in log
+
+
+def test_reading_the_configuration_needs_neither_the_politeness_machinery_nor_every_source() -> None:
+    """``feeds.config`` imports no source module until a configuration names its kind (a
+    configuration without a peer feed never imports the peer's), and not the politeness
+    machinery (whose breaker defaults it repeats: they must agree)."""
+    from feeds import config, politeness
+
+    assert config.DEFAULT_BREAKER_THRESHOLD == politeness.DEFAULT_BREAKER_THRESHOLD
+    assert config.DEFAULT_BREAKER_COOLDOWN == politeness.DEFAULT_BREAKER_COOLDOWN
+    probe = (
+        "import sys, feeds.config\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('feeds.sources.', 'feeds.politeness', 'asyncio'))))\n"
+        "import pathlib, tomllib\n"
+        "feeds.config.parse_config(tomllib.loads('[feeds.r]\\nkind = \"vietcombank\"\\n'), pathlib.Path('.'))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('feeds.sources.', 'feeds.politeness', 'asyncio'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    at_import, after_parse = out.stdout.splitlines()
+    assert at_import == "['feeds.sources.registry']", out.stdout + out.stderr
+    assert "'feeds.sources.vietcombank'" in after_parse and "feeds.sources.peer" not in after_parse, after_parse
+    assert "politeness" not in after_parse and "asyncio" not in after_parse, after_parse
