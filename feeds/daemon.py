@@ -167,8 +167,9 @@ class Daemon:
         async with self.runtime_factory(self.config) as rt:
             self.rt = rt
             later = self.warm_start() if self.started is None else self.started.later
-            # The handlers before READY (a reload may follow it at once); they run when the
-            # loop next gets control, after the scheduler below is up.
+            # The handlers before READY (a reload may follow it at once; with ``started``, the
+            # signals held since READY); they run when the loop next gets control, after the
+            # scheduler below is up.
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
             loop.add_signal_handler(signal.SIGHUP, self._reload)
