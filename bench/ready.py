@@ -16,7 +16,8 @@ What it does, all on loopback:
 4. One more start under ``-X importtime``, its ``Notifier.ready`` wrapped to write a mark on
    stderr first: the modules imported before READY (the lines before the mark), their summed
    time against that start's spawn -> READY, and which of httpx, httpcore, h11, anyio,
-   apscheduler, tenacity, lxml, dnspython, jinja2, markupsafe were among them.
+   apscheduler, tenacity, lxml, dnspython, jinja2, markupsafe, jsonschema, prometheus_client
+   and asyncio (the warm start runs before the event loop) were among them.
 
 The bare interpreter's start (``python -c pass``, median of the same number of runs) is
 printed as the floor nothing of ours can go under.
@@ -51,7 +52,7 @@ from feeds.testing.upstream import UpstreamSimulator  # noqa: E402
 FEEDS = 6
 #: Modules that must not be needed before READY (the first fetch imports them).
 HEAVY = ("httpx", "httpcore", "h11", "anyio", "apscheduler", "tenacity", "lxml", "dns", "jinja2", "markupsafe",
-         "jsonschema", "prometheus_client")
+         "jsonschema", "prometheus_client", "asyncio")
 
 
 def write_config(folder: Path, sim: UpstreamSimulator) -> Path:

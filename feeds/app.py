@@ -9,29 +9,48 @@ the resolver chain, the TLS context and its CA bundle), tenacity and lxml were a
 a start (issue 20).  ``load_fetch_machinery`` loads them right after READY, before the event
 loop runs an attempt; the deferred client (``DeferredClient``) would also build itself at its
 first use.
+
+Nor does it need the coordinator for its warm start: ``warm_publisher`` and ``republish``
+republish every feed from the store before the event loop exists (``feeds.daemon.run_daemon``),
+so neither asyncio nor the fetch machinery under the coordinator is imported before READY=1;
+``open_runtime`` builds the coordinator (and imports it) when the loop runs.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from feeds import decision
 from feeds.clock import Clock, SystemClock
-from feeds.config import Config
-from feeds.coordinator import Coordinator
-from feeds.localfaults import remove_stale_temps
-from feeds.store import Store, open_store
+from feeds.config import Config, FeedConfig
+from feeds.localfaults import NOT_WRITTEN, remove_stale_temps
+from feeds.portal import write_companions
+from feeds.publish import write_snapshot
+from feeds.publishing import NotWritten, Publisher
+from feeds.store import GoodData, Store, open_store
 
 if TYPE_CHECKING:
     import httpx
 
+    from feeds.coordinator import Coordinator
+    from feeds.errors import FeedError
     from feeds.resolver import Resolver
 
-__all__ = ["DeferredClient", "Runtime", "build_resolver", "load_fetch_machinery", "open_runtime"]
+__all__ = [
+    "DeferredClient", "Runtime", "build_resolver", "load_fetch_machinery", "open_runtime", "republish",
+    "warm_publisher",
+]
+
+#: The coordinator's own logger: a republish here logs what ``Coordinator.republish`` logs.
+_coordinator_log = logging.getLogger("feeds.coordinator")
 
 
 @dataclass
@@ -121,6 +140,8 @@ async def _open_runtime(
     transport: httpx.AsyncBaseTransport | None,
     defer_client: bool,
 ) -> AsyncIterator[Runtime]:
+    from feeds.coordinator import Coordinator
+
     clock = clock or SystemClock()
     # Temporary files of writes killed midway (older than a few minutes) go first.
     remove_stale_temps(config.snapshot_dir)
@@ -196,3 +217,56 @@ class DeferredClient:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+
+
+# -- the warm start before the event loop -------------------------------------------------
+def warm_publisher(config: Config, store: Store, clock: Clock) -> Publisher:
+    """A publisher like the coordinator's (``Coordinator._write_files`` writes the files), for
+    republishing before the coordinator exists."""
+    return Publisher(config, store, clock, functools.partial(_write_files, config))
+
+
+def _write_files(config: Config, feed: FeedConfig, snap: dict[str, Any]) -> None:
+    write_snapshot(config.snapshot_dir, snap, functools.partial(write_companions, config, feed))
+
+
+def republish(publisher: Publisher, feed: FeedConfig, *, next_update_at: datetime | None) -> str:
+    """``Coordinator.republish`` without the coordinator: the feed's snapshot published from
+    the store, decided as a held-back attempt starting now; the status written (or
+    ``NOT_WRITTEN``, logged as the coordinator logs it).  Never raises."""
+    try:
+        now = publisher.clock.now()
+        publisher.keep_newer(feed, now)  # recovers from the snapshot (and its state) if older or none
+        state: dict[str, Any] = publisher.store.get(f"snapshot/{feed.name}") or {}
+        previous = decision.Previous(state.get("status"), state.get("stale_since"))
+        windows = decision.Windows.of(feed)
+
+        def decide(good: GoodData | None, err: FeedError | None) -> tuple[str, datetime | None]:
+            d = decision.decide(
+                requested=False,
+                failed=err is not None,
+                last_good_at=good.fetched_at if good else None,
+                previous=previous,
+                origin=None,
+                started=now,
+                now=now,
+                windows=windows,
+            )
+            return d.status, d.stale_since
+
+        try:
+            snap, _, status, _, _, _ = publisher.compose(feed, None, None, decide, next_update_at, now)
+            publisher.write(feed, snap)
+        except NotWritten as nw:
+            _coordinator_log.error(
+                "snapshot not written feed=%s kind=local detail=%s: %s",
+                feed.name, nw.error.detail, nw.error.message,
+            )
+            return NOT_WRITTEN
+        return status
+    except Exception as exc:  # a bug of ours: one ERROR line, the previous file stays
+        _coordinator_log.error(
+            "publish failed feed=%s kind=local detail=publish:internal error=%s: %s",
+            feed.name, type(exc).__name__, str(exc)[:200],
+        )
+        return NOT_WRITTEN

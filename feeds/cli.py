@@ -292,8 +292,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     """Every command but ``install-widget``, its configuration loaded."""
-    import asyncio
-
     from feeds.config import ConfigError, UsageError, load_config
 
     _setup_logging(args.verbose)
@@ -342,6 +340,8 @@ def _command(args: argparse.Namespace) -> int:
 
                     with suppress(OSError):  # a disk fault is reported per feed below
                         ensure_published_folders(config)
+                    import asyncio
+
                     return asyncio.run(_fetch(config, names, force=args.force, degraded=bool(faults)))
                 from feeds.daemon import run_daemon
                 from feeds.folders import folder_faults

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from feeds.models import Location
-from feeds.politeness import DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD
 from feeds.settings import RATE_COLUMNS, SAFE_NAME, WEATHER_COLUMNS, PublishConfig, WidgetConfig
 from feeds.sources import registry as _registry
 from feeds.timezone import DEFAULT_TIMEZONE, load_zone
@@ -55,12 +54,45 @@ __all__ = [
 PEER_KIND = _registry.PEER
 #: Every source kind and its defaults, from the one registry (feeds.sources.registry).
 KINDS = _registry.kinds()
-_MODULES = {k: _registry.source(k) for k in KINDS}
-DATA_KIND: dict[str, str] = {k: str(m.DATA_KIND) for k, m in _MODULES.items() if m.DATA_KIND}
 DATA_KINDS = ("exchange_rates", "weather")
-DEFAULT_URLS: dict[str, str] = {k: str(m.DEFAULT_URL) for k, m in _MODULES.items() if m.DEFAULT_URL}
-#: Each source's terms (Vietcombank's own XML says "Only one request every 5 minutes!").
-DEFAULT_MIN_INTERVAL = {k: float(m.MIN_INTERVAL) for k, m in _MODULES.items()}
+
+
+# A kind's data kind, default URL and politeness interval are read from its module once a
+# configuration names it: every source module imported up front (the peer's too, which a
+# configuration without a peer feed never needs) was a few ms of every start (issue 20).
+def _data_kind(kind: object) -> str | None:
+    """The data kind of a known source kind; None for the peer's (its feed's) or an unknown kind."""
+    if not isinstance(kind, str) or kind not in KINDS:
+        return None
+    value = _registry.source(kind).DATA_KIND
+    return str(value) if value else None
+
+
+def _default_url(kind: str) -> str:
+    """The URL of a kind that has one (every kind but the peer's); KeyError for the others."""
+    value = _registry.source(kind).DEFAULT_URL
+    if not value:
+        raise KeyError(kind)
+    return str(value)
+
+
+def _default_min_interval(kind: str) -> float:
+    """Each source's terms (Vietcombank's own XML says "Only one request every 5 minutes!")."""
+    return float(_registry.source(kind).MIN_INTERVAL)
+
+
+def __getattr__(name: str) -> Any:
+    """``DATA_KIND``, ``DEFAULT_URLS`` and ``DEFAULT_MIN_INTERVAL`` (kind -> value) as before,
+    built when asked for (PEP 562): that imports every source module."""
+    if name == "DATA_KIND":
+        return {k: v for k in KINDS if (v := _data_kind(k))}
+    if name == "DEFAULT_URLS":
+        return {k: _default_url(k) for k in KINDS if _registry.source(k).DEFAULT_URL}
+    if name == "DEFAULT_MIN_INTERVAL":
+        return {k: _default_min_interval(k) for k in KINDS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 DEFAULT_USER_AGENT = "portal-feeds/0.1 (+https://github.com/portal-feeds; webmaster@localhost)"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_DEADLINE = 20.0
@@ -68,6 +100,12 @@ DEFAULT_MAX_BODY = 2_000_000
 DEFAULT_MAX_CHANGE = 0.20
 CONFIG_SEARCH_PATH = (Path("config/portal-feeds.toml"), Path("/etc/portal-feeds/portal-feeds.toml"))
 BUILTIN_LOCATIONS = ("vietnam-provinces",)
+#: The circuit breaker's defaults: those of ``feeds.politeness`` (the same numbers, written
+#: here so that reading a configuration does not import the politeness machinery, its
+#: dataclasses and the store under it before READY=1: issue 20; ``tests/test_start_lazy.py``
+#: checks they agree).
+DEFAULT_BREAKER_THRESHOLD = 5
+DEFAULT_BREAKER_COOLDOWN = 600.0
 EX_CONFIG = 78
 
 
@@ -99,7 +137,10 @@ class SourceConfig:
 
     @property
     def data_kind(self) -> str:
-        return self.data or DATA_KIND[self.kind]
+        data = self.data or _data_kind(self.kind)
+        if data is None:
+            raise KeyError(self.kind)  # a peer without its data kind (never from parse_config)
+        return data
 
 
 @dataclass(frozen=True)
@@ -389,7 +430,7 @@ def _source(table: Mapping[str, Any], key: str) -> SourceConfig:
         raise ConfigError(f"{key}.kind", f"expected one of {', '.join(KINDS)}, got {_show(kind)}")
     if kind == PEER_KIND and "url" not in table:
         raise ConfigError(f"{key}.url", "missing: the URL of the other instance's <feed>.json")
-    url = _url(table["url"], f"{key}.url") if "url" in table else DEFAULT_URLS[kind]
+    url = _url(table["url"], f"{key}.url") if "url" in table else _default_url(kind)
     public = _url(table["public_url"], f"{key}.public_url") if "public_url" in table else None
     return SourceConfig(kind=kind, url=url, public_url=public)
 
@@ -402,8 +443,9 @@ def _peer_data_kind(table: Mapping[str, Any], key: str) -> str:
             raise ConfigError(f"{key}.data_kind", f"expected one of {', '.join(DATA_KINDS)}, got {_show(value)}")
         return str(value)
     raw_fb = table.get("fallback")
-    if isinstance(raw_fb, list) and raw_fb and isinstance(raw_fb[0], dict) and raw_fb[0].get("kind") in DATA_KIND:
-        return DATA_KIND[raw_fb[0]["kind"]]
+    first = raw_fb[0].get("kind") if isinstance(raw_fb, list) and raw_fb and isinstance(raw_fb[0], dict) else None
+    if (data := _data_kind(first)) is not None:
+        return data
     raise ConfigError(
         f"{key}.data_kind", 'missing: "exchange_rates" or "weather" (or a non-peer fallback to take it from)'
     )
@@ -527,7 +569,7 @@ def _feed(name: str, table: Mapping[str, Any]) -> FeedConfig:
     elif "locations" in table:
         raise ConfigError(f"{key}.locations", f"not used by kind {source.kind}")
     # The politest default of the feed's sources (a peer with the bank behind it: 5 minutes).
-    default_min = max(DEFAULT_MIN_INTERVAL[s.kind] for s in (source, *fallback))
+    default_min = max(_default_min_interval(s.kind) for s in (source, *fallback))
     min_interval = parse_duration(table.get("min_interval", default_min), f"{key}.min_interval")
     if at is None and every < min_interval:
         # Every attempt in between would be held back by politeness: the schedule would lie.

@@ -7,11 +7,13 @@
   attempt a one-off retry job at the earliest polite moment (``feeds.schedule.retry_at``), ``coalesce``, ``max_instances=1``, a misfire grace.  The job
   body is ``Coordinator.refresh``, which classifies every upstream fault itself, so a
   scheduler error event means a bug of ours: it is logged and recorded, never fatal.
-- Start: the configuration, the store, the warm start, READY=1; only then the fragments a
-  warm start left (Jinja2), the scheduler (APScheduler), the HTTP client (httpx), tenacity
-  and lxml are loaded, before the loop runs an attempt (issue 20: nothing a republish does
-  not need is imported before READY, and no attempt pays for it on the loop;
-  ``tests/test_start_lazy.py``).
+- Start: the configuration, the store, the warm start, READY=1, all before the event loop
+  exists (``run_daemon``): asyncio, the coordinator and the fetch machinery under it are not
+  needed to republish from the store.  Only then the event loop, the fragments a warm start
+  left (Jinja2), the scheduler (APScheduler), the HTTP client (httpx), tenacity and lxml are
+  loaded, before the loop runs an attempt (issue 20: nothing a republish does not need is
+  imported before READY, and no attempt pays for it on the loop; ``tests/test_start_lazy.py``).
+  A signal that comes between READY and the loop is held and handled once the loop runs.
 - systemd notify protocol (``feeds.notify``): READY=1 after the warm start, STATUS= after
   each attempt, WATCHDOG=1 from a task inside the event loop (a wedged loop stops the pings
   and systemd restarts us), RELOADING=1 on SIGHUP, STOPPING=1 on SIGTERM/SIGINT.
@@ -35,7 +37,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -48,12 +49,14 @@ from typing import TYPE_CHECKING, Any
 from feeds import watch
 from feeds.app import Runtime, load_fetch_machinery, open_runtime
 from feeds.config import Config, ConfigError, FeedConfig, load_config
-from feeds.localfaults import NOT_WRITTEN
+from feeds.localfaults import NOT_WRITTEN, remove_stale_temps
 from feeds.logs import setup_logging
 from feeds.notify import Notifier
 from feeds.portal import LaterFragments, fragments_later
 
 if TYPE_CHECKING:
+    import asyncio
+
     # APScheduler (and feeds.schedule, built on it), feeds.health and the HTTP client are
     # loaded after READY=1: the start needs only the store, publish and render (issue 20).
     from apscheduler.events import JobExecutionEvent, JobSubmissionEvent
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
     from feeds.clock import Clock
     from feeds.instance import InstanceLock
     from feeds.schedule import build_trigger, crontab_day_of_week
+    from feeds.store import Store
 
 __all__ = ["Daemon", "build_trigger", "crontab_day_of_week", "run_daemon"]
 
@@ -98,6 +102,16 @@ RETRY = "#retry"
 HANG_GRACE = 60.0
 
 
+class Started:
+    """What ``run_daemon`` did before the event loop: every feed republished from the store
+    (the fragments left for after READY in ``later``), READY=1 sent; ``signals`` holds the
+    SIGTERM/SIGINT/SIGHUP that came since, for the loop to handle."""
+
+    def __init__(self, later: LaterFragments, signals: list[int]) -> None:
+        self.later = later
+        self.signals = signals
+
+
 class Daemon:
     """One daemon process: runtime, scheduler, signals, notify."""
 
@@ -110,7 +124,10 @@ class Daemon:
         notifier: Notifier | None = None,
         runtime_factory: Callable[[Config], Any] | None = None,
         instance: InstanceLock | None = None,
+        started: Started | None = None,
     ) -> None:
+        import asyncio
+
         self.config_path = config_path
         self.config = config
         self.clock = clock
@@ -137,22 +154,33 @@ class Daemon:
         #: Damaged published files already reported, with the monotonic time of the last
         #: rewrite tried (a rewrite that fails is tried again every ``REWRITE_RETRY`` s).
         self._reported: dict[Path, tuple[str, float]] = {}
+        #: The warm start and READY=1 already done before the loop (``run_daemon``), or None:
+        #: ``run`` does them.
+        self.started = started
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         async with self.runtime_factory(self.config) as rt:
             self.rt = rt
-            later = self.warm_start()
-            # The handlers before READY (a reload may follow it at once); they run when the
-            # loop next gets control, after the scheduler below is up.
+            later = self.warm_start() if self.started is None else self.started.later
+            # The handlers before READY (a reload may follow it at once; with ``started``, the
+            # signals held since READY); they run when the loop next gets control, after the
+            # scheduler below is up.
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
             loop.add_signal_handler(signal.SIGHUP, self._reload)
-            # READY once every feed is republished; the scheduler, the HTTP client and the
-            # rest of the fetch machinery are loaded after it, before the loop runs a job.
-            self.notifier.ready()
+            if self.started is None:
+                # READY once every feed is republished; the scheduler, the HTTP client and the
+                # rest of the fetch machinery are loaded after it, before the loop runs a job.
+                self.notifier.ready()
+            else:
+                # READY was sent before the loop; the signals held since then run likewise.
+                for held in self.started.signals:
+                    loop.call_soon(self._reload if held == signal.SIGHUP else self.stop_event.set)
             # The cyclic garbage collector, off for the start (feeds.cli), is on from here.
             gc.enable()
             # The fragments the warm start left (same fresh data as on disk), before any attempt.
@@ -208,32 +236,16 @@ class Daemon:
         return self.scheduler
 
     def _ensure_folders(self) -> None:
-        """Make (or mend) the snapshot folder and per-location subfolders with modes the web
-        server's group reads, whatever the umask (issue 19): a folder deleted while we run
-        comes back before the next write.  A disk fault is the publish's to report."""
-        from feeds.folders import ensure_published_folders
-
-        try:
-            for folder in ensure_published_folders(self.config):
-                logger.warning("folder made again path=%s", folder)
-        except OSError as exc:
-            logger.debug("snapshot folders cannot be made now: %s", exc)
+        _ensure_folders(self.config)
 
     def warm_start(self) -> LaterFragments:
         """Republish every feed's snapshot from the store, before any fetch.
 
         A fragment whose file already shows the same fresh data is left for after READY=1
         (``feeds.portal.fragments_later``): the caller writes what is returned."""
-        assert self.rt is not None
-        self._ensure_folders()
-        with fragments_later() as later:
-            for feed in self.config.feeds.values():
-                try:
-                    r = self.rt.coordinator.republish(feed, next_update_at=self.rt.clock.now())
-                    logger.info("warm start feed=%s status=%s", feed.name, r.status)
-                except Exception:
-                    logger.exception("warm start failed feed=%s", feed.name)
-        return later
+        rt = self.rt
+        assert rt is not None
+        return _warm_start(self.config, lambda feed: rt.coordinator.republish(feed, next_update_at=rt.clock.now()).status)
 
     # -- scheduling ----------------------------------------------------------------------
     def _schedule_all(self, *, first_run_now: bool) -> None:
@@ -283,6 +295,8 @@ class Daemon:
         feed = self.config.feeds.get(name)
         if feed is None:  # removed by a reload while queued
             return
+        import asyncio
+
         task = asyncio.current_task()
         if task is not None:
             self.inflight.add(task)
@@ -383,6 +397,8 @@ class Daemon:
     # -- the guard: wall-clock steps and liveness -----------------------------------------
     async def _guard(self) -> None:
         """Every few seconds: notice wall-clock steps, then feeds that were not attempted."""
+        import asyncio
+
         while True:
             try:
                 self._check_clock()
@@ -483,6 +499,8 @@ class Daemon:
     # -- watched files ---------------------------------------------------------------------
     async def _watch(self) -> None:
         """Every ``watch_every`` seconds: rewrite published files that went missing or changed."""
+        import asyncio
+
         while True:
             await asyncio.sleep(self.watch_every)
             try:
@@ -647,6 +665,8 @@ class Daemon:
 
     async def _heartbeat(self) -> None:
         """Write the heartbeat ``status`` and ``check`` show, from inside the loop."""
+        import asyncio
+
         if self.instance is None:
             return
         while True:
@@ -655,6 +675,8 @@ class Daemon:
 
     async def _watchdog(self) -> None:
         """Ping systemd's watchdog from inside the loop: a wedged loop stops the pings."""
+        import asyncio
+
         interval = self.notifier.watchdog_interval()
         if not interval:
             return
@@ -669,7 +691,75 @@ def _keep_cache_dir(new: Config, old: Config) -> Config:
     return replace(new, cache_dir=old.cache_dir)
 
 
+def _ensure_folders(config: Config) -> None:
+    """Make (or mend) the snapshot folder and per-location subfolders with modes the web
+    server's group reads, whatever the umask (issue 19): a folder deleted while we run
+    comes back before the next write.  A disk fault is the publish's to report."""
+    from feeds.folders import ensure_published_folders
+
+    try:
+        for folder in ensure_published_folders(config):
+            logger.warning("folder made again path=%s", folder)
+    except OSError as exc:
+        logger.debug("snapshot folders cannot be made now: %s", exc)
+
+
+def _warm_start(config: Config, republish: Callable[[FeedConfig], str]) -> LaterFragments:
+    """Every feed republished (``republish`` gives the status written), the fragments that may
+    wait left for later."""
+    _ensure_folders(config)
+    with fragments_later() as later:
+        for feed in config.feeds.values():
+            try:
+                status = republish(feed)
+                logger.info("warm start feed=%s status=%s", feed.name, status)
+            except Exception:
+                logger.exception("warm start failed feed=%s", feed.name)
+    return later
+
+
+def _hold_signals() -> list[int]:
+    """Until the event loop's handlers replace it: SIGTERM, SIGINT and SIGHUP noted, not acted on."""
+    held: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        held.append(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, note)
+    return held
+
+
 def run_daemon(config_path: str | Path | None, config: Config, *, instance: InstanceLock | None = None) -> int:
-    """Entry point of ``portal-feeds run`` (the caller holds the cache's instance lock)."""
+    """Entry point of ``portal-feeds run`` (the caller holds the cache's instance lock).
+
+    The warm start before the event loop: the store opened, every feed republished from it
+    without the coordinator (``feeds.app.republish``), READY=1; then asyncio, the event loop
+    and the runtime on the same store (issue 20)."""
+    from feeds.app import republish, warm_publisher
+    from feeds.clock import SystemClock
+    from feeds.store import open_store
+
     setup_logging(logging.INFO)
-    return asyncio.run(Daemon(config_path, config, instance=instance).run())
+    clock = SystemClock()
+    notifier = Notifier.from_env()
+    # As ``feeds.app.open_runtime`` does: temporary files of writes killed midway go first.
+    remove_stale_temps(config.snapshot_dir)
+    store: Store = open_store(config.cache_dir)
+    try:
+        publisher = warm_publisher(config, store, clock)
+        later = _warm_start(config, lambda feed: republish(publisher, feed, next_update_at=clock.now()))
+        held = _hold_signals()
+        notifier.ready()
+        # The cyclic garbage collector, off for the start (feeds.cli), is on from here.
+        gc.enable()
+        import asyncio
+
+        daemon = Daemon(
+            config_path, config, clock=clock, notifier=notifier, instance=instance,
+            runtime_factory=lambda cfg: open_runtime(cfg, clock=clock, store=store, defer_client=True),
+            started=Started(later, held),
+        )
+        return asyncio.run(daemon.run())
+    finally:
+        store.close()

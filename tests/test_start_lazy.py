@@ -293,3 +293,77 @@ def test_the_units_command_line_is_read_without_the_parser() -> None:
 
     assert cli._run_args(["run", "--config", "/etc/portal-feeds/portal-feeds.toml"]) is not None
     assert cli._run_args(["fetch"]) is None and cli._run_args(["run", "-h"]) is None
+
+
+#: ``python -m feeds run ...`` whose first ``Notifier.ready`` writes which modules were loaded,
+#: then sends the process SIGHUP and SIGTERM at once (between READY and the event loop).
+SIGNALLED = """
+import json, os, runpy, signal, sys
+from pathlib import Path
+import feeds.notify
+
+out, watched = Path(sys.argv[1]), tuple(sys.argv[2].split(","))
+ready = feeds.notify.Notifier.ready
+
+def probe(self):
+    first = not out.exists()
+    if first:
+        out.write_text(json.dumps(sorted(m for m in watched if m in sys.modules)))
+    sent = ready(self)
+    if first:
+        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
+    return sent
+
+feeds.notify.Notifier.ready = probe
+sys.argv = ["portal-feeds", *sys.argv[3:]]
+runpy.run_module("feeds", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ready_before_the_event_loop_and_signals_at_once_after_it_are_kept(
+    tmp_path: Path, sim: UpstreamSimulator
+) -> None:
+    """The warm start republishes from the store before the event loop exists: asyncio, the
+    coordinator and the fetch machinery under it are imported after READY=1.  A reload and a
+    stop sent right at READY (before the loop's handlers) are not lost: held, then handled."""
+    cfg = _config(tmp_path, sim)
+    report = tmp_path / "ready.json"
+    watched = ("asyncio", "feeds.coordinator", "feeds.pipeline", "feeds.batching", "feeds.transport",
+               "feeds.fetching", "feeds.resolver", "concurrent.futures")
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNALLED, str(report), ",".join(watched), "run", "--config", str(cfg)],
+        capture_output=True, text=True, timeout=120, env=_env(tmp_path), cwd=tmp_path,
+    )
+    log = done.stdout + done.stderr
+    assert json.loads(report.read_text(encoding="utf-8")) == [], log
+    # Every feed was republished before READY (three snapshots), the reload and the stop
+    # handled by the loop: exit 0, no traceback, no death by SIGHUP.
+    assert sorted(p.name for p in (tmp_path / "snapshots").glob("*.json") if p.name.count(".") == 1) == [
+        "metno.json", "rates.json", "weather.json"], log
+    assert done.returncode == 0, log
+    assert "reloaded feeds=3" in log and "stopped" in log, log
+    assert "Traceback" not in log
+
+
+def test_reading_the_configuration_needs_neither_the_politeness_machinery_nor_every_source() -> None:
+    """``feeds.config`` imports no source module until a configuration names its kind (a
+    configuration without a peer feed never imports the peer's), and not the politeness
+    machinery (whose breaker defaults it repeats: they must agree)."""
+    from feeds import config, politeness
+
+    assert config.DEFAULT_BREAKER_THRESHOLD == politeness.DEFAULT_BREAKER_THRESHOLD
+    assert config.DEFAULT_BREAKER_COOLDOWN == politeness.DEFAULT_BREAKER_COOLDOWN
+    probe = (
+        "import sys, feeds.config\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('feeds.sources.', 'feeds.politeness', 'asyncio'))))\n"
+        "import pathlib, tomllib\n"
+        "feeds.config.parse_config(tomllib.loads('[feeds.r]\\nkind = \"vietcombank\"\\n'), pathlib.Path('.'))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('feeds.sources.', 'feeds.politeness', 'asyncio'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    at_import, after_parse = out.stdout.splitlines()
+    assert at_import == "['feeds.sources.registry']", out.stdout + out.stderr
+    assert "'feeds.sources.vietcombank'" in after_parse and "feeds.sources.peer" not in after_parse, after_parse
+    assert "politeness" not in after_parse and "asyncio" not in after_parse, after_parse
