@@ -28,20 +28,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from feeds import decision
 from feeds.clock import Clock, SystemClock
 from feeds.config import Config, FeedConfig
 from feeds.localfaults import NOT_WRITTEN, remove_stale_temps
 from feeds.portal import write_companions
 from feeds.publish import write_snapshot
-from feeds.publishing import NotWritten, Publisher
-from feeds.store import GoodData, Store, open_store
+from feeds.publishing import NotWritten, Publisher, internal_error
+from feeds.store import Store, open_store
 
 if TYPE_CHECKING:
     import httpx
 
     from feeds.coordinator import Coordinator
-    from feeds.errors import FeedError
     from feeds.resolver import Resolver
 
 __all__ = [
@@ -231,42 +229,12 @@ def _write_files(config: Config, feed: FeedConfig, snap: dict[str, Any]) -> None
 
 
 def republish(publisher: Publisher, feed: FeedConfig, *, next_update_at: datetime | None) -> str:
-    """``Coordinator.republish`` without the coordinator: the feed's snapshot published from
-    the store, decided as a held-back attempt starting now; the status written (or
-    ``NOT_WRITTEN``, logged as the coordinator logs it).  Never raises."""
+    """``Coordinator.republish`` without the coordinator (``Publisher.republish``): the status
+    written, or ``NOT_WRITTEN`` (logged).  Never raises."""
     try:
-        now = publisher.clock.now()
-        publisher.keep_newer(feed, now)  # recovers from the snapshot (and its state) if older or none
-        state: dict[str, Any] = publisher.store.get(f"snapshot/{feed.name}") or {}
-        previous = decision.Previous(state.get("status"), state.get("stale_since"))
-        windows = decision.Windows.of(feed)
-
-        def decide(good: GoodData | None, err: FeedError | None) -> tuple[str, datetime | None]:
-            d = decision.decide(
-                requested=False,
-                failed=err is not None,
-                last_good_at=good.fetched_at if good else None,
-                previous=previous,
-                origin=None,
-                started=now,
-                now=now,
-                windows=windows,
-            )
-            return d.status, d.stale_since
-
-        try:
-            snap, _, status, _, _, _ = publisher.compose(feed, None, None, decide, next_update_at, now)
-            publisher.write(feed, snap)
-        except NotWritten as nw:
-            _coordinator_log.error(
-                "snapshot not written feed=%s kind=local detail=%s: %s",
-                feed.name, nw.error.detail, nw.error.message,
-            )
-            return NOT_WRITTEN
-        return status
+        return publisher.republish(feed, next_update_at)[0]
+    except NotWritten:
+        return NOT_WRITTEN
     except Exception as exc:  # a bug of ours: one ERROR line, the previous file stays
-        _coordinator_log.error(
-            "publish failed feed=%s kind=local detail=publish:internal error=%s: %s",
-            feed.name, type(exc).__name__, str(exc)[:200],
-        )
+        internal_error(feed, exc)
         return NOT_WRITTEN

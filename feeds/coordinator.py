@@ -50,7 +50,7 @@ from feeds.pipeline import Got, HeldBack, RequestPipeline, fresh_for, honoured_e
 from feeds.politeness import HostGuard
 from feeds.portal import write_companions
 from feeds.publish import write_snapshot
-from feeds.publishing import Decide, NotWritten, Publisher
+from feeds.publishing import Decide, NotWritten, Publisher, decider, internal_error
 from feeds.recording import log_attempt, outcome_of, record_health
 from feeds.redact import redact_url
 from feeds.resolver import resolution_log
@@ -280,19 +280,9 @@ class Coordinator:
             return AttemptResult(feed.name, NOT_WRITTEN, error.kind, error.detail, 0.0, {}, error)
 
     def _republish(self, feed: FeedConfig, next_update_at: datetime | None) -> AttemptResult:
-        now = self.clock.now()
-        self.publisher.keep_newer(feed, now)  # recovers from the snapshot (and its state) if older or none
-        state = self.store.get(f"snapshot/{feed.name}") or {}
-        # No request made: decided as a held-back attempt starting now.
-        decide = _decider(feed, state, started=now, now=now, requested=False, got=None, fetched=None)
         try:
-            snap, _, status, _, _, _ = self.publisher.compose(feed, None, None, decide, next_update_at, now)
-            self.publisher.write(feed, snap)
+            status, snap = self.publisher.republish(feed, next_update_at)
         except NotWritten as nw:
-            logger.error(
-                "snapshot not written feed=%s kind=local detail=%s: %s",
-                feed.name, nw.error.detail, nw.error.message,
-            )
             return AttemptResult(
                 feed.name, NOT_WRITTEN, nw.error.kind, nw.error.detail, 0.0, nw.snapshot, nw.error
             )
@@ -402,11 +392,7 @@ class Coordinator:
 
     def _internal(self, feed: FeedConfig, exc: BaseException) -> LocalError:
         """A bug of ours in the publish path, as a classified local fault (no traceback)."""
-        logger.error(
-            "publish failed feed=%s kind=local detail=publish:internal error=%s: %s",
-            feed.name, type(exc).__name__, str(exc)[:200],
-        )
-        return local_error("publish", "internal")
+        return internal_error(feed, exc)
 
 
 def _decider(
@@ -419,23 +405,6 @@ def _decider(
     got: Got | None,
     fetched: GoodData | None,
 ) -> Decide:
-    """``feeds.decision.decide`` bound to one attempt, for the publish step's candidates."""
-    previous = decision.Previous(state.get("status"), state.get("stale_since"))
-    windows = decision.Windows.of(feed)
+    """``feeds.publishing.decider`` for an attempt that got ``got`` (a peer's own status)."""
     origin = decision.Origin(got.origin_status, got.origin_stale_since) if got is not None else None
-
-    def decide(good: GoodData | None, err: FeedError | None) -> tuple[str, datetime | None]:
-        d = decision.decide(
-            requested=requested,
-            failed=err is not None,
-            last_good_at=good.fetched_at if good else None,
-            previous=previous,
-            # A peer's own status applies to its copy only, not to data kept from before.
-            origin=origin if good is not None and good is fetched else None,
-            started=started,
-            now=now,
-            windows=windows,
-        )
-        return d.status, d.stale_since
-
-    return decide
+    return decider(feed, state, started=started, now=now, requested=requested, origin=origin, fetched=fetched)

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 
     from feeds.clock import Clock
     from feeds.instance import InstanceLock
+    from feeds.publishing import Publisher
     from feeds.schedule import build_trigger, crontab_day_of_week
     from feeds.store import Store
 
@@ -107,9 +108,11 @@ class Started:
     (the fragments left for after READY in ``later``), READY=1 sent; ``signals`` holds the
     SIGTERM/SIGINT/SIGHUP that came since, for the loop to handle."""
 
-    def __init__(self, later: LaterFragments, signals: list[int]) -> None:
+    def __init__(self, later: LaterFragments, signals: list[int], publisher: Publisher | None = None) -> None:
         self.later = later
         self.signals = signals
+        #: The warm start's publisher: the coordinator's takes over what it knows.
+        self.publisher = publisher
 
 
 class Daemon:
@@ -167,6 +170,8 @@ class Daemon:
         async with self.runtime_factory(self.config) as rt:
             self.rt = rt
             later = self.warm_start() if self.started is None else self.started.later
+            if self.started is not None and self.started.publisher is not None:
+                rt.coordinator.publisher.adopt(self.started.publisher)
             # The handlers before READY (a reload may follow it at once; with ``started``, the
             # signals held since READY); they run when the loop next gets control, after the
             # scheduler below is up.
@@ -758,7 +763,7 @@ def run_daemon(config_path: str | Path | None, config: Config, *, instance: Inst
         daemon = Daemon(
             config_path, config, clock=clock, notifier=notifier, instance=instance,
             runtime_factory=lambda cfg: open_runtime(cfg, clock=clock, store=store, defer_client=True),
-            started=Started(later, held),
+            started=Started(later, held, publisher),
         )
         return asyncio.run(daemon.run())
     finally:

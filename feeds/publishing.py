@@ -30,7 +30,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from feeds import bounds, history, trust
+from feeds import bounds, decision, history, trust
 from feeds.clock import AHEAD_SLACK, Clock
 from feeds.config import Config, FeedConfig
 from feeds.errors import FeedError, InvalidPayloadError, LocalError
@@ -51,6 +51,48 @@ logger = logging.getLogger("feeds.coordinator")  # the same logger name as befor
 #: attempt that ended with ``error`` (None: none) -- ``feeds.decision.decide``, bound to the
 #: attempt by the caller.
 Decide = Callable[[GoodData | None, FeedError | None], tuple[str, datetime | None]]
+
+
+def decider(
+    feed: FeedConfig,
+    state: Mapping[str, Any],
+    *,
+    started: datetime,
+    now: datetime,
+    requested: bool,
+    origin: decision.Origin | None = None,
+    fetched: GoodData | None = None,
+) -> Decide:
+    """``feeds.decision.decide`` bound to one attempt (``state``: the feed's stored snapshot
+    state), for the publish step's candidates.  ``origin``: a peer's own status, which applies
+    to its copy (``fetched``) only, not to data kept from before."""
+    previous = decision.Previous(state.get("status"), state.get("stale_since"))
+    windows = decision.Windows.of(feed)
+
+    def decide(good: GoodData | None, err: FeedError | None) -> tuple[str, datetime | None]:
+        d = decision.decide(
+            requested=requested,
+            failed=err is not None,
+            last_good_at=good.fetched_at if good else None,
+            previous=previous,
+            origin=origin if good is not None and good is fetched else None,
+            started=started,
+            now=now,
+            windows=windows,
+        )
+        return d.status, d.stale_since
+
+    return decide
+
+
+def internal_error(feed: FeedConfig, exc: BaseException) -> LocalError:
+    """A bug of ours in the publish path, as a classified local fault (one ERROR line, no
+    traceback)."""
+    logger.error(
+        "publish failed feed=%s kind=local detail=publish:internal error=%s: %s",
+        feed.name, type(exc).__name__, str(exc)[:200],
+    )
+    return local_error("publish", "internal")
 #: What ``compose`` returns: the snapshot, the data it carries, its status and stale_since,
 #: the attempt's error and whether the fetched data was refused.
 Composed = tuple[dict[str, Any], GoodData | None, str, datetime | None, FeedError | None, bool]
@@ -373,6 +415,32 @@ class Publisher:
             pass  # unreadable or garbage: nothing newer there
         self._on_disk[feed.name] = (key, top, locs)
         return top, locs
+
+    def republish(self, feed: FeedConfig, next_update_at: datetime | None) -> tuple[str, dict[str, Any]]:
+        """The feed's snapshot published from the store without fetching (the warm start),
+        decided as a held-back attempt starting now: (the status written, the snapshot).
+        Raises ``NotWritten`` (logged here) when its files could not be written."""
+        now = self.clock.now()
+        self.keep_newer(feed, now)  # recovers from the snapshot (and its state) if older or none
+        state = self.store.get(f"snapshot/{feed.name}") or {}
+        # No request made: decided as a held-back attempt starting now.
+        decide = decider(feed, state, started=now, now=now, requested=False)
+        try:
+            snap, _, status, _, _, _ = self.compose(feed, None, None, decide, next_update_at, now)
+            self.write(feed, snap)
+        except NotWritten as nw:
+            logger.error(
+                "snapshot not written feed=%s kind=local detail=%s: %s",
+                feed.name, nw.error.detail, nw.error.message,
+            )
+            raise
+        return status, snap
+
+    def adopt(self, other: Publisher) -> None:
+        """Take over what ``other`` (the warm start's publisher, on the same store) knows of
+        the published files, so the first attempt does not read them back (a 3,000-location
+        snapshot: ~40 ms)."""
+        self._on_disk.update(other._on_disk)
 
     def keep_newer(self, feed: FeedConfig, now: datetime) -> None:
         """Load the last good data (recovering it when the store has none) and replace it with
