@@ -178,6 +178,11 @@ def load_fetch_machinery(rt: Runtime) -> None:
     lxml for XML answers), so that no attempt pays for them on the event loop."""
     if isinstance(rt.client, DeferredClient):
         rt.client.build()
+    # What httpcore loads at a run's first connection (~20 ms here, hundreds of ms on a loaded
+    # machine): loaded there, it came after the host's politeness slot was taken, and two
+    # requests to one host went out closer than min_interval (tests/test_claim_at_send.py).
+    import anyio._backends._asyncio  # noqa: F401
+    import httpcore._backends.anyio  # noqa: F401
     import lxml.etree  # noqa: F401  (feeds.xml)
     import tenacity  # noqa: F401  (feeds.retry)
 

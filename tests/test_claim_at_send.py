@@ -63,3 +63,45 @@ def test_requests_to_one_host_are_min_interval_apart_when_the_client_is_slow_to_
     asyncio.run(both())
     assert len(hits) == 2
     assert (hits[1] - hits[0]).total_seconds() >= 1.0
+
+
+FIRST_REQUEST = r"""
+import asyncio, sys
+from feeds.app import load_fetch_machinery, open_runtime
+from feeds.config import load_config
+from feeds.resolver import StaticResolver
+
+async def main():
+    cfg = load_config(sys.argv[1])
+    names = StaticResolver({"bank.test": ["127.0.0.1"]})
+    async with open_runtime(cfg, defer_client=True, primary_resolver=names) as rt:
+        load_fetch_machinery(rt)
+        before = set(sys.modules)
+        r = await rt.client.get(sys.argv[2])
+        assert r.status_code == 200, r.status_code
+        print(" ".join(sorted(set(sys.modules) - before)))
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_request_of_a_run_loads_nothing_after_its_slot_is_taken(tmp_path: Path) -> None:
+    """What an attempt's first request would import after the host's slot was taken (anyio's
+    asyncio backend: ~20 ms here, hundreds under load) is loaded with the fetch machinery,
+    right after READY=1, so the slot's time is the request's."""
+    import subprocess
+    import sys
+
+    from feeds.testing.upstream import UpstreamSimulator
+
+    with UpstreamSimulator() as sim:
+        url = sim.url("vietcombank")
+        cfg = tmp_path / "portal-feeds.toml"
+        cfg.write_text(
+            '[paths]\ncache_dir = "cache"\nsnapshot_dir = "snapshots"\n\n'
+            f'[feeds.rates]\nkind = "vietcombank"\nurl = "{url}"\n', encoding="utf-8"
+        )
+        out = subprocess.run([sys.executable, "-c", FIRST_REQUEST, str(cfg), url], capture_output=True, text=True,
+                             timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == []
