@@ -22,7 +22,6 @@ so nothing raw can leak into a snapshot.
 from __future__ import annotations
 
 import socket
-import ssl
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -203,6 +202,8 @@ def classify(exc: BaseException) -> FeedError:
     for e in chain:
         if isinstance(e, socket.gaierror):
             return DnsError("name resolution failed", detail=dns_detail_from_gaierror(e))
+    import ssl  # only here: a start (before READY=1) needs no TLS (~5 ms; issue 20)
+
     for e in chain:
         if isinstance(e, ssl.SSLError | ssl.CertificateError):
             return TlsError("TLS handshake or certificate verification failed")

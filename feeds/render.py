@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feeds import pkgdata
 from feeds.settings import RATE_COLUMNS, WEATHER_COLUMNS, PublishConfig, WidgetConfig
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ __all__ = [
 
 def _js_table(name: str) -> dict[str, Any]:
     """A table written in portal-feeds.js between ``/*name*/`` and ``/*/name*/`` (JSON)."""
-    js = files("feeds").joinpath("widget/portal-feeds.js").read_text(encoding="ascii")
+    js = pkgdata.read("widget/portal-feeds.js").decode("ascii")  # no importlib.resources before READY
     m = re.search(r"/\*" + name + r"\*/(\{.*?\})/\*/" + name + r"\*/", js, re.S)
     if not m:
         raise RuntimeError(f"portal-feeds.js has no {name} table")

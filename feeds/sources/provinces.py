@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import unicodedata
-from typing import Protocol, cast
 
-import feeds
+from feeds import pkgdata
 from feeds.models import Location
 from feeds.text import clean_name
 
@@ -34,18 +32,9 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
 
 
-class _DataLoader(Protocol):
-    def get_data(self, path: str) -> bytes: ...
-
-
 def _data(name: str) -> bytes:
-    """A file of the package's ``data`` folder, read by the loader that loaded the package (a
-    folder or a zip archive alike), as ``pkgutil.get_data`` does: ``importlib.resources``
-    imports its readers and ``zipfile`` (~1.5 ms of a start before READY=1, issue 20)."""
-    spec = feeds.__spec__
-    assert spec is not None and spec.loader is not None and feeds.__file__ is not None
-    loader = cast(_DataLoader, spec.loader)  # every file or zip loader has get_data
-    return loader.get_data(os.path.join(os.path.dirname(feeds.__file__), "data", name))
+    """A file of the package's ``data`` folder (``feeds.pkgdata``: no ``importlib.resources``)."""
+    return pkgdata.read(f"data/{name}")
 
 
 def _load() -> tuple[Location, ...]:
