@@ -316,11 +316,19 @@ async def fetch_weather(
     feed = attempt.feed
     clock = attempt.clock
     end = attempt.deadline_at - end_margin(feed.deadline)
-    # Decoding 3,000 stored locations takes tens of ms: off the event loop (issue 20).
-    previous = await asyncio.to_thread(attempt.load_good)
-    old: dict[str, dict[str, Any]] = {
-        loc["id"]: loc for loc in (previous.data["locations"] if previous else [])
-    }
+    # The last good data, for the merge: read off the event loop (3,000 stored locations are
+    # ~3 MB), while the requests go out rather than before them (issue 20).
+    loading = asyncio.ensure_future(asyncio.to_thread(attempt.load_good))
+    loading.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved, if unused
+    kept: dict[str, dict[str, Any]] | None = None
+
+    async def previous_locations() -> dict[str, dict[str, Any]]:
+        nonlocal kept
+        if kept is None:
+            previous = await loading
+            kept = {loc["id"]: loc for loc in (previous.data["locations"] if previous else [])}
+        return kept
+
     fresh: dict[str, tuple[datetime | None, dict[str, Any], bool, datetime]] = {}
     used: dict[str, SourceConfig] = {}
     errors: list[FeedError | HeldBack] = []
@@ -344,7 +352,7 @@ async def fetch_weather(
             until = end
             last = {
                 lid: datetime.fromisoformat(entry["fetched_at"])
-                for lid, entry in old.items()
+                for lid, entry in (await previous_locations()).items()
                 if isinstance(entry.get("fetched_at"), str)
             }
             asked = oldest_first(missing, last)
@@ -362,6 +370,7 @@ async def fetch_weather(
             raise errors[0]
         raise FetchTimeoutError("the attempt's deadline passed", detail="deadline")
 
+    old = await previous_locations()
     now = clock.now()
     now_text = isoformat(now) or ""
     merged: list[dict[str, Any]] = []

@@ -46,3 +46,23 @@ def test_real_weather_sample_equal_and_readable() -> None:
     text = fast.decode()
     assert text.count("\n") < 150  # one line per location, not hundreds
     assert '"rate": 26081.5' in text
+
+
+#: ``publish._joined`` encodes a long list in one call with a mark between its items: values
+#: equal to the mark, or holding it, anywhere in the list.
+MARK = "\x00portal-feeds item\x00"
+marked_scalars = st.one_of(scalars, st.just(MARK), st.sampled_from([MARK + "x", ",", '"', "\x00", "\\u0000"]))
+marked_trees = st.recursive(
+    marked_scalars,
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.sampled_from(["a", MARK, ","]), kids, max_size=3)),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(marked_trees, min_size=51, max_size=56), st.integers(min_value=0, max_value=55), st.booleans())
+def test_a_long_list_holding_the_mark_is_written_exactly(items: list[object], at: int, mark_item: bool) -> None:
+    if mark_item:
+        items[at % len(items)] = MARK  # an item that is the mark itself
+    doc = {"data": {"locations": items}}
+    assert dumps(doc) == dumps(doc, fast=False)
