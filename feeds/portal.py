@@ -106,6 +106,8 @@ def location_files(document: Mapping[str, Any], location_ids: Sequence[str]) -> 
     encoded took ~50 ms of each attempt).  Where the shared text cannot be made so (a value
     orjson would not write as ``dumps`` does), that file is encoded whole, as before.
     """
+    import orjson
+
     from feeds.publish import dumps, dumps_nested
 
     by_id, one_place = _cut(document)
@@ -118,9 +120,13 @@ def location_files(document: Mapping[str, Any], location_ids: Sequence[str]) -> 
             if parts is None:
                 parts = _shared_parts(_one_document(document, loc, one_place)) or []
             nested = dumps_nested({"locations": [loc]}, 1) if parts else None
-            at_text = dumps_nested(at, 0) if nested is not None else None
-            if nested is not None and at_text is not None:
-                body = b"".join((parts[0], at_text, parts[1], nested, parts[2]))
+            if nested is not None:
+                try:
+                    at_text = orjson.dumps(at)  # a str: its JSON text (a lone surrogate: refused)
+                except TypeError:
+                    at_text = None
+                if at_text is not None:
+                    body = b"".join((parts[0], at_text, parts[1], nested, parts[2]))
         out[f"{loc_id}.json"] = body if body is not None else dumps(_one_document(document, loc, one_place))
     return out
 

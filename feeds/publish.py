@@ -117,22 +117,33 @@ def _inline_fits(value: Any) -> bool:
     recursion: two walks before (a plainness check and ``fastjson.finite``; 3,000 per-location
     files: ~250 ms).
     """
+    top = type(value)
+    if top is not dict and top is not list and top is not tuple:
+        return top in _JSON_TYPES and (top is not float or value - value == 0.0)
+    if top is not dict and len(value) > INLINE_ITEMS:
+        return False
+    most = INLINE_ITEMS
     stack = [value]
-    pop, extend, types, most = stack.pop, stack.extend, _JSON_TYPES, INLINE_ITEMS
+    pop, push = stack.pop, stack.append
     while stack:
-        v = pop()
-        t = type(v)
-        if t is float:
-            if v - v != 0.0:  # inf - inf and NaN - NaN are NaN
+        container = pop()
+        # The scalars (most values) checked in place, only containers pushed (~2x faster than
+        # pushing every value: 3,000 per-location files, issue 20).
+        for v in container.values() if type(container) is dict else container:
+            t = type(v)
+            if t is str or t is int or v is None or t is bool:
+                continue
+            if t is float:
+                if v - v != 0.0:  # inf - inf and NaN - NaN are NaN
+                    return False
+            elif t is dict:
+                push(v)
+            elif t is list or t is tuple:
+                if len(v) > most:
+                    return False
+                push(v)
+            else:
                 return False
-        elif t is dict:
-            extend(v.values())
-        elif t is list or t is tuple:
-            if len(v) > most:
-                return False
-            extend(v)
-        elif t not in types:
-            return False
     return True
 
 
