@@ -116,6 +116,11 @@ KEEP_REJECTED = 5
 KEEP_REJECTED_BYTES = 64 * 1024
 #: How often a feed waiting for another feed's owed turn looks again (within its deadline).
 TURN_LOOK = 0.5
+#: A request going out this many seconds or more after its host's slot was taken has the
+#: host's last request moved to when it went out (``HostGuard.going_out``).
+SEND_LATE = 0.05
+#: How many times a slot is looked for again within one request, when it was taken meanwhile.
+RECLAIMS = 3
 #: The longest an ``Expires`` keeps us from asking, whatever the upstream says.
 EXPIRES_MAX = 3600.0
 
@@ -346,6 +351,19 @@ class RequestPipeline:
                 claimed = self.guard.claim_slot(
                     host, feed.min_interval, self.clock.now(), force=forced, feed=feed.name
                 )
+                for _ in range(RECLAIMS):
+                    if claimed is not None:
+                        break
+                    # Taken meanwhile: another feed or process, or a request that went out
+                    # late and was spaced from then (``guard.going_out``).  Its turn again
+                    # when that fits in this attempt.
+                    now = self.clock.now()
+                    wait, reason = self._host_wait(host, feed, now)
+                    remaining = deadline_at - self.clock.monotonic()
+                    if reason != "min_interval" or not 0 < wait < remaining - 1:
+                        break
+                    await self.clock.sleep(wait)
+                    claimed = self.guard.claim_slot(host, feed.min_interval, self.clock.now(), feed=feed.name)
                 if claimed is None:
                     # Taken meanwhile (another feed, another process) or owed to another feed.
                     if tried:
@@ -357,10 +375,24 @@ class RequestPipeline:
                 # run is owed a turn too (lapses if it does not come, changes nothing if no
                 # other feed wants the host).
                 self.owe_next_run(host, feed, self.clock.now(), 0.0)
+            slot_at, slot_mono = self.clock.now(), self.clock.monotonic()
+
+            async def going_out() -> None:
+                """The request's bytes go out now: spaced from here if that is well after the
+                slot was taken (a slow lookup, a TLS handshake, a loaded machine)."""
+                if forced or feed.min_interval <= 0 or self.clock.monotonic() - slot_mono < SEND_LATE:
+                    return
+                for _ in range(RECLAIMS):
+                    wait = self.guard.going_out(host, feed.min_interval, slot_at, self.clock.now())
+                    if wait <= 0:
+                        return
+                    await self.clock.sleep(wait)
+
             try:
                 return await fetch(
                     self.client,
                     spec,
+                    on_send=going_out,
                     timeout=max(0.1, min(feed.timeout, deadline_at - self.clock.monotonic())),
                     max_body=self.config.max_body,
                     validators=conditional,

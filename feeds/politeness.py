@@ -185,6 +185,28 @@ class HostGuard:
                 self.store.set(f"turns/{host}", turns)
             return Claimed(st, turn)
 
+    def going_out(self, host: str, min_interval: float, claimed_at: datetime, now: datetime) -> float:
+        """A request whose slot was taken at ``claimed_at`` goes out only ``now`` (its
+        connection took that long): 0 once the host's last request is recorded as ``now``, so
+        the next one is spaced from it; or the seconds to wait first, when another request
+        to the host took the slot since (it may already be out).  At most ``min_interval``:
+        a wall-clock step cannot hold it longer."""
+        with self.store.lock():
+            st = self.host_state(host)
+            last = st.last_request_at
+            if last is not None and last > claimed_at and last <= now + AHEAD_SLACK:
+                wait = (last + timedelta(seconds=min_interval) - now).total_seconds()
+                if wait > 0:
+                    return min(wait, min_interval)
+            self.store.set(
+                f"polite/{host}",
+                {"last_request_at": max(now, last) if last is not None and last <= now + AHEAD_SLACK else now,
+                 "not_before": st.not_before},
+            )
+            if self._monotonic is not None:
+                self._requested[host] = self._monotonic()
+            return 0.0
+
     # -- turns of the feeds sharing a host ----------------------------------------------
     def _turns(self, host: str) -> dict[str, dict[str, Any]]:
         """``turns/<host>``, with anything unreadable (an old or damaged cache) left out."""

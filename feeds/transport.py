@@ -24,7 +24,7 @@ import functools
 import logging
 import math
 import ssl
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -250,9 +250,21 @@ async def fetch(
     now: datetime | None = None,
     retry_after_max: float = DEFAULT_RETRY_AFTER_MAX,
     follow_redirects_to: Collection[str] = (),
+    on_send: Callable[[], Awaitable[None]] | None = None,
 ) -> Fetched:
-    """GET ``spec`` and return the answer, or raise a classified FeedError."""
+    """GET ``spec`` and return the answer, or raise a classified FeedError.
+
+    ``on_send`` is awaited when a request's headers are about to be written (its connection
+    made: httpcore's ``trace`` extension), and may hold it back there."""
     import httpx
+
+    extensions: dict[str, Any] = {}
+    if on_send is not None:
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            if event == "http11.send_request_headers.started":
+                await on_send()
+
+        extensions["trace"] = trace
 
     headers = dict(spec.headers)
     dropped = False
@@ -269,7 +281,9 @@ async def fetch(
     try:
         url = origin = _url(spec.url, spec.params)
         for _ in range(MAX_REDIRECTS + 1):
-            request = client.build_request("GET", url, headers=headers, timeout=httpx.Timeout(timeout))
+            request = client.build_request(
+                "GET", url, headers=headers, timeout=httpx.Timeout(timeout), extensions=extensions
+            )
             try:
                 resp = await client.send(request, stream=True, follow_redirects=False)
             except httpx.RemoteProtocolError as exc:

@@ -105,3 +105,55 @@ def test_the_first_request_of_a_run_loads_nothing_after_its_slot_is_taken(tmp_pa
                              timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == []
+
+
+class SlowFirstLookup:
+    """bank.test -> 127.0.0.1; the first lookup takes ``delay`` seconds (a slow resolver)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.calls = 0
+
+    async def resolve(self, host: str) -> list[str]:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.sleep(self.delay)
+        return ["127.0.0.1"]
+
+
+def test_a_request_that_goes_out_late_is_still_min_interval_from_the_next(tmp_path: Path) -> None:
+    """The slot is taken, then the request waits for its connection (here a slow first name
+    lookup, 0.8 s); the other feed of the host, spaced 1 s from that slot, would go out
+    0.2 s after it.  The late request's time is what the next one is spaced from, and a slot
+    taken meanwhile makes the late one wait its turn."""
+    from feeds.clock import SystemClock
+    from feeds.testing.upstream import UpstreamSimulator
+    from feeds.transport import build_client
+
+    with UpstreamSimulator() as sim:
+        url = sim.url("vietcombank").replace("127.0.0.1", "bank.test")
+        text = FEEDS.replace("https://bank.example/a", url)
+        text = text.replace("https://bank.example/b", url + ("&" if "?" in url else "?") + "other=1")
+        cfg = config_file(tmp_path, text)
+        clock = SystemClock()
+        store = MemoryStore()
+
+        async def both() -> None:
+            client = build_client(user_agent="t", resolver=SlowFirstLookup(0.8))
+            pipe = RequestPipeline(cfg, store, client, clock, RetryPolicy(clock, rng=random.Random(7)), HostGuard(store))
+
+            async def one(name: str, after: float) -> None:
+                await asyncio.sleep(after)
+                feed = cfg.feeds[name]
+                spec = RequestSpec(feed.source.url)
+                await pipe.get_parsed(feed, spec, clock.monotonic() + feed.deadline, bytes)
+
+            try:
+                await asyncio.gather(one("rates", 0.0), one("other", 0.05))
+            finally:
+                await client.aclose()
+
+        asyncio.run(both())
+        times = sorted(r.at for r in sim.requests("vietcombank"))
+    assert len(times) == 2
+    assert times[1] - times[0] >= 0.95, times
