@@ -495,6 +495,8 @@ class DiskStore:
         self._heals: list[float] = []
         self._mutex = threading.RLock()
         self._depth = 0
+        #: The thread holding ``lock`` (its updates are written when it lets go).
+        self._holder: int | None = None
         self._lock_fd: int | None = None
         self._checked_at = time.monotonic()
         self._reopen("open")
@@ -519,13 +521,19 @@ class DiskStore:
         with self._io:
             self._pending[key] = value
             self._encoded[key] = data
-            self._flush()
+            if not self._held_here():
+                self._flush()
 
     def delete(self, key: str) -> None:
         with self._io:
             self._pending[key] = _DELETED
             self._encoded.pop(key, None)
-            self._flush()
+            if not self._held_here():
+                self._flush()
+
+    def _held_here(self) -> bool:
+        """Whether this thread holds ``lock``: its updates wait for it to let go."""
+        return self._holder is not None and self._holder == threading.get_ident()
 
     def keys(self, prefix: str) -> list[str]:
         with self._io:
@@ -552,13 +560,20 @@ class DiskStore:
         try:
             if self._depth == 0:
                 self._take_flock()
+                self._holder = threading.get_ident()
             self._depth += 1
             try:
                 yield
             finally:
                 self._depth -= 1
                 if self._depth == 0:
-                    self._drop_flock()
+                    self._holder = None
+                    try:
+                        # What was set under the lock, in one transaction, before another
+                        # process can take it (a politeness claim: two records; issue 20).
+                        self._flush()
+                    finally:
+                        self._drop_flock()
         finally:
             self._mutex.release()
 
