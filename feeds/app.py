@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -46,9 +45,6 @@ __all__ = [
     "DeferredClient", "Runtime", "build_resolver", "load_fetch_machinery", "open_runtime", "republish",
     "warm_publisher",
 ]
-
-#: The coordinator's own logger: a republish here logs what ``Coordinator.republish`` logs.
-_coordinator_log = logging.getLogger("feeds.coordinator")
 
 
 @dataclass

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from feeds import watch
 from feeds.app import Runtime, load_fetch_machinery, open_runtime
 from feeds.config import Config, ConfigError, FeedConfig, load_config
-from feeds.localfaults import NOT_WRITTEN, remove_stale_temps
+from feeds.localfaults import NOT_WRITTEN
 from feeds.logs import setup_logging
 from feeds.notify import Notifier
 from feeds.portal import LaterFragments, fragments_later
@@ -748,8 +748,7 @@ def run_daemon(config_path: str | Path | None, config: Config, *, instance: Inst
     setup_logging(logging.INFO)
     clock = SystemClock()
     notifier = Notifier.from_env()
-    # As ``feeds.app.open_runtime`` does: temporary files of writes killed midway go first.
-    remove_stale_temps(config.snapshot_dir)
+    # Temporary files of writes killed midway are removed by ``open_runtime``, after READY.
     store: Store = open_store(config.cache_dir)
     try:
         publisher = warm_publisher(config, store, clock)
