@@ -504,7 +504,7 @@ class Publisher:
                 for loc in (good.data.get("locations") or [])
                 if isinstance(loc, dict)
             }
-            wanted = {loc.id for loc in feed.locations}
+            wanted = _wanted(feed)
             if not any(newer(at, ours_locs.get(lid)) for lid, at in locs.items() if lid in wanted):
                 return None
         else:
