@@ -27,6 +27,7 @@ import contextvars
 import functools
 import ipaddress
 import logging
+import select
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -312,9 +313,9 @@ def _backend_class() -> type[Any]:
             last: Exception | None = None
             for addr in addrs:
                 try:
-                    return await self.inner.connect_tcp(
+                    return _stream_class()(await self.inner.connect_tcp(
                         addr, port, timeout, local_address, socket_options
-                    )
+                    ))
                 except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                     last = exc  # try the next address, like getaddrinfo-based clients do
             assert last is not None
@@ -330,6 +331,59 @@ def _backend_class() -> type[Any]:
 
     ResolvingBackend.__module__, ResolvingBackend.__qualname__ = __name__, "ResolvingBackend"
     return ResolvingBackend
+
+
+@functools.cache
+def _stream_class() -> type[Any]:
+    """``KeptSocketStream``, defined with ``ResolvingBackend`` (httpcore imported then)."""
+    import httpcore
+
+    class KeptSocketStream(httpcore.AsyncNetworkStream):
+        """A connection's stream that answers ``is_readable`` from the socket it kept.
+
+        httpcore asks every idle connection of the pool whether the server closed it each time
+        it hands a request to one; anyio's stream answers by building all of its attributes,
+        with a ``getpeername`` call each time: ~400 system calls on the event loop per weather
+        attempt of 30 requests (issue 20).  The answer is the same: whether a read would not
+        block now (the server's end of the connection, or bytes nobody asked for).
+        """
+
+        def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+            self._inner = inner
+            self._socket = inner.get_extra_info("socket")
+
+        async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return await self._inner.read(max_bytes, timeout)
+
+        async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            await self._inner.write(buffer, timeout)
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+        async def start_tls(
+            self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+        ) -> httpcore.AsyncNetworkStream:
+            return KeptSocketStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+        def get_extra_info(self, info: str) -> Any:
+            if info == "is_readable" and self._socket is not None:
+                return _readable(self._socket)
+            return self._inner.get_extra_info(info)
+
+    KeptSocketStream.__module__, KeptSocketStream.__qualname__ = __name__, "KeptSocketStream"
+    return KeptSocketStream
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether a read of ``sock`` would return at once (bytes, or the end of a closed
+    connection); a closed socket counts as readable, as httpcore counts it."""
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def __getattr__(name: str) -> Any:
