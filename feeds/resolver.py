@@ -313,11 +313,12 @@ def _backend_class() -> type[Any]:
             last: Exception | None = None
             for addr in addrs:
                 try:
-                    return _stream_class()(await self.inner.connect_tcp(
-                        addr, port, timeout, local_address, socket_options
-                    ))
+                    stream = await self.inner.connect_tcp(addr, port, timeout, local_address, socket_options)
                 except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                     last = exc  # try the next address, like getaddrinfo-based clients do
+                    continue
+                kept: httpcore.AsyncNetworkStream = _stream_class()(stream)
+                return kept
             assert last is not None
             raise last
 
