@@ -48,7 +48,7 @@ from feeds.localfaults import NOT_WRITTEN, local_error
 from feeds.models import RequestSpec
 from feeds.pipeline import Got, HeldBack, RequestPipeline, fresh_for, honoured_expires
 from feeds.politeness import HostGuard
-from feeds.portal import write_companions
+from feeds.portal import prepare_companions, write_companions
 from feeds.publish import write_snapshot
 from feeds.publishing import Decide, NotWritten, Publisher, decider, internal_error
 from feeds.recording import log_attempt, outcome_of, record_health
@@ -217,6 +217,8 @@ class Coordinator:
 
     async def _refresh(self, feed: FeedConfig, *, next_update_at: datetime | None, force: bool) -> AttemptResult:
         attempt = self.attempt(feed, force=force)
+        # Files the publish step will want (new per-location files' spares), made meanwhile.
+        prepare_companions(self.config, feed)
         error: FeedError | None = None
         held: HeldBack | None = None
         got: Got | None = None

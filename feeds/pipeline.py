@@ -23,8 +23,6 @@ import asyncio
 import contextvars
 import functools
 import logging
-import os
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +44,7 @@ from feeds.errors import (
 )
 from feeds.models import RequestSpec
 from feeds.politeness import HostGuard
+from feeds.priority import lower_thread_priority
 from feeds.retry import RetryPolicy
 from feeds.sources import registry
 from feeds.store import Store
@@ -96,16 +95,8 @@ def _parser() -> ThreadPoolExecutor:
 
 
 def _lower_priority() -> None:
-    """This thread ``PARSER_NICE`` nicer than it is (Linux: a thread's own nice value; elsewhere
-    the call would renice the whole process, so nothing is done).  Never fails: at worst the
-    thread keeps the process's priority."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + PARSER_NICE))
-    except OSError:
-        pass
+    """This thread ``PARSER_NICE`` nicer than it is (``feeds.priority``)."""
+    lower_thread_priority(PARSER_NICE)
 
 
 @dataclass

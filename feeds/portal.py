@@ -51,6 +51,7 @@ __all__ = [
     "fragments_later",
     "location_documents",
     "location_files",
+    "prepare_companions",
     "published_names",
     "write_companions",
 ]
@@ -260,6 +261,16 @@ def fragment_may_wait(path: Path, document: Mapping[str, Any], widget: WidgetCon
     # As the fragment writes it: escaped, every character outside ASCII a numeric reference.
     written = ago.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return (shown.group(1) if shown else b"") == written.encode("ascii", "xmlcharrefreplace")
+
+
+def prepare_companions(config: Config, feed: FeedConfig) -> None:
+    """At the start of an attempt: the files ``write_companions`` will need and that do not
+    exist yet, made in the background while the attempt waits on the network (a weather
+    feed's per-location files: ``feeds.publish.prepare_spares``)."""
+    if feed.per_location_files and feed.data_kind == "weather":
+        from feeds.publish import prepare_spares
+
+        prepare_spares(config.snapshot_dir / feed.name, [f"{loc.id}.json" for loc in feed.locations])
 
 
 def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, document: Mapping[str, Any]) -> None:
