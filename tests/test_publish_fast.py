@@ -66,3 +66,13 @@ def test_a_long_list_holding_the_mark_is_written_exactly(items: list[object], at
         items[at % len(items)] = MARK  # an item that is the mark itself
     doc = {"data": {"locations": items}}
     assert dumps(doc) == dumps(doc, fast=False)
+
+
+def test_an_item_holding_the_mark_between_two_values_is_written_exactly() -> None:
+    """Inside an item, the mark between two values reads as a separator: the one-call join
+    must see it (one replacement too many) and let each item be encoded alone."""
+    for inner in (["a", MARK, "b"], [1, MARK, 2, MARK, 3], {"k": ["x", MARK, "y"]}):
+        items: list[object] = [inner] + list(range(55))
+        doc = {"data": {"locations": items}}
+        assert dumps(doc) == dumps(doc, fast=False)
+        assert json.loads(dumps(doc))["data"]["locations"][0] == inner
