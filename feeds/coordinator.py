@@ -48,7 +48,7 @@ from feeds.localfaults import NOT_WRITTEN, local_error
 from feeds.models import RequestSpec
 from feeds.pipeline import Got, HeldBack, RequestPipeline, fresh_for, honoured_expires
 from feeds.politeness import HostGuard
-from feeds.portal import prepare_companions, write_companions
+from feeds.portal import end_preparation, prepare_companions, write_companions
 from feeds.publish import write_snapshot
 from feeds.publishing import Decide, NotWritten, Publisher, decider, internal_error
 from feeds.recording import log_attempt, outcome_of, record_health
@@ -375,6 +375,7 @@ class Coordinator:
             self.store, feed, attempt.started, duration, got, error, held, written, next_update_at, stale_hosts
         )
         log_attempt(feed, outcome, detail, duration, written, state.get("outcome"), error)
+        end_preparation(self.config, feed)  # made ahead for this attempt's write only
         self.store.set(
             f"snapshot/{feed.name}",
             {

@@ -45,6 +45,7 @@ __all__ = [
     "RATE_COLUMNS",
     "WEATHER_COLUMNS",
     "LaterFragments",
+    "end_preparation",
     "PublishConfig",
     "WidgetConfig",
     "fragment_may_wait",
@@ -271,6 +272,15 @@ def prepare_companions(config: Config, feed: FeedConfig) -> None:
         from feeds.publish import prepare_spares
 
         prepare_spares(config.snapshot_dir / feed.name, [f"{loc.id}.json" for loc in feed.locations])
+
+
+def end_preparation(config: Config, feed: FeedConfig) -> None:
+    """At the end of an attempt: ``prepare_companions``'s work stops (a write stopped it
+    already; an attempt that wrote nothing leaves no thread making files behind it)."""
+    if feed.per_location_files and feed.data_kind == "weather":
+        from feeds.publish import stop_preparing
+
+        stop_preparing(config.snapshot_dir / feed.name)
 
 
 def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, document: Mapping[str, Any]) -> None:

@@ -561,6 +561,11 @@ def _prepare(folder: Path, names: list[str], stop: threading.Event) -> None:
                 del _PREPARING[base]
 
 
+def stop_preparing(folder: Path) -> None:
+    """Stop ``prepare_spares``'s thread for ``folder``, if one runs, and wait for it."""
+    _stop_preparing(str(folder))
+
+
 def _stop_preparing(base: str) -> None:
     """Stop ``prepare_spares``'s thread for the folder ``base``, if one runs, and wait for it."""
     with _PREPARING_LOCK:

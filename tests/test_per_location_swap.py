@@ -74,3 +74,40 @@ def test_refreshes_exchange_the_folders_and_every_file_stays_valid(
         hue = validate_snapshot(folder / "hue.json")
         assert hue["status"] == "stale" and hue["data"]["locations"][0]["fetched_at"] == seen[-1]
         assert (str(spares), str(folder)) in exchanges
+
+
+def test_an_attempt_that_writes_nothing_leaves_no_thread_making_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from feeds import coordinator
+
+    stopped = threading.Event()
+    real_open = os.open
+
+    def slow_open(path: object, flags: int, *a: object, **k: object) -> int:
+        if threading.current_thread().name == "feeds-spares" and flags & os.O_CREAT:
+            with publish._PREPARING_LOCK:
+                job = next(iter(publish._PREPARING.values()), None)
+            if job is not None and job[1].wait(30):  # until the attempt says stop
+                stopped.set()
+        return real_open(path, flags, *a, **k)  # type: ignore[arg-type]
+
+    def disk_full(*a: object, **k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "open", slow_open)
+    monkeypatch.setattr(coordinator, "write_snapshot", disk_full)
+    with UpstreamSimulator() as sim:
+        cfg = config_file(tmp_path, weather(sim.url("open-meteo")))
+        coord, clock, _, _ = make_coordinator(cfg, lambda r: httpx.Response(500))
+        sim.now = lambda: clock.now().timestamp()
+
+        async def refresh() -> str:
+            async with httpx.AsyncClient() as client:
+                coord.client = client
+                return (await coord.refresh(cfg.feeds["weather"])).status
+
+        assert asyncio.run(refresh()) == "not_written"
+    assert stopped.is_set() and publish._PREPARING == {}
