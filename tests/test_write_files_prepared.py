@@ -13,6 +13,8 @@ import pytest
 
 from feeds import publish
 from feeds.publish import prepare_spares, write_files
+from tests.test_write_files import _spares
+from tests.test_write_files import _stage_counter as _staged
 
 pytestmark = pytest.mark.skipif(not publish._exchange_supported(), reason="no renameat2(RENAME_EXCHANGE) here")
 
@@ -21,10 +23,6 @@ NAMES = [f"loc-{i:02d}.json" for i in range(8)]
 
 def _files(gen: int, names: list[str] = NAMES) -> dict[str, bytes]:
     return {n: f'{{"gen": {gen}, "name": "{n}"}}\n'.encode() for n in names}
-
-
-def _spares(folder: Path) -> Path:
-    return folder.parent / ".spare" / folder.name
 
 
 def _prepare_all(folder: Path, names: list[str]) -> None:
@@ -37,18 +35,6 @@ def _wait(folder: Path) -> None:
         job = publish._PREPARING.get(str(folder))
     if job is not None:
         job[0].join()  # all of them made (not stopped)
-
-
-def _staged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    made: list[str] = []
-    real = publish._stage
-
-    def stage(path: Path, content: bytes, mode: int) -> str:
-        made.append(path.name)
-        return real(path, content, mode)
-
-    monkeypatch.setattr(publish, "_stage", stage)
-    return made
 
 
 def _published_plainly(folder: Path) -> bool:
