@@ -264,11 +264,16 @@ def fragment_may_wait(path: Path, document: Mapping[str, Any], widget: WidgetCon
     return (shown.group(1) if shown else b"") == written.encode("ascii", "xmlcharrefreplace")
 
 
+def _location_files_of(feed: FeedConfig) -> bool:
+    """Whether ``feed`` publishes per-location files (``<feed>/<id>.json``)."""
+    return feed.per_location_files and feed.data_kind == "weather"
+
+
 def prepare_companions(config: Config, feed: FeedConfig) -> None:
     """At the start of an attempt: the files ``write_companions`` will need and that do not
     exist yet, made in the background while the attempt waits on the network (a weather
     feed's per-location files: ``feeds.publish.prepare_spares``)."""
-    if feed.per_location_files and feed.data_kind == "weather":
+    if _location_files_of(feed):
         from feeds.publish import prepare_spares
 
         prepare_spares(config.snapshot_dir / feed.name, [f"{loc.id}.json" for loc in feed.locations])
@@ -277,7 +282,7 @@ def prepare_companions(config: Config, feed: FeedConfig) -> None:
 def end_preparation(config: Config, feed: FeedConfig) -> None:
     """At the end of an attempt: ``prepare_companions``'s work stops (a write stopped it
     already; an attempt that wrote nothing leaves no thread making files behind it)."""
-    if feed.per_location_files and feed.data_kind == "weather":
+    if _location_files_of(feed):
         from feeds.publish import stop_preparing
 
         stop_preparing(config.snapshot_dir / feed.name)
@@ -309,7 +314,7 @@ def write_companions(config: Config, feed: FeedConfig, snapshot_dir: Path, docum
         generated = datetime.fromisoformat(str(document["generated_at"]))
         doc = history.history_document(snapshot_dir, feed.name, generated_at=generated, days=feed.history_days or 1)
         write_atomic(snapshot_dir / f"{feed.name}.history.json", (history.compact(doc) + "\n").encode("utf-8"))
-    if feed.per_location_files and feed.data_kind == "weather":
+    if _location_files_of(feed):
         folder = snapshot_dir / feed.name
         ids = [loc.id for loc in feed.locations]
         # Each file atomic and fsynced, one folder fsync for them all; a file whose bytes did

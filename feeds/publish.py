@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from feeds.models import isoformat
+from feeds.priority import lower_thread_priority
 from feeds.watch import content_digest, record_written
 
 __all__ = ["SCHEMA_VERSION", "build_snapshot", "dumps", "write_atomic", "write_files", "write_snapshot"]
@@ -357,7 +358,7 @@ def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> 
     """
     folder.mkdir(parents=True, exist_ok=True)
     base = str(folder)
-    _stop_preparing(base)  # its lock, and what it made so far, are this write's
+    stop_preparing(folder)  # its lock, and what it made so far, are this write's
     spares = _spare_folder(folder)
     # Names as strings, not Paths, per file (3,000 per-location files: ~50k Path hashes and
     # copies took ~40 ms of each attempt; issue 20).
@@ -385,8 +386,8 @@ def write_files(folder: Path, files: Mapping[str, bytes], mode: int = 0o644) -> 
                 done, swapped_folder = list(whole), True
                 return [name for name, _, _, _ in done]
         for name, content, digest in changed:
-            spare = f"{spares.path}/{name}" if spares is not None else None
-            if spare is not None and _rewrite_spare(spare, content, mode, spares.left_use_at):  # type: ignore[union-attr]
+            spare = f"{spares.path}/{name}" if spares is not None else ""
+            if spares is not None and _rewrite_spare(spare, content, mode, spares.left_use_at):
                 staged.append((name, spare, content, digest, True))
             else:
                 staged.append((name, _stage(folder / name, content, mode), content, digest, False))
@@ -529,8 +530,6 @@ def prepare_spares(folder: Path, names: Sequence[str]) -> None:
 
 
 def _prepare(folder: Path, names: list[str], stop: threading.Event) -> None:
-    from feeds.priority import lower_thread_priority
-
     base = str(folder)
     try:
         lower_thread_priority(PREPARE_NICE)
@@ -563,13 +562,8 @@ def _prepare(folder: Path, names: list[str], stop: threading.Event) -> None:
 
 def stop_preparing(folder: Path) -> None:
     """Stop ``prepare_spares``'s thread for ``folder``, if one runs, and wait for it."""
-    _stop_preparing(str(folder))
-
-
-def _stop_preparing(base: str) -> None:
-    """Stop ``prepare_spares``'s thread for the folder ``base``, if one runs, and wait for it."""
     with _PREPARING_LOCK:
-        job = _PREPARING.get(base)
+        job = _PREPARING.get(str(folder))
     if job is not None and job[0] is not threading.current_thread():
         job[1].set()
         job[0].join()
@@ -601,12 +595,7 @@ def _rewrite_spare(spare: str, content: bytes, mode: int, left_use_at: float = 0
         return False
     try:
         st = os.fstat(fd)
-        if (
-            not stat.S_ISREG(st.st_mode)
-            or st.st_nlink != 1
-            or st.st_uid != os.geteuid()
-            or (time.time() - max(st.st_ctime, left_use_at) < SPARE_QUIET and not _never_published(st))
-        ):
+        if not _fit_to_rewrite(st, os.geteuid(), time.time(), left_use_at):
             return False
         _write_over(fd, st, content, mode)
     except OSError:
@@ -614,6 +603,16 @@ def _rewrite_spare(spare: str, content: bytes, mode: int, left_use_at: float = 0
     finally:
         os.close(fd)
     return True
+
+
+def _fit_to_rewrite(st: os.stat_result, euid: int, now: float, left_use_at: float) -> bool:
+    """Whether a spare may be written in place: a regular file of ours with no other name,
+    out of use for ``SPARE_QUIET`` seconds (since its own exchange, and since the spares'
+    folder's, ``left_use_at``) -- or never published (``_never_published``)."""
+    return (
+        stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == euid
+        and (now - max(st.st_ctime, left_use_at) >= SPARE_QUIET or _never_published(st))
+    )
 
 
 def _write_over(fd: int, st: os.stat_result | None, content: bytes, mode: int) -> None:
@@ -686,7 +685,7 @@ def _swap_folder(
                 return None
         try:
             for name, content, digest in changed:
-                done.append((name, content, digest, _new_spare(dfd, name, content, mode, euid, now)))
+                done.append((name, content, digest, _new_spare(dfd, name, content, mode, euid, now, spares.left_use_at)))
         except _NotPlain:
             return None
         _flush_files(spares.path, [f"{private}/{name}" for name in names])
@@ -715,7 +714,9 @@ def _swap_folder(
     return done
 
 
-def _new_spare(dfd: int, name: str, content: bytes, mode: int, euid: int, now: float) -> os.stat_result:
+def _new_spare(
+    dfd: int, name: str, content: bytes, mode: int, euid: int, now: float, left_use_at: float
+) -> os.stat_result:
     """``content`` in the spare ``name`` of the open spares' folder ``dfd``: the spare
     rewritten in place when it is plainly ours and quiet, else a new file in its place.
     Returns the file's stat after the write.  ``_NotPlain``: not a file at all."""
@@ -740,7 +741,7 @@ def _new_spare(dfd: int, name: str, content: bytes, mode: int, euid: int, now: f
         except BaseException:
             os.close(fd)
             raise
-        if st.st_nlink != 1 or st.st_uid != euid or (now - st.st_ctime < SPARE_QUIET and not _never_published(st)):
+        if not _fit_to_rewrite(st, euid, now, left_use_at):
             # Another name keeps these bytes, or a reader may still: a new file instead.
             os.close(fd)
             os.unlink(name, dir_fd=dfd)
