@@ -29,11 +29,14 @@ def _content(gen: int, name: str) -> bytes:
     return (f'{{"gen": {gen}, "name": "{name}", "pad": "' + "x" * (gen * 37 % 101) + '"}\n').encode()
 
 
-def _run(folder: Path, gen: int, names: list[str], fail_at: int | None) -> tuple[int, BaseException | None]:
-    """Write generation ``gen``; fail the ``fail_at``-th filesystem call (None: none).
-    Returns how many calls were made and what was raised."""
+def _run(
+    folder: Path, gen: int, names: list[str], fail_at: int | None, calls: tuple[str, ...] = CALLS
+) -> tuple[int, BaseException | None]:
+    """Write generation ``gen``; fail the ``fail_at``-th filesystem call (None: none) among
+    ``calls`` (the ``os`` functions watched), the exchange and the flush.  Returns how many
+    calls were made and what was raised."""
     count = 0
-    real = {n: getattr(os, n) for n in CALLS}
+    real = {n: getattr(os, n) for n in calls}
     real_exchange, real_flush = publish._exchange, publish._flush_files
 
     def gate() -> None:
@@ -49,7 +52,7 @@ def _run(folder: Path, gen: int, names: list[str], fail_at: int | None) -> tuple
 
         return inner
 
-    patches = {n: wrap(real[n]) for n in CALLS}
+    patches = {n: wrap(real[n]) for n in calls}
     for n, f in patches.items():
         setattr(os, n, f)
     publish._exchange = wrap(real_exchange)  # type: ignore[assignment]
@@ -60,7 +63,7 @@ def _run(folder: Path, gen: int, names: list[str], fail_at: int | None) -> tuple
     except Injected as exc:
         raised = exc
     finally:
-        for n in CALLS:
+        for n in calls:
             setattr(os, n, real[n])
         publish._exchange = real_exchange  # type: ignore[assignment]
         publish._flush_files = real_flush  # type: ignore[assignment]

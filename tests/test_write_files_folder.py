@@ -11,7 +11,6 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +18,8 @@ from hypothesis import strategies as st
 
 from feeds import publish, watch
 from feeds.publish import write_files
+from tests.test_write_files_faults import _content
+from tests.test_write_files_faults import _run as _run_failing
 
 pytestmark = pytest.mark.skipif(not publish._exchange_supported(), reason="no renameat2(RENAME_EXCHANGE) here")
 
@@ -27,7 +28,7 @@ NAMES = [f"loc-{i:02d}.json" for i in range(8)]
 
 def _files(gen: int, names: list[str] = NAMES) -> dict[str, bytes]:
     # Lengths differ per generation: a rewrite in place that stopped midway would show.
-    return {n: (f'{{"gen": {gen}, "name": "{n}", "pad": "' + "x" * (gen * 37 % 101) + '"}\n').encode() for n in names}
+    return {n: _content(gen, n) for n in names}
 
 
 def _spares(folder: Path) -> Path:
@@ -227,40 +228,8 @@ def test_the_spares_of_removed_files_go_with_them(tmp_path: Path, monkeypatch: p
 CALLS = ("open", "pwrite", "write", "ftruncate", "fchmod", "chmod", "unlink", "listdir", "utime", "link", "replace")
 
 
-class Injected(OSError):
-    pass
-
-
 def _run(folder: Path, gen: int, fail_at: int | None) -> tuple[int, BaseException | None]:
-    count = 0
-    real = {n: getattr(os, n) for n in CALLS}
-    real_exchange, real_flush = publish._exchange, publish._flush_files
-
-    def wrap(fn: Any) -> Any:
-        def inner(*a: Any, **k: Any) -> Any:
-            nonlocal count
-            count += 1
-            if fail_at is not None and count == fail_at:
-                raise Injected(28, "No space left on device (injected)")
-            return fn(*a, **k)
-
-        return inner
-
-    for n in CALLS:
-        setattr(os, n, wrap(real[n]))
-    publish._exchange = wrap(real_exchange)  # type: ignore[assignment]
-    publish._flush_files = wrap(real_flush)  # type: ignore[assignment]
-    raised: BaseException | None = None
-    try:
-        write_files(folder, _files(gen))
-    except Injected as exc:
-        raised = exc
-    finally:
-        for n in CALLS:
-            setattr(os, n, real[n])
-        publish._exchange = real_exchange  # type: ignore[assignment]
-        publish._flush_files = real_flush  # type: ignore[assignment]
-    return count, raised
+    return _run_failing(folder, gen, NAMES, fail_at, CALLS)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
